@@ -1,0 +1,33 @@
+import { Flags } from '@oclif/core'
+import { BaseCommand } from '../src/command.js'
+import { ipStatus } from '../src/status.js'
+import { parseSeconds } from '../src/validate.js'
+
+export default class Status extends BaseCommand {
+  static override summary = 'Show who holds a failover IP and whether an operation is pending.'
+  static override examples = ['<%= config.bin %> status --project t18s --ip 203.0.113.10 --json']
+
+  static override flags = {
+    ip: Flags.string({ description: 'The IP or a named IP from the config.', required: true }),
+    project: Flags.string({ description: 'OVH Public Cloud project id or name.' }),
+    provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
+    interface: Flags.string({ description: 'Also report whether this interface carries the address.' }),
+    timeout: Flags.string({ description: 'Give up after this many seconds [default: 120].' }),
+  }
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Status)
+    const result = await ipStatus(
+      {
+        ip: flags.ip,
+        project: flags.project,
+        provider: flags.provider,
+        interface: flags.interface,
+        timeoutMs: flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout),
+        configPath: flags.config,
+      },
+      this.output,
+    )
+    this.output.result({ ok: true, ...result })
+  }
+}

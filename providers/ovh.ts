@@ -1,0 +1,469 @@
+/**
+ * OVHcloud: Public Cloud failover IPs (`/cloud/project/{id}/ip/failover`,
+ * attach to an instance) and classic failover IPs of dedicated servers
+ * (`/ip/{block}/move`, then a task). Requests are signed as OVH's SDKs sign
+ * them, or carry an OAuth2 service-account token.
+ */
+import { createHash } from 'node:crypto'
+import { homedir } from 'node:os'
+import type { IdCache } from '../src/cache.js'
+import { type OvhCredentials, resolveOvhCredentials } from '../src/credentials.js'
+import { ExitCode, IpmoveError, notFound, usageError } from '../src/errors.js'
+import type { Logger } from '../src/output.js'
+import type {
+  Holder,
+  IpState,
+  Located,
+  LocateRequest,
+  Provider,
+  ProviderContext,
+} from '../src/provider.js'
+import { type IpBlock, parseIp } from '../src/validate.js'
+import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from './http.js'
+
+/** OpenStack's link-local metadata service, which OVH Public Cloud instances have. */
+const METADATA_URL = 'http://169.254.169.254/openstack/latest/meta_data.json'
+/** The clock delta changes slowly; an hour keeps a skewed host signing right. */
+const TIME_DELTA_TTL_MS = 3600_000
+/** Project ids are 32 hex digits; instance ids are UUIDs. */
+const PROJECT_ID = /^[0-9a-f]{32}$/
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+const PENDING_TASK = ['init', 'todo', 'doing'] as const
+const FAILED_TASK = new Set(['cancelled', 'customerError', 'ovhError'])
+/** How many project descriptions to fetch at once when matching a project by name. */
+const PROJECT_LOOKUP_CONCURRENCY = 8
+
+interface FailoverIp {
+  id: string
+  ip: string
+  block?: string
+  routedTo: string | null
+  status: string
+  progress?: number
+}
+
+interface Instance {
+  id: string
+  name: string
+  region?: string
+}
+
+interface IpTask {
+  taskId: number
+  status: string
+  comment?: string | null
+}
+
+interface OvhErrorBody {
+  message?: string
+  errorCode?: string
+}
+
+/** Where the located IP lives: the two OVH APIs behave differently. */
+type Location =
+  | { kind: 'cloud'; projectId: string; failoverId: string }
+  | { kind: 'classic'; block: string; taskId?: number }
+
+export class OvhProvider implements Provider {
+  readonly name = 'ovh'
+  private readonly http: HttpClient
+  private location: Location | undefined
+  private project: Holder | undefined
+  private timeDelta: number | undefined
+  private token: { value: string; expires: number } | undefined
+  /** Instance names by id, for reports; filled from listings and the cache. */
+  private readonly instanceNames = new Map<string, string>()
+
+  private constructor(
+    private readonly credentials: OvhCredentials,
+    private readonly cache: IdCache,
+    private readonly log: Logger,
+    private readonly env: NodeJS.ProcessEnv,
+  ) {
+    this.http = new HttpClient({ log })
+  }
+
+  static async create(context: ProviderContext): Promise<OvhProvider> {
+    const credentials = await resolveOvhCredentials({
+      env: context.env,
+      cwd: process.cwd(),
+      home: homedir(),
+      overrides: context.settings.endpoint ? { endpoint: context.settings.endpoint } : {},
+    })
+    context.log.debug(`ovh: ${credentials.kind} credentials from ${credentials.source}, endpoint ${credentials.baseUrl}`)
+    return new OvhProvider(credentials, context.cache, context.log, context.env)
+  }
+
+  get requests(): number {
+    return this.http.attempts
+  }
+
+  close(): void {
+    this.cache.save()
+    this.http.close()
+  }
+
+  async locate(request: LocateRequest, signal: AbortSignal): Promise<Located> {
+    // This host's identity comes from the metadata service, not the OVH API:
+    // ask for it while the API calls run.
+    const self = request.needTarget && !request.instance ? this.thisInstance(signal) : undefined
+    self?.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
+    if (request.project) {
+      const projectId = await this.projectId(request.project, signal)
+      this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
+      const [failover, target] = await Promise.all([
+        this.findFailover(projectId, request.ip, signal),
+        request.needTarget && request.instance
+          ? this.instanceByName(projectId, request.instance, signal)
+          : (self ?? Promise.resolve(undefined)),
+      ])
+      if (failover) {
+        this.location = { kind: 'cloud', projectId, failoverId: failover.id }
+        return { kind: 'cloud', scope: this.project, target, state: this.cloudState(failover) }
+      }
+      this.log.debug(`ovh: ${request.ip.block} is not a failover IP of project ${projectId}; trying /ip`)
+    }
+    if (request.needTarget && !request.instance) {
+      throw usageError(
+        'classic failover IPs need --instance: the service name of the dedicated server (no metadata service there)',
+      )
+    }
+    const state = await this.locateClassic(request.ip, request.project, signal)
+    const target = request.instance ? { id: request.instance } : undefined
+    return { kind: 'classic', scope: this.project, target, state }
+  }
+
+  async read(signal: AbortSignal): Promise<IpState> {
+    const location = this.requireLocation()
+    if (location.kind === 'cloud') {
+      const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}`
+      return this.cloudState(await this.call<FailoverIp>('GET', path, signal))
+    }
+    return this.classicState(location, signal)
+  }
+
+  async write(target: Holder, signal: AbortSignal): Promise<void> {
+    const location = this.requireLocation()
+    if (location.kind === 'cloud') {
+      const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
+      await this.call('POST', path, signal, { instanceId: target.id })
+      return
+    }
+    const task = await this.call<IpTask>('POST', `/ip/${enc(location.block)}/move`, signal, { to: target.id })
+    location.taskId = task.taskId
+  }
+
+  // ---- locating -----------------------------------------------------------
+
+  private requireLocation(): Location {
+    if (!this.location) throw new Error('OvhProvider: locate() must come first')
+    return this.location
+  }
+
+  /** A project id as given, or the one whose description (the console name) matches. */
+  private async projectId(project: string, signal: AbortSignal): Promise<string> {
+    if (PROJECT_ID.test(project)) return project
+    const key = `project:${project}`
+    const cached = this.cache.get(key)
+    if (cached) return cached
+    const ids = await this.call<string[]>('GET', '/cloud/project', signal)
+    const matches: string[] = []
+    for (let i = 0; i < ids.length; i += PROJECT_LOOKUP_CONCURRENCY) {
+      const batch = ids.slice(i, i + PROJECT_LOOKUP_CONCURRENCY)
+      const details = await Promise.all(
+        batch.map((id) => this.call<{ description?: string }>('GET', `/cloud/project/${enc(id)}`, signal)),
+      )
+      batch.forEach((id, n) => {
+        if (details[n]?.description === project) matches.push(id)
+      })
+    }
+    if (matches.length > 1) throw notFound(`project name ${JSON.stringify(project)} is ambiguous: ${matches.join(', ')}`)
+    const [id] = matches
+    if (!id) throw notFound(`no Public Cloud project named ${JSON.stringify(project)} (found ${ids.length} projects)`)
+    this.cache.set(key, id)
+    return id
+  }
+
+  private async findFailover(projectId: string, ip: IpBlock, signal: AbortSignal): Promise<FailoverIp | undefined> {
+    const key = `failover:${projectId}:${ip.block}`
+    const cached = this.cache.get(key)
+    if (cached) {
+      try {
+        return await this.call<FailoverIp>('GET', `/cloud/project/${projectId}/ip/failover/${enc(cached)}`, signal)
+      } catch (error) {
+        if (!(error instanceof IpmoveError && error.exitCode === ExitCode.NOT_FOUND)) throw error
+        this.cache.delete(key)
+      }
+    }
+    const all = await this.call<FailoverIp[]>('GET', `/cloud/project/${projectId}/ip/failover`, signal)
+    const found = all.find((f) => sameIp(ip, f.ip) || sameIp(ip, f.block))
+    if (found) this.cache.set(key, found.id)
+    return found
+  }
+
+  /** Resolve --instance: an id passes through; a name must match exactly one instance. */
+  private async instanceByName(projectId: string, instance: string, signal: AbortSignal): Promise<Holder> {
+    const key = `instance:${projectId}:${instance}`
+    const cached = this.cache.get(key)
+    if (cached) {
+      this.instanceNames.set(cached, instance)
+      return { id: cached, name: instance }
+    }
+    const list = await this.call<Instance[]>('GET', `/cloud/project/${projectId}/instance`, signal)
+    for (const i of list) {
+      this.instanceNames.set(i.id, i.name)
+      this.cache.set(`instance-name:${projectId}:${i.id}`, i.name)
+    }
+    const byId = list.find((i) => i.id === instance)
+    if (byId) return { id: byId.id, name: byId.name }
+    const named = list.filter((i) => i.name === instance)
+    if (named.length > 1) {
+      throw notFound(
+        `instance name ${JSON.stringify(instance)} is ambiguous in project ${projectId}: ${named.map((i) => `${i.id} (${i.region ?? '?'})`).join(', ')}; pass the id`,
+      )
+    }
+    const [match] = named
+    if (!match) throw notFound(`no instance ${JSON.stringify(instance)} in project ${projectId}`)
+    this.cache.set(key, match.id)
+    return { id: match.id, name: match.name }
+  }
+
+  /** This host, from the OpenStack metadata service (no credentials involved). */
+  private async thisInstance(signal: AbortSignal): Promise<Holder> {
+    const url = new URL(this.env.IPMOVE_OPENSTACK_METADATA_URL || METADATA_URL)
+    let response: HttpResponse
+    try {
+      response = await this.http.send({ method: 'GET', url }, signal)
+    } catch (error) {
+      if (error instanceof TransportError) {
+        throw usageError(
+          `--instance was omitted and this host's metadata service (${url.host}) did not answer: ${error.message}`,
+        )
+      }
+      throw error
+    }
+    const body = parseJson<{ uuid?: string; name?: string }>(response.text)
+    if (response.status !== 200 || !body?.uuid) {
+      throw usageError(`--instance was omitted and the metadata service at ${url.host} gave no instance id`)
+    }
+    if (body.name) this.instanceNames.set(body.uuid, body.name)
+    return { id: body.uuid, name: body.name }
+  }
+
+  private async locateClassic(ip: IpBlock, project: string | undefined, signal: AbortSignal): Promise<IpState> {
+    this.location = { kind: 'classic', block: ip.block }
+    try {
+      return await this.classicState(this.location, signal)
+    } catch (error) {
+      if (error instanceof IpmoveError && error.exitCode === ExitCode.NOT_FOUND) {
+        const where = project ? `a failover IP of project ${project} nor` : ''
+        throw notFound(`${ip.block} is neither ${where} a failover IP of this account (/ip)`.replace('neither  a', 'not a'))
+      }
+      throw error
+    }
+  }
+
+  // ---- state ----------------------------------------------------------------
+
+  private cloudState(failover: FailoverIp): IpState {
+    const pending = failover.status !== 'ok'
+    const holder = failover.routedTo ? { id: failover.routedTo, name: this.instanceName(failover.routedTo) } : null
+    return {
+      holder,
+      pending,
+      progress: pending ? failover.progress : undefined,
+      note: pending ? `status ${failover.status}` : undefined,
+    }
+  }
+
+  private instanceName(id: string): string | undefined {
+    const known = this.instanceNames.get(id)
+    if (known) return known
+    const location = this.location
+    if (location?.kind !== 'cloud') return undefined
+    return this.cache.get(`instance-name:${location.projectId}:${id}`)
+  }
+
+  /**
+   * A classic IP is pending while a move task is init/todo/doing. After our own
+   * write we follow our task; otherwise we ask for pending tasks by status.
+   */
+  private async classicState(location: Extract<Location, { kind: 'classic' }>, signal: AbortSignal): Promise<IpState> {
+    const base = `/ip/${enc(location.block)}`
+    const info = this.call<{ routedTo?: { serviceName?: string } | null }>('GET', base, signal)
+    let pendingTask: IpTask | undefined
+    if (location.taskId !== undefined) {
+      const [task] = await Promise.all([this.call<IpTask>('GET', `${base}/task/${location.taskId}`, signal), info])
+      if (FAILED_TASK.has(task.status)) {
+        throw new IpmoveError(
+          ExitCode.INTERNAL,
+          `OVH move task ${task.taskId} for ${location.block} ended in ${task.status}${task.comment ? `: ${task.comment}` : ''}`,
+        )
+      }
+      if (task.status !== 'done') pendingTask = task
+    } else {
+      const lists = await Promise.all([
+        info,
+        ...PENDING_TASK.map((status) =>
+          this.call<number[]>('GET', `${base}/task?function=genericMoveFloatingIp&status=${status}`, signal),
+        ),
+      ])
+      const id = lists.slice(1).flat()[0] as number | undefined
+      if (id !== undefined) pendingTask = { taskId: id, status: 'pending' }
+    }
+    const serviceName = (await info).routedTo?.serviceName
+    return {
+      holder: serviceName ? { id: serviceName } : null,
+      pending: pendingTask !== undefined,
+      note: pendingTask ? `task ${pendingTask.taskId} ${pendingTask.status}` : undefined,
+    }
+  }
+
+  // ---- HTTP -----------------------------------------------------------------
+
+  private async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
+    const response = await this.send(method, path, signal, body)
+    if (response.status >= 200 && response.status < 300) return parseJson<T>(response.text) as T
+    const error = parseJson<OvhErrorBody>(response.text) ?? {}
+    // A stale cached clock delta shows up as an invalid signature: refresh it once.
+    if (error.errorCode === 'INVALID_SIGNATURE' && this.timeDeltaFromCache) {
+      this.log.debug('ovh: signature refused with a cached clock delta; asking /auth/time again')
+      this.cache.delete('time-delta')
+      this.timeDelta = undefined
+      this.timeDeltaFromCache = false
+      return this.call(method, path, signal, body)
+    }
+    throw apiError(method, path, response, error)
+  }
+
+  private timeDeltaFromCache = false
+
+  private async send(method: Method, path: string, signal: AbortSignal, body?: object): Promise<HttpResponse> {
+    const url = new URL(this.credentials.baseUrl + path)
+    const text = body === undefined ? undefined : JSON.stringify(body)
+    const headers = await this.authHeaders(method, url, text ?? '', signal)
+    this.log.debug(`ovh: ${method} ${url.pathname}${url.search}`)
+    try {
+      return await this.http.send({ method, url, headers, body: text }, signal)
+    } catch (error) {
+      if (!(error instanceof TransportError)) throw error
+      if (signal.aborted) {
+        throw new IpmoveError(ExitCode.TIMEOUT, `timed out during ${method} ${url.pathname}: ${error.message}`)
+      }
+      throw unreachable('OVH API', error)
+    }
+  }
+
+  private async authHeaders(method: Method, url: URL, body: string, signal: AbortSignal): Promise<Record<string, string>> {
+    const c = this.credentials
+    if (c.kind === 'oauth2') return { Authorization: `Bearer ${await this.accessToken(c, signal)}` }
+    const timestamp = String(Math.round(Date.now() / 1000) + (await this.clockDelta(signal)))
+    const signature = createHash('sha1')
+      .update([c.applicationSecret, c.consumerKey, method, url.href, body, timestamp].join('+'))
+      .digest('hex')
+    return {
+      'X-Ovh-Application': c.applicationKey,
+      'X-Ovh-Consumer': c.consumerKey,
+      'X-Ovh-Timestamp': timestamp,
+      'X-Ovh-Signature': `$1$${signature}`,
+    }
+  }
+
+  /** Seconds to add to the local clock, from /auth/time, cached on disk for an hour. */
+  private async clockDelta(signal: AbortSignal): Promise<number> {
+    if (this.timeDelta !== undefined) return this.timeDelta
+    const cached = this.cache.get('time-delta')
+    if (cached !== undefined) {
+      this.timeDelta = Number(cached)
+      this.timeDeltaFromCache = true
+      return this.timeDelta
+    }
+    const url = new URL(`${this.credentials.baseUrl}/auth/time`)
+    let response: HttpResponse
+    try {
+      response = await this.http.send({ method: 'GET', url }, signal)
+    } catch (error) {
+      if (error instanceof TransportError) throw unreachable('OVH API', error)
+      throw error
+    }
+    const serverTime = Number(response.text)
+    if (response.status !== 200 || !Number.isInteger(serverTime)) {
+      throw new IpmoveError(ExitCode.UNREACHABLE, `OVH API: /auth/time answered HTTP ${response.status}, not a time`)
+    }
+    this.timeDelta = serverTime - Math.round(Date.now() / 1000)
+    this.cache.set('time-delta', String(this.timeDelta), TIME_DELTA_TTL_MS)
+    return this.timeDelta
+  }
+
+  /** OAuth2 client-credentials token, kept in memory only (it is a secret). */
+  private async accessToken(c: Extract<OvhCredentials, { kind: 'oauth2' }>, signal: AbortSignal): Promise<string> {
+    if (this.token && this.token.expires > Date.now() + 10_000) return this.token.value
+    const body = new URLSearchParams({ grant_type: 'client_credentials', scope: 'all' }).toString()
+    const basic = Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`).toString('base64')
+    let response: HttpResponse
+    try {
+      response = await this.http.send(
+        {
+          method: 'POST',
+          url: new URL(c.tokenUrl),
+          headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+          body,
+        },
+        signal,
+      )
+    } catch (error) {
+      if (error instanceof TransportError) throw unreachable('OVH OAuth2 token endpoint', error)
+      throw error
+    }
+    const token = parseJson<{ access_token?: string; expires_in?: number }>(response.text)
+    if (response.status !== 200 || !token?.access_token) {
+      throw new IpmoveError(
+        ExitCode.AUTH,
+        `OVH refused the service account's client id/secret (HTTP ${response.status} from ${new URL(c.tokenUrl).host})`,
+      )
+    }
+    this.token = { value: token.access_token, expires: Date.now() + (token.expires_in ?? 3600) * 1000 }
+    return token.access_token
+  }
+}
+
+// ---- helpers ------------------------------------------------------------------
+
+/** OVH wants path parameters encoded, `/` included (`/ip/1.2.3.4%2F32`). */
+function enc(value: string): string {
+  return encodeURIComponent(value)
+}
+
+function parseJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T
+  } catch {
+    return undefined
+  }
+}
+
+/** Whether the API's `ip` or `block` text names the same address (and prefix, when it has one). */
+function sameIp(ip: IpBlock, candidate: string | undefined): boolean {
+  if (!candidate) return false
+  try {
+    const other = parseIp(candidate)
+    return other.address === ip.address && (!candidate.includes('/') || other.prefix === ip.prefix)
+  } catch {
+    return false
+  }
+}
+
+/** Map an OVH error answer to ipmove's exit codes, keeping OVH's words and query id. */
+function apiError(method: Method, path: string, response: HttpResponse, body: OvhErrorBody): IpmoveError {
+  const queryId = response.headers['x-ovh-queryid']
+  const reason = body.message ?? `HTTP ${response.status}`
+  const message = `OVH API ${method} ${path}: ${reason}${queryId ? ` (query ${queryId})` : ''}`
+  const details = { httpStatus: response.status, errorCode: body.errorCode, queryId }
+  const status = response.status
+  if (status === 401 || status === 403 || body.errorCode === 'INVALID_SIGNATURE') {
+    return new IpmoveError(ExitCode.AUTH, message, details)
+  }
+  if (status === 404) return new IpmoveError(ExitCode.NOT_FOUND, message, details)
+  if (status === 409) return new IpmoveError(ExitCode.BUSY, message, details)
+  return new IpmoveError(ExitCode.INTERNAL, message, details)
+}

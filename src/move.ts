@@ -1,0 +1,148 @@
+import { FileCache, type IdCache, MemoryCache } from './cache.js'
+import { loadConfig, resolveTarget } from './config.js'
+import { ExitCode, IpmoveError } from './errors.js'
+import type { Logger } from './output.js'
+import { checkProviderName, describeHolder, loadProvider, type Holder, type Provider } from './provider.js'
+import { type Outcome, reconcile } from './reconcile.js'
+import { type IpBlock, validateInterface, validateName } from './validate.js'
+
+export const DEFAULT_TIMEOUT_MS = 120_000
+
+/** What `move` and `status` are asked, as plain values (no flags here). */
+export interface TargetOptions {
+  /** An address, a block, or the name of an `[ip.NAME]` config entry. */
+  ip: string
+  instance?: string
+  project?: string
+  provider?: string
+  interface?: string
+  timeoutMs?: number
+  configPath?: string
+  /** Use the on-disk id cache (default true). */
+  cache?: boolean
+  env?: NodeJS.ProcessEnv
+}
+
+export interface MoveOptions extends TargetOptions {
+  wait: boolean
+  dryRun: boolean
+  /** Pauses between polls; the default suits real APIs, tests shorten it. */
+  pollMs?: { first: number; max: number }
+}
+
+export interface MoveResult {
+  ip: string
+  provider: string
+  kind: string
+  project?: Holder
+  from: Holder | null
+  to: Holder
+  outcome: Outcome
+  changed: boolean
+  durationMs: number
+  /** API requests made, retries included. */
+  requests: number
+}
+
+/** Everything a command needs once config, flags and validation are merged. */
+export interface Prepared {
+  ip: IpBlock
+  provider: Provider
+  project?: string
+  instance?: string
+  interface?: string
+  timeoutMs: number
+}
+
+/**
+ * Merge flags over the config file, validate every value, and load the
+ * provider: all of it before the first API call, so bad input exits 2 having
+ * touched nothing.
+ */
+export async function prepare(options: TargetOptions, log: Logger): Promise<Prepared> {
+  const env = options.env ?? process.env
+  const config = loadConfig({ path: options.configPath, env })
+  const merged = resolveTarget(config, {
+    ip: options.ip,
+    provider: options.provider,
+    project: options.project,
+    instance: options.instance,
+    interface: options.interface,
+    timeoutMs: options.timeoutMs,
+  })
+  const providerName = checkProviderName(merged.provider ?? 'ovh')
+  if (merged.project !== undefined) validateName('--project', merged.project)
+  if (merged.instance !== undefined) validateName('--instance', merged.instance)
+  if (merged.interface !== undefined) validateInterface(merged.interface)
+  const settings = config.providers[providerName] ?? {}
+  const cache: IdCache =
+    options.cache === false ? new MemoryCache() : FileCache.forAccount(env, providerName, accountKey(env, settings))
+  const provider = await loadProvider(providerName, { env, cache, log, settings })
+  return {
+    ip: merged.ip,
+    provider,
+    project: merged.project,
+    instance: merged.instance,
+    interface: merged.interface,
+    timeoutMs: merged.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+  }
+}
+
+/** What separates one account's cache from another's, without any secret in it. */
+function accountKey(env: NodeJS.ProcessEnv, settings: Record<string, string>): string {
+  return [env.OVH_ENDPOINT ?? settings.endpoint ?? '', env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID ?? ''].join('|')
+}
+
+/** `ipmove move`: the API's holder becomes the desired one, exactly once, within the timeout. */
+export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveResult> {
+  const started = Date.now()
+  const prepared = await prepare(options, log)
+  const { provider, ip } = prepared
+  const signal = AbortSignal.timeout(prepared.timeoutMs)
+  try {
+    const located = await provider.locate(
+      { ip, project: prepared.project, instance: prepared.instance, needTarget: true },
+      signal,
+    ).catch((error: unknown) => {
+      if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
+        throw new IpmoveError(ExitCode.TIMEOUT, `timed out looking up ${ip.block}: ${(error as Error).message}`)
+      }
+      throw error
+    })
+    const target = located.target
+    if (!target) throw new Error('provider located no target')
+    const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
+    log.info(`${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`)
+    const result = await reconcile(provider, located, { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs }, log)
+    const durationMs = Date.now() - started
+    log.info(summary(ip.block, result.outcome, result.from, target, durationMs))
+    return {
+      ip: ip.block,
+      provider: provider.name,
+      kind: located.kind,
+      project: located.scope,
+      from: result.from,
+      to: target,
+      outcome: result.outcome,
+      changed: result.writes > 0,
+      durationMs,
+      requests: provider.requests,
+    }
+  } finally {
+    provider.close()
+  }
+}
+
+function summary(ip: string, outcome: Outcome, from: Holder | null, to: Holder, ms: number): string {
+  const seconds = `${(ms / 1000).toFixed(1)} s`
+  switch (outcome) {
+    case 'in-place':
+      return `${ip} is already on ${describeHolder(to)}: nothing to do (${seconds})`
+    case 'moved':
+      return `${ip} moved from ${describeHolder(from)} to ${describeHolder(to)} in ${seconds}`
+    case 'accepted':
+      return `${ip}: move to ${describeHolder(to)} accepted; not waiting (--no-wait) (${seconds})`
+    case 'would-move':
+      return `dry run: would move ${ip} from ${describeHolder(from)} to ${describeHolder(to)}; nothing written`
+  }
+}

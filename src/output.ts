@@ -1,0 +1,141 @@
+import { spawn } from 'node:child_process'
+
+/** Where the engine and providers report. Every line passes through redaction. */
+export interface Logger {
+  /** A state change worth a line in a hook's log. */
+  info(message: string): void
+  /** A transient status (waiting, percent done), shown only on a terminal. */
+  progress(message: string): void
+  warn(message: string): void
+  /** Only with --debug or IPMOVE_DEBUG=1. Never pass secrets, even here. */
+  debug(message: string): void
+}
+
+const secrets = new Set<string>()
+
+/**
+ * Remember a secret so that no line ipmove prints can carry it, whatever path
+ * it takes there (an API echoing a header back, an exception message…).
+ */
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 4) secrets.add(value)
+}
+
+export function redact(text: string): string {
+  let out = text
+  for (const secret of secrets) out = out.split(secret).join('***')
+  return out
+}
+
+export interface OutputOptions {
+  json: boolean
+  syslog: boolean
+  debug: boolean
+  stdout?: NodeJS.WriteStream
+  stderr?: NodeJS.WriteStream
+  now?: () => number
+}
+
+type SyslogLevel = 'info' | 'notice' | 'warning' | 'err' | 'debug'
+
+/**
+ * Human lines on stdout (hooks pipe them into `logger` today), warnings and
+ * errors on stderr; with --json stdout carries exactly one JSON object.
+ */
+export class Output implements Logger {
+  private readonly stdout: NodeJS.WriteStream
+  private readonly stderr: NodeJS.WriteStream
+  private readonly started: number
+  private readonly now: () => number
+  private progressShown = false
+
+  constructor(private readonly options: OutputOptions) {
+    this.stdout = options.stdout ?? process.stdout
+    this.stderr = options.stderr ?? process.stderr
+    this.now = options.now ?? Date.now
+    this.started = this.now()
+  }
+
+  private get tty(): boolean {
+    return Boolean(this.stdout.isTTY) && !this.options.json
+  }
+
+  private clearProgress(): void {
+    if (this.progressShown) {
+      this.stdout.write('\r\x1b[2K')
+      this.progressShown = false
+    }
+  }
+
+  info(message: string): void {
+    const line = redact(message)
+    this.syslog('notice', line)
+    if (this.options.json) return
+    this.clearProgress()
+    this.stdout.write(`${line}\n`)
+  }
+
+  progress(message: string): void {
+    if (!this.tty) return
+    const elapsed = ((this.now() - this.started) / 1000).toFixed(1)
+    this.stdout.write(`\r\x1b[2K${redact(message)} (${elapsed} s)`)
+    this.progressShown = true
+  }
+
+  warn(message: string): void {
+    const line = redact(message)
+    this.syslog('warning', line)
+    this.clearProgress()
+    this.stderr.write(`ipmove: warning: ${line}\n`)
+  }
+
+  debug(message: string): void {
+    if (!this.options.debug) return
+    this.clearProgress()
+    this.stderr.write(`ipmove: debug: ${redact(message)}\n`)
+  }
+
+  /** The one-line failure report. */
+  error(message: string): void {
+    const line = redact(message)
+    this.syslog('err', line)
+    this.clearProgress()
+    this.stderr.write(`ipmove: error: ${line}\n`)
+  }
+
+  /** The final object of a --json run. */
+  result(value: object): void {
+    this.clearProgress()
+    if (this.options.json) this.stdout.write(`${redact(JSON.stringify(value))}\n`)
+  }
+
+  /**
+   * syslog through logger(1), as hooks do today; argv only, no shell. A missing
+   * logger must not fail a failover, so errors are swallowed.
+   */
+  private syslog(level: SyslogLevel, line: string): void {
+    if (!this.options.syslog) return
+    try {
+      const child = spawn('logger', ['-t', 'ipmove', '-p', `daemon.${level}`, '--', line], {
+        stdio: 'ignore',
+      })
+      child.on('error', () => {})
+      child.unref()
+    } catch {
+      // ignore
+    }
+  }
+}
+
+/** A logger that keeps lines in memory, for tests and for library callers. */
+export class MemoryLogger implements Logger {
+  readonly lines: string[] = []
+  info(message: string): void {
+    this.lines.push(redact(message))
+  }
+  progress(): void {}
+  warn(message: string): void {
+    this.lines.push(`warning: ${redact(message)}`)
+  }
+  debug(): void {}
+}

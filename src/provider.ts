@@ -1,0 +1,100 @@
+import { usageError } from './errors.js'
+import type { IdCache } from './cache.js'
+import type { Logger } from './output.js'
+import type { IpBlock } from './validate.js'
+
+/** A machine the API can route an IP to (an instance, a dedicated server, an ENI…). */
+export interface Holder {
+  id: string
+  /** The name people see, when the API gives one. */
+  name?: string
+}
+
+/** What the provider's API says about the IP right now. */
+export interface IpState {
+  /** Where the API routes the IP now; null when it is routed nowhere. */
+  holder: Holder | null
+  /** An operation on the IP is in progress (ours or anyone's). */
+  pending: boolean
+  /** Percent done of the pending operation, when the API tells. */
+  progress?: number
+  /** A short human detail, such as "task 42 doing". */
+  note?: string
+}
+
+/** What a command asks a provider to find. Names are validated before this. */
+export interface LocateRequest {
+  ip: IpBlock
+  /** A provider-specific scope: OVH project name or id. */
+  project?: string
+  /** The desired holder's name or id; undefined means this host. */
+  instance?: string
+  /** False for `status`, which needs no target. */
+  needTarget: boolean
+}
+
+export interface Located {
+  /** The IP's kind in the provider's terms, e.g. "cloud" or "classic". */
+  kind: string
+  /** The scope the IP was found in (e.g. the OVH project), for reports. */
+  scope?: Holder
+  /** The desired holder, resolved to its id. Present when needTarget was true. */
+  target?: Holder
+  /** The state read while locating, so the engine need not read again. */
+  state: IpState
+}
+
+/**
+ * One cloud's way of routing an IP. A provider instance is bound to one IP by
+ * `locate`; `read` and `write` then act on that IP. Providers talk HTTP; the
+ * engine never does. Providers throw IpmoveError with the documented exit codes.
+ */
+export interface Provider {
+  readonly name: string
+  locate(request: LocateRequest, signal: AbortSignal): Promise<Located>
+  read(signal: AbortSignal): Promise<IpState>
+  /** Ask the API, once, to route the located IP to `target`. */
+  write(target: Holder, signal: AbortSignal): Promise<void>
+  /** API round trips made so far (for `--json`, the benchmark and tests). */
+  readonly requests: number
+  /** Release sockets so the process can exit promptly. */
+  close(): void
+}
+
+/** What every provider gets; no flags, only plain settings. */
+export interface ProviderContext {
+  env: NodeJS.ProcessEnv
+  cache: IdCache
+  log: Logger
+  /** Provider settings from the config file's `[provider-name]` section. */
+  settings: Record<string, string>
+}
+
+export const PROVIDERS = ['ovh'] as const
+export type ProviderName = (typeof PROVIDERS)[number]
+
+export function checkProviderName(name: string): ProviderName {
+  if (!(PROVIDERS as readonly string[]).includes(name)) {
+    throw usageError(`unknown provider ${JSON.stringify(name)} (known: ${PROVIDERS.join(', ')})`)
+  }
+  return name as ProviderName
+}
+
+/** Providers load lazily: a hook that moves an OVH IP never parses another cloud's SDK. */
+export async function loadProvider(name: ProviderName, context: ProviderContext): Promise<Provider> {
+  switch (name) {
+    case 'ovh': {
+      const { OvhProvider } = await import('../providers/ovh.js')
+      return OvhProvider.create(context)
+    }
+  }
+}
+
+export function sameHolder(a: Holder | null | undefined, b: Holder | null | undefined): boolean {
+  return Boolean(a && b && a.id === b.id)
+}
+
+export function describeHolder(holder: Holder | null | undefined): string {
+  if (!holder) return 'nowhere'
+  return holder.name && holder.name !== holder.id ? `${holder.name} (${holder.id})` : holder.id
+}

@@ -1,0 +1,133 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ExitCode, IpmoveError } from './errors.js'
+import type { Logger } from './output.js'
+import { describeHolder, type Holder, type IpState, type Located, type Provider, sameHolder } from './provider.js'
+
+export interface ReconcileOptions {
+  /** Where the IP must end up. */
+  target: Holder
+  /** Return right after the API accepted the write. */
+  wait: boolean
+  /** Resolve and read, never write. */
+  dryRun: boolean
+  /** Fires when --timeout runs out; bounds every wait and request. */
+  signal: AbortSignal
+  /** First and largest pause between polls. */
+  pollMs?: { first: number; max: number }
+}
+
+export type Outcome = 'in-place' | 'moved' | 'accepted' | 'would-move'
+
+export interface ReconcileResult {
+  outcome: Outcome
+  from: Holder | null
+  to: Holder
+  /** The last state read. */
+  state: IpState
+  /** Writes sent (0 or 1, 2 only after a write that may not have landed). */
+  writes: number
+}
+
+export const DEFAULT_POLL = { first: 500, max: 5_000 }
+
+/**
+ * Make the API's holder match the desired holder, writing at most once:
+ * - already there and settled: nothing to write;
+ * - an operation pending (anyone's): wait for it, then decide again;
+ * - otherwise write, then poll until the API says done, backing off.
+ * A write that failed ambiguously (reset, timeout) is re-read before anything
+ * else, and sent again only if the API shows it had no effect.
+ */
+export async function reconcile(
+  provider: Provider,
+  located: Located,
+  options: ReconcileOptions,
+  log: Logger,
+): Promise<ReconcileResult> {
+  const { target, signal } = options
+  const poll = options.pollMs ?? DEFAULT_POLL
+  let state = located.state
+  /** The holder we moved the IP away from: the one at the time of our write. */
+  let from = state.holder
+  let writes = 0
+  /** A write is owed: none yet, or the last one may not have reached the API. */
+  let mayWrite = true
+  let delay = poll.first
+  let waitedOnOthers = false
+
+  for (;;) {
+    if (!state.pending && sameHolder(state.holder, target)) {
+      return { outcome: writes > 0 ? 'moved' : 'in-place', from, to: target, state, writes }
+    }
+    if (state.pending) {
+      if (writes === 0 && !waitedOnOthers) {
+        log.info(`an operation is already pending (${state.note ?? 'in progress'}); waiting for it first`)
+        waitedOnOthers = true
+      }
+      log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
+    } else if (writes > 0 && !sameHolder(state.holder, from)) {
+      throw new IpmoveError(
+        ExitCode.BUSY,
+        `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
+        { holder: state.holder },
+      )
+    } else if (mayWrite) {
+      if (options.dryRun) return { outcome: 'would-move', from, to: target, state, writes }
+      mayWrite = false
+      from = state.holder
+      try {
+        await provider.write(target, signal)
+        writes++
+        if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
+      } catch (error) {
+        if (!(error instanceof IpmoveError)) throw error
+        if (error.exitCode === ExitCode.BUSY) {
+          // The API saw an operation we did not: wait for it and decide again.
+          log.info(`the API says the IP is busy (${error.message}); waiting`)
+          mayWrite = true
+        } else if (error.exitCode === ExitCode.UNREACHABLE && error.details?.ambiguous) {
+          log.warn(`the move request may not have reached ${provider.name} (${error.message}); checking`)
+          writes++
+          mayWrite = true
+        } else {
+          throw error
+        }
+      }
+    }
+    try {
+      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal })
+    } catch {
+      throw timedOut(state, target)
+    }
+    delay = Math.min(delay * 1.5, poll.max)
+    state = await readOrTimeout(provider, signal, state, target)
+    if (mayWrite && writes > 0 && (state.pending || sameHolder(state.holder, target))) {
+      // The ambiguous write did land after all.
+      mayWrite = false
+    }
+  }
+}
+
+async function readOrTimeout(provider: Provider, signal: AbortSignal, last: IpState, target: Holder) {
+  try {
+    return await provider.read(signal)
+  } catch (error) {
+    if (signal.aborted) throw timedOut(last, target)
+    throw error
+  }
+}
+
+function describeState(state: IpState): string {
+  const parts = [state.note ?? (state.pending ? 'pending' : 'settled')]
+  if (state.progress !== undefined) parts.push(`${state.progress}%`)
+  parts.push(`routed to ${describeHolder(state.holder)}`)
+  return parts.join(', ')
+}
+
+function timedOut(state: IpState, target: Holder): IpmoveError {
+  return new IpmoveError(
+    ExitCode.TIMEOUT,
+    `timed out before the IP reached ${describeHolder(target)}; last seen: ${describeState(state)}`,
+    { lastState: state },
+  )
+}

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import nock from 'nock'
+
+/** The real ovh-eu endpoint: nock answers for it, nothing leaves the machine. */
+export const ORIGIN = 'https://eu.api.ovh.com'
+export const APP_KEY = 'test-application-key'
+export const APP_SECRET = 'test-application-secret-0123456789'
+export const CONSUMER_KEY = 'test-consumer-key-abcdef'
+
+/** An environment with credentials, an empty config and a private cache directory. */
+export function testEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const dir = mkdtempSync(join(tmpdir(), 'ipmove-test-'))
+  const config = join(dir, 'ipmove.conf')
+  writeFileSync(config, '', { mode: 0o600 })
+  return {
+    PATH: process.env.PATH,
+    HOME: dir,
+    OVH_ENDPOINT: 'ovh-eu',
+    OVH_APPLICATION_KEY: APP_KEY,
+    OVH_APPLICATION_SECRET: APP_SECRET,
+    OVH_CONSUMER_KEY: CONSUMER_KEY,
+    IPMOVE_CONFIG: config,
+    IPMOVE_CACHE_DIR: join(dir, 'cache'),
+    // This host, when --instance is omitted: answered by nock below when a test wants it.
+    IPMOVE_OPENSTACK_METADATA_URL: 'http://169.254.169.254/openstack/latest/meta_data.json',
+    ...extra,
+  }
+}
+
+/**
+ * Check a request's OVH signature the way the API does; return an OVH error
+ * answer when it is wrong, so a signing bug fails the test with the API's words.
+ */
+export function checkSignature(
+  method: string,
+  path: string,
+  headers: Record<string, string | string[] | undefined>,
+  body: string,
+): [number, object] | undefined {
+  const h = (name: string) => String(headers[name] ?? '')
+  if (h('x-ovh-application') !== APP_KEY) return [403, { message: 'Invalid application key', errorCode: 'INVALID_KEY' }]
+  if (h('x-ovh-consumer') !== CONSUMER_KEY) {
+    return [403, { message: 'This credential does not exist', errorCode: 'INVALID_CREDENTIAL' }]
+  }
+  const ts = h('x-ovh-timestamp')
+  const expected = `$1$${createHash('sha1')
+    .update([APP_SECRET, CONSUMER_KEY, method, `${ORIGIN}${path}`, body, ts].join('+'))
+    .digest('hex')}`
+  if (h('x-ovh-signature') !== expected || Math.abs(Number(ts) - Date.now() / 1000) > 30) {
+    return [400, { message: 'Invalid signature', errorCode: 'INVALID_SIGNATURE' }]
+  }
+  return undefined
+}
+
+type Json = object | string | number
+type Answer = Json | [number, Json] | ((body: unknown) => Json | [number, Json])
+
+/**
+ * A nock scope for the OVH API whose every interceptor checks the signature.
+ * `scope.isDone()` then proves each expected call happened; nock's
+ * disableNetConnect (set in the tests) proves no other call did.
+ */
+export class OvhApi {
+  readonly scope = nock(ORIGIN)
+  /** Bodies of the writes, in order. */
+  readonly writes: unknown[] = []
+
+  time(): this {
+    this.scope.get('/1.0/auth/time').reply(200, () => String(Math.round(Date.now() / 1000)))
+    return this
+  }
+
+  get(path: string, answer: Answer, times = 1): this {
+    return this.on('GET', path, answer, times)
+  }
+
+  post(path: string, answer: Answer, times = 1): this {
+    return this.on('POST', path, answer, times)
+  }
+
+  private on(method: 'GET' | 'POST', path: string, answer: Answer, times: number): this {
+    const full = `/1.0${path}`
+    const interceptor = method === 'GET' ? this.scope.get(full) : this.scope.post(full)
+    const writes = this.writes
+    interceptor.times(times).reply(function (_uri, requestBody) {
+      const raw = typeof requestBody === 'string' ? requestBody : JSON.stringify(requestBody)
+      const bad = checkSignature(method, full, this.req.headers, method === 'GET' ? '' : raw)
+      if (bad) return bad
+      const parsed = raw ? JSON.parse(raw) : undefined
+      if (method === 'POST') writes.push(parsed)
+      const value = typeof answer === 'function' ? answer(parsed) : answer
+      const [status, body] = Array.isArray(value) ? value : [200, value]
+      return [status, body, { 'X-Ovh-QueryID': `EU.test.${Math.random().toString(16).slice(2)}` }]
+    })
+    return this
+  }
+}

@@ -1,0 +1,389 @@
+import nock from 'nock'
+import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { ExitCode, IpmoveError } from '../src/errors.js'
+import { moveIp, type MoveOptions } from '../src/move.js'
+import { MemoryLogger } from '../src/output.js'
+import { ipStatus } from '../src/status.js'
+import { CONSUMER_KEY, OvhApi, testEnv } from './helpers/ovh-nock.js'
+
+const PROJECT = '0123456789abcdef0123456789abcdef'
+const OTHER_PROJECT = 'fedcba9876543210fedcba9876543210'
+const SBG1 = '11111111-1111-4111-8111-111111111111'
+const SBG2 = '22222222-2222-4222-8222-222222222222'
+const THIRD = '33333333-3333-4333-8333-333333333333'
+const FIP = 'failover-ip-id-7'
+const IP = '203.0.113.10'
+const FAST = { first: 10, max: 40 }
+
+const instances = [
+  { id: SBG1, name: 'bi-edge-sbg-1', region: 'SBG5' },
+  { id: SBG2, name: 'bi-edge-sbg-2', region: 'SBG5' },
+  { id: THIRD, name: 'third', region: 'SBG5' },
+]
+const failover = (routedTo: string, status = 'ok', progress = 0) => ({
+  id: FIP,
+  ip: IP,
+  block: `${IP}/32`,
+  routedTo,
+  status,
+  progress,
+  subType: 'ovh',
+})
+
+/** The cold look-ups of a move by project name and instance name. */
+function coldLookups(api: OvhApi, holder = SBG1): OvhApi {
+  return api
+    .time()
+    .get('/cloud/project', [PROJECT, OTHER_PROJECT])
+    .get(`/cloud/project/${PROJECT}`, { project_id: PROJECT, description: 't18s' })
+    .get(`/cloud/project/${OTHER_PROJECT}`, { project_id: OTHER_PROJECT, description: 'staging' })
+    .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(holder)])
+    .get(`/cloud/project/${PROJECT}/instance`, instances)
+}
+
+function options(env: NodeJS.ProcessEnv, extra: Partial<MoveOptions> = {}): MoveOptions {
+  return {
+    ip: IP,
+    project: 't18s',
+    instance: 'bi-edge-sbg-2',
+    wait: true,
+    dryRun: false,
+    env,
+    pollMs: FAST,
+    ...extra,
+  }
+}
+
+async function failure(promise: Promise<unknown>): Promise<IpmoveError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(error).toBeInstanceOf(IpmoveError)
+  return error as IpmoveError
+}
+
+beforeAll(() => {
+  nock.disableNetConnect()
+})
+
+afterEach(() => {
+  // Every expected call happened, and no interceptor was left over.
+  const pending = nock.pendingMocks()
+  nock.cleanAll()
+  expect(pending).toEqual([])
+})
+
+describe('move on OVH Public Cloud', () => {
+  it('moves cold: resolves names, writes once, polls until done, and reports from → to', async () => {
+    const api = coldLookups(new OvhApi())
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1, 'operationPending', 40))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const log = new MemoryLogger()
+    const result = await moveIp(options(testEnv()), log)
+    expect(api.writes).toEqual([{ instanceId: SBG2 }])
+    expect(result).toMatchObject({
+      ip: `${IP}/32`,
+      kind: 'cloud',
+      outcome: 'moved',
+      changed: true,
+      from: { id: SBG1, name: 'bi-edge-sbg-1' },
+      to: { id: SBG2, name: 'bi-edge-sbg-2' },
+      project: { id: PROJECT, name: 't18s' },
+      requests: 9,
+    })
+    expect(log.lines.at(-1)).toMatch(/^203\.0\.113\.10\/32 moved from bi-edge-sbg-1 .* to bi-edge-sbg-2 .* in \d+\.\d s$/)
+  })
+
+  it('writes nothing when the IP is already on the target', async () => {
+    const api = coldLookups(new OvhApi(), SBG2)
+    const result = await moveIp(options(testEnv()), new MemoryLogger())
+    expect(api.writes).toEqual([])
+    expect(result).toMatchObject({ outcome: 'in-place', changed: false })
+  })
+
+  it('is warm on the second run: one read before the write', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+    expect(nock.pendingMocks()).toEqual([])
+
+    const api = new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(api.writes).toEqual([{ instanceId: SBG2 }])
+    expect(result).toMatchObject({ outcome: 'moved', from: { id: SBG1, name: 'bi-edge-sbg-1' }, requests: 3 })
+  })
+
+  it('drops a cached id that the API no longer knows, and looks it up again', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+
+    new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, [404, { message: 'The requested object does not exist' }])
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [{ ...failover(SBG2), id: 'new-id' }])
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(result.outcome).toBe('in-place')
+  })
+
+  it('waits for a pending operation, then decides again', async () => {
+    const api = new OvhApi()
+      .time()
+      .get('/cloud/project', [PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG1, 'operationPending', 10)])
+      .get(`/cloud/project/${PROJECT}/instance`, instances)
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(THIRD))
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(THIRD, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const log = new MemoryLogger()
+    const result = await moveIp(options(testEnv()), log)
+    expect(result).toMatchObject({ outcome: "moved", from: { id: THIRD } })
+    expect(api.writes).toHaveLength(1)
+    expect(log.lines.join('\n')).toMatch(/already pending/)
+  })
+
+  it('--dry-run resolves and reads but never writes', async () => {
+    const api = coldLookups(new OvhApi())
+    const result = await moveIp(options(testEnv(), { dryRun: true }), new MemoryLogger())
+    expect(result.outcome).toBe('would-move')
+    expect(api.writes).toEqual([])
+  })
+
+  it('--no-wait returns once the write is accepted', async () => {
+    const api = coldLookups(new OvhApi()).post(
+      `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`,
+      failover(SBG1, 'operationPending'),
+    )
+    const result = await moveIp(options(testEnv(), { wait: false }), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'accepted', changed: true })
+    expect(api.writes).toHaveLength(1)
+  })
+
+  it('accepts a project id and an instance id without listing projects', async () => {
+    const api = new OvhApi()
+      .time()
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)])
+      .get(`/cloud/project/${PROJECT}/instance`, instances)
+    const result = await moveIp(options(testEnv(), { project: PROJECT, instance: SBG2 }), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'in-place', to: { id: SBG2, name: 'bi-edge-sbg-2' }, requests: 3 })
+    expect(api.writes).toEqual([])
+  })
+
+  it('uses the metadata service when --instance is omitted', async () => {
+    nock('http://169.254.169.254')
+      .get('/openstack/latest/meta_data.json')
+      .reply(200, { uuid: SBG2, name: 'bi-edge-sbg-2' })
+    coldLookups(new OvhApi(), SBG2)
+    const result = await moveIp(options(testEnv(), { instance: undefined }), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'in-place', to: { id: SBG2, name: 'bi-edge-sbg-2' } })
+  })
+
+  it('refuses an ambiguous instance name, naming the candidates (exit 4)', async () => {
+    const api = new OvhApi()
+      .time()
+      .get('/cloud/project', [PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG1)])
+      .get(`/cloud/project/${PROJECT}/instance`, [
+        { id: SBG2, name: 'twin', region: 'SBG5' },
+        { id: THIRD, name: 'twin', region: 'GRA11' },
+      ])
+    const error = await failure(moveIp(options(testEnv(), { instance: 'twin' }), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.message).toContain(SBG2)
+    expect(error.message).toContain(THIRD)
+    expect(api.writes).toEqual([])
+  })
+
+  it('reports an unknown project (exit 4)', async () => {
+    new OvhApi()
+      .time()
+      .get('/cloud/project', [PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+    const error = await failure(moveIp(options(testEnv(), { project: 'nope' }), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.message).toMatch(/no Public Cloud project named "nope"/)
+  })
+
+  it('maps a refused write to exit 3 and keeps OVH’s words and query id', async () => {
+    coldLookups(new OvhApi()).post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, [
+      403,
+      { message: 'This call has not been granted', errorCode: 'NOT_GRANTED_CALL' },
+    ])
+    const error = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.message).toMatch(/This call has not been granted \(query EU\.test\.[0-9a-f]+\)/)
+    expect(error.message).not.toContain(CONSUMER_KEY)
+  })
+
+  it('retries transient read failures (503, 429 with Retry-After) and succeeds', async () => {
+    const again = new OvhApi()
+      .time()
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [503, { message: 'Service Unavailable' }])
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)])
+    again.scope.get(`/1.0/cloud/project/${PROJECT}/instance`).reply(429, { message: 'slow down' }, { 'Retry-After': '1' })
+    again.get(`/cloud/project/${PROJECT}/instance`, instances)
+    const started = Date.now()
+    const result = await moveIp(options(testEnv(), { project: PROJECT }), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'in-place', requests: 5 })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
+  })
+
+  it('gives up with exit 8 when the API keeps failing', async () => {
+    new OvhApi().time().get(`/cloud/project/${PROJECT}/ip/failover`, [502, { message: 'Bad Gateway' }], 5)
+    nock('https://eu.api.ovh.com')
+      .get(`/1.0/cloud/project/${PROJECT}/instance`)
+      .optionally()
+      .reply(200, instances)
+    const error = await failure(moveIp(options(testEnv(), { project: PROJECT }), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.UNREACHABLE)
+    expect(error.message).toMatch(/HTTP 502/)
+  })
+
+  it('times out with exit 5 when the operation never finishes', async () => {
+    coldLookups(new OvhApi())
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
+    nock('https://eu.api.ovh.com')
+      .persist()
+      .get(`/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}`)
+      .reply(200, failover(SBG1, 'operationPending', 50))
+    const error = await failure(moveIp(options(testEnv(), { timeoutMs: 800 }), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.TIMEOUT)
+    expect(error.message).toMatch(/last seen: status operationPending, 50%/)
+  })
+
+  it('exits 6 when another node moves the IP elsewhere while ours runs', async () => {
+    const api = coldLookups(new OvhApi())
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(THIRD))
+    const error = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.BUSY)
+    expect(error.message).toMatch(/third/)
+    expect(api.writes).toHaveLength(1)
+  })
+
+  it('does not write twice when a reset write did land', async () => {
+    const api = coldLookups(new OvhApi())
+    api.scope.post(`/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`).replyWithError({ code: 'ECONNRESET' })
+    api
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const log = new MemoryLogger()
+    const result = await moveIp(options(testEnv()), log)
+    expect(result.outcome).toBe('moved')
+    expect(log.lines.join('\n')).toMatch(/may not have reached/)
+  })
+
+  it('writes again when a reset write did not land', async () => {
+    const api = coldLookups(new OvhApi())
+    api.scope.post(`/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`).replyWithError({ code: 'ECONNRESET' })
+    api
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const result = await moveIp(options(testEnv()), new MemoryLogger())
+    expect(result.outcome).toBe('moved')
+    expect(api.writes).toEqual([{ instanceId: SBG2 }])
+  })
+
+  it('asks /auth/time again when a cached clock delta is refused', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+    // The cached delta is now wrong by an hour: the API refuses the signature once.
+    const { FileCache } = await import('../src/cache.js')
+    const { readdirSync } = await import('node:fs')
+    const dir = env.IPMOVE_CACHE_DIR as string
+    const cache = new FileCache(`${dir}/${readdirSync(dir)[0]}`)
+    cache.set('time-delta', '3600')
+    cache.save()
+    new OvhApi().time().get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(result.outcome).toBe('in-place')
+  })
+})
+
+describe('move of a classic failover IP', () => {
+  const BLOCK = '198.51.100.7%2F32'
+  const tasks = (api: OvhApi, ids: Record<string, number[]> = {}) => {
+    for (const status of ['init', 'todo', 'doing']) {
+      api.get(`/ip/${BLOCK}/task?function=genericMoveFloatingIp&status=${status}`, ids[status] ?? [])
+    }
+    return api
+  }
+
+  it('posts /ip/{block}/move and follows the task until done', async () => {
+    const api = tasks(new OvhApi().time().get(`/ip/${BLOCK}`, { ip: '198.51.100.7/32', routedTo: { serviceName: 'ns1' } }))
+      .post(`/ip/${BLOCK}/move`, { taskId: 42, status: 'todo', function: 'genericMoveFloatingIp' })
+      .get(`/ip/${BLOCK}/task/42`, { taskId: 42, status: 'doing' })
+      .get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } })
+      .get(`/ip/${BLOCK}/task/42`, { taskId: 42, status: 'done' })
+      .get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns2' } })
+    const result = await moveIp(
+      options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),
+      new MemoryLogger(),
+    )
+    expect(api.writes).toEqual([{ to: 'ns2' }])
+    expect(result).toMatchObject({ kind: 'classic', outcome: 'moved', from: { id: 'ns1' }, to: { id: 'ns2' } })
+  })
+
+  it('waits for a pending move task before deciding', async () => {
+    const api = tasks(new OvhApi().time().get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } }), { todo: [7] })
+    tasks(api.get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns2' } }))
+    const result = await moveIp(
+      options(testEnv(), { ip: '198.51.100.7/32', project: undefined, instance: 'ns2' }),
+      new MemoryLogger(),
+    )
+    expect(result.outcome).toBe('in-place')
+    expect(api.writes).toEqual([])
+  })
+
+  it('fails when the task ends in error', async () => {
+    tasks(new OvhApi().time().get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } }))
+      .post(`/ip/${BLOCK}/move`, { taskId: 43, status: 'todo' })
+      .get(`/ip/${BLOCK}/task/43`, { taskId: 43, status: 'ovhError', comment: 'destination refused' })
+      .get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } })
+    const error = await failure(
+      moveIp(options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }), new MemoryLogger()),
+    )
+    expect(error.message).toMatch(/task 43 .* ovhError: destination refused/)
+  })
+})
+
+describe('status', () => {
+  it('reports holder and pending state without writing', async () => {
+    const api = new OvhApi()
+      .time()
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG1, 'operationPending', 30)])
+    const result = await ipStatus({ ip: IP, project: PROJECT, env: testEnv() }, new MemoryLogger())
+    expect(result).toMatchObject({ holder: { id: SBG1 }, pending: true, progress: 30, kind: 'cloud' })
+    expect(api.writes).toEqual([])
+  })
+})
+
+describe('bad input', () => {
+  const cases: [string, Partial<MoveOptions>][] = [
+    ['a malformed IP', { ip: '203.0.113.300' }],
+    ['a short-form IPv4', { ip: '127.1' }],
+    ['an IP with host bits and a prefix', { ip: '203.0.113.10/24' }],
+    ['shell metacharacters in the instance', { instance: 'web; rm -rf /' }],
+    ['a quote in the project', { project: "t18s'" }],
+    ['an empty instance', { instance: '' }],
+    ['a huge value', { instance: 'a'.repeat(10_000) }],
+    ['an invalid interface', { interface: 'eth0; reboot' }],
+    ['an unknown provider', { provider: 'nowhere' }],
+  ]
+  for (const [what, extra] of cases) {
+    it(`exits 2 before any API call for ${what}`, async () => {
+      // No interceptor: any request would throw a nock "disallowed" error instead.
+      const error = await failure(moveIp(options(testEnv(), extra), new MemoryLogger()))
+      expect(error.exitCode).toBe(ExitCode.USAGE)
+      expect(error.message.split('\n')).toHaveLength(1)
+    })
+  }
+})
