@@ -4,7 +4,8 @@ import { moveIp } from '../src/move.js'
 import { parseSeconds } from '../src/validate.js'
 
 export default class Move extends BaseCommand {
-  static override summary = 'Route a failover IP to an instance through the provider API, and wait until it is done.'
+  static override summary =
+    'Route a failover IP to an instance through the provider API, and wait until it is done.'
   static override description = `The default command: \`ipmove --ip … --instance …\` means \`ipmove move …\`.
 Reads the current holder first and writes nothing when the IP is already there.
 ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is accepted.`
@@ -15,15 +16,29 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
   ]
 
   static override flags = {
-    ip: Flags.string({ description: 'The IP (1.2.3.4, 1.2.3.4/32, 2001:db8::1) or a named IP from the config.', required: true }),
-    instance: Flags.string({ description: 'Target instance name or id (default: this host, from the metadata service).' }),
+    ip: Flags.string({
+      description: 'The IP (1.2.3.4, 1.2.3.4/32, 2001:db8::1) or a named IP from the config.',
+      required: true,
+    }),
+    instance: Flags.string({
+      description: 'Target instance name or id (default: this host, from the metadata service).',
+    }),
     project: Flags.string({ description: 'OVH Public Cloud project id or name (its description).' }),
     provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
     interface: Flags.string({ description: 'Also configure the address on this interface and announce it.' }),
     timeout: Flags.string({ description: 'Give up after this many seconds in all [default: 120].' }),
-    wait: Flags.boolean({ description: 'Wait until the API says the move is done.', default: true, allowNo: true }),
+    wait: Flags.boolean({
+      description: 'Wait until the API says the move is done.',
+      default: true,
+      allowNo: true,
+    }),
     'dry-run': Flags.boolean({ description: 'Resolve names and read the state; write nothing.' }),
-    cache: Flags.boolean({ description: 'Use the on-disk id cache.', default: true, allowNo: true, hidden: true }),
+    cache: Flags.boolean({
+      description: 'Use the on-disk id cache.',
+      default: true,
+      allowNo: true,
+      hidden: true,
+    }),
   }
 
   async run(): Promise<void> {

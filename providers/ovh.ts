@@ -10,14 +10,7 @@ import type { IdCache } from '../src/cache.js'
 import { type OvhCredentials, resolveOvhCredentials } from '../src/credentials.js'
 import { ExitCode, IpmoveError, notFound, usageError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
-import type {
-  Holder,
-  IpState,
-  Located,
-  LocateRequest,
-  Provider,
-  ProviderContext,
-} from '../src/provider.js'
+import type { Holder, IpState, Located, LocateRequest, Provider, ProviderContext } from '../src/provider.js'
 import { type IpBlock, parseIp } from '../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from './http.js'
 
@@ -25,9 +18,18 @@ import { HttpClient, type HttpResponse, type Method, TransportError, unreachable
 const METADATA_URL = 'http://169.254.169.254/openstack/latest/meta_data.json'
 /** The clock delta changes slowly; an hour keeps a skewed host signing right. */
 const TIME_DELTA_TTL_MS = 3600_000
-/** Project ids are 32 hex digits; instance ids are UUIDs. */
+
+/**
+ * Seconds to add to the local clock when signing. `verified` means it came
+ * from /auth/time in this run; otherwise it is the cached value, or 0 on an
+ * NTP-synced host, which saves the /auth/time round trip on every cold hook.
+ */
+interface ClockDelta {
+  seconds: number
+  verified: boolean
+}
+/** Public Cloud project ids are 32 hex digits. */
 const PROJECT_ID = /^[0-9a-f]{32}$/
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const PENDING_TASK = ['init', 'todo', 'doing'] as const
 const FAILED_TASK = new Set(['cancelled', 'customerError', 'ovhError'])
 /** How many project descriptions to fetch at once when matching a project by name. */
@@ -69,7 +71,8 @@ export class OvhProvider implements Provider {
   private readonly http: HttpClient
   private location: Location | undefined
   private project: Holder | undefined
-  private timeDelta: number | undefined
+  private delta: ClockDelta | undefined
+  private deltaRefresh: Promise<ClockDelta> | undefined
   private token: { value: string; expires: number } | undefined
   /** Instance names by id, for reports; filled from listings and the cache. */
   private readonly instanceNames = new Map<string, string>()
@@ -90,12 +93,18 @@ export class OvhProvider implements Provider {
       home: homedir(),
       overrides: context.settings.endpoint ? { endpoint: context.settings.endpoint } : {},
     })
-    context.log.debug(`ovh: ${credentials.kind} credentials from ${credentials.source}, endpoint ${credentials.baseUrl}`)
+    context.log.debug(
+      `ovh: ${credentials.kind} credentials from ${credentials.source}, endpoint ${credentials.baseUrl}`,
+    )
     return new OvhProvider(credentials, context.cache, context.log, context.env)
   }
 
   get requests(): number {
     return this.http.attempts
+  }
+
+  get roundTrips(): number {
+    return this.http.rounds
   }
 
   close(): void {
@@ -177,19 +186,31 @@ export class OvhProvider implements Provider {
         if (details[n]?.description === project) matches.push(id)
       })
     }
-    if (matches.length > 1) throw notFound(`project name ${JSON.stringify(project)} is ambiguous: ${matches.join(', ')}`)
+    if (matches.length > 1)
+      throw notFound(`project name ${JSON.stringify(project)} is ambiguous: ${matches.join(', ')}`)
     const [id] = matches
-    if (!id) throw notFound(`no Public Cloud project named ${JSON.stringify(project)} (found ${ids.length} projects)`)
+    if (!id)
+      throw notFound(
+        `no Public Cloud project named ${JSON.stringify(project)} (found ${ids.length} projects)`,
+      )
     this.cache.set(key, id)
     return id
   }
 
-  private async findFailover(projectId: string, ip: IpBlock, signal: AbortSignal): Promise<FailoverIp | undefined> {
+  private async findFailover(
+    projectId: string,
+    ip: IpBlock,
+    signal: AbortSignal,
+  ): Promise<FailoverIp | undefined> {
     const key = `failover:${projectId}:${ip.block}`
     const cached = this.cache.get(key)
     if (cached) {
       try {
-        return await this.call<FailoverIp>('GET', `/cloud/project/${projectId}/ip/failover/${enc(cached)}`, signal)
+        return await this.call<FailoverIp>(
+          'GET',
+          `/cloud/project/${projectId}/ip/failover/${enc(cached)}`,
+          signal,
+        )
       } catch (error) {
         if (!(error instanceof IpmoveError && error.exitCode === ExitCode.NOT_FOUND)) throw error
         this.cache.delete(key)
@@ -250,14 +271,23 @@ export class OvhProvider implements Provider {
     return { id: body.uuid, name: body.name }
   }
 
-  private async locateClassic(ip: IpBlock, project: string | undefined, signal: AbortSignal): Promise<IpState> {
+  private async locateClassic(
+    ip: IpBlock,
+    project: string | undefined,
+    signal: AbortSignal,
+  ): Promise<IpState> {
     this.location = { kind: 'classic', block: ip.block }
     try {
       return await this.classicState(this.location, signal)
     } catch (error) {
       if (error instanceof IpmoveError && error.exitCode === ExitCode.NOT_FOUND) {
         const where = project ? `a failover IP of project ${project} nor` : ''
-        throw notFound(`${ip.block} is neither ${where} a failover IP of this account (/ip)`.replace('neither  a', 'not a'))
+        throw notFound(
+          `${ip.block} is neither ${where} a failover IP of this account (/ip)`.replace(
+            'neither  a',
+            'not a',
+          ),
+        )
       }
       throw error
     }
@@ -267,7 +297,9 @@ export class OvhProvider implements Provider {
 
   private cloudState(failover: FailoverIp): IpState {
     const pending = failover.status !== 'ok'
-    const holder = failover.routedTo ? { id: failover.routedTo, name: this.instanceName(failover.routedTo) } : null
+    const holder = failover.routedTo
+      ? { id: failover.routedTo, name: this.instanceName(failover.routedTo) }
+      : null
     return {
       holder,
       pending,
@@ -288,12 +320,18 @@ export class OvhProvider implements Provider {
    * A classic IP is pending while a move task is init/todo/doing. After our own
    * write we follow our task; otherwise we ask for pending tasks by status.
    */
-  private async classicState(location: Extract<Location, { kind: 'classic' }>, signal: AbortSignal): Promise<IpState> {
+  private async classicState(
+    location: Extract<Location, { kind: 'classic' }>,
+    signal: AbortSignal,
+  ): Promise<IpState> {
     const base = `/ip/${enc(location.block)}`
     const info = this.call<{ routedTo?: { serviceName?: string } | null }>('GET', base, signal)
     let pendingTask: IpTask | undefined
     if (location.taskId !== undefined) {
-      const [task] = await Promise.all([this.call<IpTask>('GET', `${base}/task/${location.taskId}`, signal), info])
+      const [task] = await Promise.all([
+        this.call<IpTask>('GET', `${base}/task/${location.taskId}`, signal),
+        info,
+      ])
       if (FAILED_TASK.has(task.status)) {
         throw new IpmoveError(
           ExitCode.INTERNAL,
@@ -322,62 +360,68 @@ export class OvhProvider implements Provider {
   // ---- HTTP -----------------------------------------------------------------
 
   private async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
-    const response = await this.send(method, path, signal, body)
-    if (response.status >= 200 && response.status < 300) return parseJson<T>(response.text) as T
-    const error = parseJson<OvhErrorBody>(response.text) ?? {}
-    // A stale cached clock delta shows up as an invalid signature: refresh it once.
-    if (error.errorCode === 'INVALID_SIGNATURE' && this.timeDeltaFromCache) {
-      this.log.debug('ovh: signature refused with a cached clock delta; asking /auth/time again')
-      this.cache.delete('time-delta')
-      this.timeDelta = undefined
-      this.timeDeltaFromCache = false
-      return this.call(method, path, signal, body)
+    let { response, delta } = await this.send(method, path, signal, body)
+    let error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
+    // A wrong clock delta shows up as an invalid signature: ask /auth/time, then try once more.
+    if (error?.errorCode === 'INVALID_SIGNATURE' && delta && !delta.verified) {
+      this.log.debug('ovh: signature refused with an unverified clock delta; asking /auth/time')
+      await this.refreshDelta(delta, signal)
+      ;({ response } = await this.send(method, path, signal, body))
+      error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
     }
-    throw apiError(method, path, response, error)
+    if (error) throw apiError(method, path, response, error)
+    return parseJson<T>(response.text) as T
   }
 
-  private timeDeltaFromCache = false
-
-  private async send(method: Method, path: string, signal: AbortSignal, body?: object): Promise<HttpResponse> {
+  private async send(
+    method: Method,
+    path: string,
+    signal: AbortSignal,
+    body?: object,
+  ): Promise<{ response: HttpResponse; delta?: ClockDelta }> {
     const url = new URL(this.credentials.baseUrl + path)
     const text = body === undefined ? undefined : JSON.stringify(body)
-    const headers = await this.authHeaders(method, url, text ?? '', signal)
+    const c = this.credentials
+    let headers: Record<string, string>
+    let delta: ClockDelta | undefined
+    if (c.kind === 'oauth2') {
+      headers = { Authorization: `Bearer ${await this.accessToken(c, signal)}` }
+    } else {
+      delta = this.clockDelta()
+      headers = signedHeaders(c, method, url, text ?? '', delta.seconds)
+    }
     this.log.debug(`ovh: ${method} ${url.pathname}${url.search}`)
     try {
-      return await this.http.send({ method, url, headers, body: text }, signal)
+      return { response: await this.http.send({ method, url, headers, body: text }, signal), delta }
     } catch (error) {
       if (!(error instanceof TransportError)) throw error
       if (signal.aborted) {
-        throw new IpmoveError(ExitCode.TIMEOUT, `timed out during ${method} ${url.pathname}: ${error.message}`)
+        throw new IpmoveError(
+          ExitCode.TIMEOUT,
+          `timed out during ${method} ${url.pathname}: ${error.message}`,
+        )
       }
       throw unreachable('OVH API', error)
     }
   }
 
-  private async authHeaders(method: Method, url: URL, body: string, signal: AbortSignal): Promise<Record<string, string>> {
-    const c = this.credentials
-    if (c.kind === 'oauth2') return { Authorization: `Bearer ${await this.accessToken(c, signal)}` }
-    const timestamp = String(Math.round(Date.now() / 1000) + (await this.clockDelta(signal)))
-    const signature = createHash('sha1')
-      .update([c.applicationSecret, c.consumerKey, method, url.href, body, timestamp].join('+'))
-      .digest('hex')
-    return {
-      'X-Ovh-Application': c.applicationKey,
-      'X-Ovh-Consumer': c.consumerKey,
-      'X-Ovh-Timestamp': timestamp,
-      'X-Ovh-Signature': `$1$${signature}`,
+  private clockDelta(): ClockDelta {
+    if (!this.delta) {
+      const cached = this.cache.get('time-delta')
+      this.delta = { seconds: cached === undefined ? 0 : Number(cached), verified: false }
     }
+    return this.delta
   }
 
-  /** Seconds to add to the local clock, from /auth/time, cached on disk for an hour. */
-  private async clockDelta(signal: AbortSignal): Promise<number> {
-    if (this.timeDelta !== undefined) return this.timeDelta
-    const cached = this.cache.get('time-delta')
-    if (cached !== undefined) {
-      this.timeDelta = Number(cached)
-      this.timeDeltaFromCache = true
-      return this.timeDelta
-    }
+  /** Fetch /auth/time once, however many requests were refused with the stale delta. */
+  private async refreshDelta(stale: ClockDelta, signal: AbortSignal): Promise<ClockDelta> {
+    if (this.delta && this.delta !== stale && this.delta.verified) return this.delta
+    this.deltaRefresh ??= this.fetchDelta(signal)
+    this.delta = await this.deltaRefresh
+    return this.delta
+  }
+
+  private async fetchDelta(signal: AbortSignal): Promise<ClockDelta> {
     const url = new URL(`${this.credentials.baseUrl}/auth/time`)
     let response: HttpResponse
     try {
@@ -388,18 +432,26 @@ export class OvhProvider implements Provider {
     }
     const serverTime = Number(response.text)
     if (response.status !== 200 || !Number.isInteger(serverTime)) {
-      throw new IpmoveError(ExitCode.UNREACHABLE, `OVH API: /auth/time answered HTTP ${response.status}, not a time`)
+      throw new IpmoveError(
+        ExitCode.UNREACHABLE,
+        `OVH API: /auth/time answered HTTP ${response.status}, not a time`,
+      )
     }
-    this.timeDelta = serverTime - Math.round(Date.now() / 1000)
-    this.cache.set('time-delta', String(this.timeDelta), TIME_DELTA_TTL_MS)
-    return this.timeDelta
+    const seconds = serverTime - Math.round(Date.now() / 1000)
+    this.cache.set('time-delta', String(seconds), TIME_DELTA_TTL_MS)
+    return { seconds, verified: true }
   }
 
   /** OAuth2 client-credentials token, kept in memory only (it is a secret). */
-  private async accessToken(c: Extract<OvhCredentials, { kind: 'oauth2' }>, signal: AbortSignal): Promise<string> {
+  private async accessToken(
+    c: Extract<OvhCredentials, { kind: 'oauth2' }>,
+    signal: AbortSignal,
+  ): Promise<string> {
     if (this.token && this.token.expires > Date.now() + 10_000) return this.token.value
     const body = new URLSearchParams({ grant_type: 'client_credentials', scope: 'all' }).toString()
-    const basic = Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`).toString('base64')
+    const basic = Buffer.from(
+      `${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`,
+    ).toString('base64')
     let response: HttpResponse
     try {
       response = await this.http.send(
@@ -450,6 +502,26 @@ function sameIp(ip: IpBlock, candidate: string | undefined): boolean {
     return other.address === ip.address && (!candidate.includes('/') || other.prefix === ip.prefix)
   } catch {
     return false
+  }
+}
+
+/** OVH's request signature: SHA-1 over secret, consumer key, method, full URL, body and timestamp. */
+function signedHeaders(
+  c: Extract<OvhCredentials, { kind: 'application' }>,
+  method: Method,
+  url: URL,
+  body: string,
+  deltaSeconds: number,
+): Record<string, string> {
+  const timestamp = String(Math.round(Date.now() / 1000) + deltaSeconds)
+  const signature = createHash('sha1')
+    .update([c.applicationSecret, c.consumerKey, method, url.href, body, timestamp].join('+'))
+    .digest('hex')
+  return {
+    'X-Ovh-Application': c.applicationKey,
+    'X-Ovh-Consumer': c.consumerKey,
+    'X-Ovh-Timestamp': timestamp,
+    'X-Ovh-Signature': `$1$${signature}`,
   }
 }
 

@@ -33,7 +33,9 @@ await build({
   external: ['@napi-rs/keyring'],
   chunkNames: 'chunks/[name]-[hash]',
   // Bundled CommonJS (oclif) still calls require() for Node built-ins.
-  banner: { js: "import { createRequire as __ipmoveCreateRequire } from 'node:module'; const require = __ipmoveCreateRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __ipmoveCreateRequire } from 'node:module'; const require = __ipmoveCreateRequire(import.meta.url);",
+  },
   logLevel: 'warning',
 })
 

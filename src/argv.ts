@@ -26,6 +26,6 @@ export function normalizeArgv(argv: readonly string[]): string[] {
     return value.length > 0 ? `${long}=${value.join('=')}` : long
   })
   const first = out[0]
-  if (first !== undefined && first.startsWith('-') && !ROOT_FLAGS.has(first)) out.unshift('move')
+  if (first?.startsWith('-') && !ROOT_FLAGS.has(first)) out.unshift('move')
   return out
 }

@@ -11,7 +11,10 @@ export abstract class BaseCommand extends Command {
     json: Flags.boolean({ description: 'Print one JSON object (and nothing else) on stdout.' }),
     config: Flags.string({ description: 'ipmove config file (default: /etc/ipmove/ipmove.conf for root).' }),
     syslog: Flags.boolean({ description: 'Also send every line to syslog (daemon facility, tag ipmove).' }),
-    debug: Flags.boolean({ description: 'Print debug lines on stderr (never secrets).', env: 'IPMOVE_DEBUG' }),
+    debug: Flags.boolean({
+      description: 'Print debug lines on stderr (never secrets).',
+      env: 'IPMOVE_DEBUG',
+    }),
   }
 
   private outputInstance: Output | undefined
@@ -27,7 +30,9 @@ export abstract class BaseCommand extends Command {
     return this.outputInstance
   }
 
-  protected override async catch(error: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<never> {
+  protected override async catch(
+    error: Error & { exitCode?: number; oclif?: { exit?: number } },
+  ): Promise<never> {
     // this.exit() throws an oclif ExitError: let it through untouched.
     if (error.oclif?.exit !== undefined && error.message.startsWith('EEXIT')) throw error
     let exitCode: number

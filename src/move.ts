@@ -1,8 +1,9 @@
+import { homedir } from 'node:os'
 import { FileCache, type IdCache, MemoryCache } from './cache.js'
 import { loadConfig, resolveTarget } from './config.js'
 import { ExitCode, IpmoveError } from './errors.js'
 import type { Logger } from './output.js'
-import { checkProviderName, describeHolder, loadProvider, type Holder, type Provider } from './provider.js'
+import { checkProviderName, describeHolder, type Holder, loadProvider, type Provider } from './provider.js'
 import { type Outcome, reconcile } from './reconcile.js'
 import { type IpBlock, validateInterface, validateName } from './validate.js'
 
@@ -42,6 +43,8 @@ export interface MoveResult {
   durationMs: number
   /** API requests made, retries included. */
   requests: number
+  /** Sequential round trips among them. */
+  roundTrips: number
 }
 
 /** Everything a command needs once config, flags and validation are merged. */
@@ -61,10 +64,10 @@ export interface Prepared {
  */
 export async function prepare(options: TargetOptions, log: Logger): Promise<Prepared> {
   const env = options.env ?? process.env
-  const config = loadConfig({ path: options.configPath, env })
+  const config = loadConfig({ path: options.configPath, env, home: env.HOME || homedir() })
   const merged = resolveTarget(config, {
     ip: options.ip,
-    provider: options.provider,
+    provider: options.provider === undefined ? undefined : checkProviderName(options.provider),
     project: options.project,
     instance: options.instance,
     interface: options.interface,
@@ -76,7 +79,9 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   if (merged.interface !== undefined) validateInterface(merged.interface)
   const settings = config.providers[providerName] ?? {}
   const cache: IdCache =
-    options.cache === false ? new MemoryCache() : FileCache.forAccount(env, providerName, accountKey(env, settings))
+    options.cache === false
+      ? new MemoryCache()
+      : FileCache.forAccount(env, providerName, accountKey(env, settings))
   const provider = await loadProvider(providerName, { env, cache, log, settings })
   return {
     ip: merged.ip,
@@ -90,7 +95,10 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
 
 /** What separates one account's cache from another's, without any secret in it. */
 function accountKey(env: NodeJS.ProcessEnv, settings: Record<string, string>): string {
-  return [env.OVH_ENDPOINT ?? settings.endpoint ?? '', env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID ?? ''].join('|')
+  return [
+    env.OVH_ENDPOINT ?? settings.endpoint ?? '',
+    env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID ?? '',
+  ].join('|')
 }
 
 /** `ipmove move`: the API's holder becomes the desired one, exactly once, within the timeout. */
@@ -100,20 +108,29 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
   const { provider, ip } = prepared
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   try {
-    const located = await provider.locate(
-      { ip, project: prepared.project, instance: prepared.instance, needTarget: true },
-      signal,
-    ).catch((error: unknown) => {
-      if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
-        throw new IpmoveError(ExitCode.TIMEOUT, `timed out looking up ${ip.block}: ${(error as Error).message}`)
-      }
-      throw error
-    })
+    const located = await provider
+      .locate({ ip, project: prepared.project, instance: prepared.instance, needTarget: true }, signal)
+      .catch((error: unknown) => {
+        if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
+          throw new IpmoveError(
+            ExitCode.TIMEOUT,
+            `timed out looking up ${ip.block}: ${(error as Error).message}`,
+          )
+        }
+        throw error
+      })
     const target = located.target
     if (!target) throw new Error('provider located no target')
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
-    log.info(`${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`)
-    const result = await reconcile(provider, located, { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs }, log)
+    log.info(
+      `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`,
+    )
+    const result = await reconcile(
+      provider,
+      located,
+      { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
+      log,
+    )
     const durationMs = Date.now() - started
     log.info(summary(ip.block, result.outcome, result.from, target, durationMs))
     return {
@@ -127,6 +144,7 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
       changed: result.writes > 0,
       durationMs,
       requests: provider.requests,
+      roundTrips: provider.roundTrips,
     }
   } finally {
     provider.close()

@@ -1,5 +1,5 @@
-import { usageError } from './errors.js'
 import type { IdCache } from './cache.js'
+import { usageError } from './errors.js'
 import type { Logger } from './output.js'
 import type { IpBlock } from './validate.js'
 
@@ -55,8 +55,10 @@ export interface Provider {
   read(signal: AbortSignal): Promise<IpState>
   /** Ask the API, once, to route the located IP to `target`. */
   write(target: Holder, signal: AbortSignal): Promise<void>
-  /** API round trips made so far (for `--json`, the benchmark and tests). */
+  /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number
+  /** Of those, how many were sequential: requests sent side by side count once. */
+  readonly roundTrips: number
   /** Release sockets so the process can exit promptly. */
   close(): void
 }

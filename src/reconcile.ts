@@ -1,7 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ExitCode, IpmoveError } from './errors.js'
 import type { Logger } from './output.js'
-import { describeHolder, type Holder, type IpState, type Located, type Provider, sameHolder } from './provider.js'
+import {
+  describeHolder,
+  type Holder,
+  type IpState,
+  type Located,
+  type Provider,
+  sameHolder,
+} from './provider.js'
 
 export interface ReconcileOptions {
   /** Where the IP must end up. */

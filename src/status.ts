@@ -1,6 +1,6 @@
+import { prepare, type TargetOptions } from './move.js'
 import type { Logger } from './output.js'
 import { describeHolder, type Holder } from './provider.js'
-import { prepare, type TargetOptions } from './move.js'
 
 export interface StatusResult {
   ip: string
@@ -12,6 +12,7 @@ export interface StatusResult {
   progress?: number
   note?: string
   requests: number
+  roundTrips: number
 }
 
 /** `ipmove status`: who holds the IP, and whether an operation is pending. Reads only. */
@@ -34,6 +35,7 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
       progress: state.progress,
       note: state.note,
       requests: provider.requests,
+      roundTrips: provider.roundTrips,
     }
   } finally {
     provider.close()

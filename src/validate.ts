@@ -32,7 +32,8 @@ export function shown(value: string): string {
 export function parseIp(input: string): IpBlock {
   checkLength('--ip', input)
   const [addr, prefixText, ...rest] = input.split('/')
-  if (rest.length > 0 || addr === undefined) throw usageError(`--ip ${shown(input)} is not an IP address or block`)
+  if (rest.length > 0 || addr === undefined)
+    throw usageError(`--ip ${shown(input)} is not an IP address or block`)
   let parsed: ipaddr.IPv4 | ipaddr.IPv6
   if (ipaddr.IPv4.isValidFourPartDecimal(addr)) {
     parsed = ipaddr.IPv4.parse(addr)
@@ -53,14 +54,10 @@ export function parseIp(input: string): IpBlock {
   }
   const address = parsed.toString()
   if (prefix < max) {
-    const network = ipaddr.parseCIDR(`${address}/${prefix}`)
-    const first =
-      version === 4
-        ? ipaddr.IPv4.networkAddressFromCIDR(`${address}/${prefix}`)
-        : ipaddr.IPv6.networkAddressFromCIDR(`${address}/${prefix}`)
-    if (first.toString() !== network[0].toString()) throw usageError(`--ip ${shown(input)} is not a block`)
-    if (first.toString() !== address) {
-      throw usageError(`--ip ${shown(input)} has host bits set; did you mean ${first.toString()}/${prefix}?`)
+    const cidr = `${address}/${prefix}`
+    const first = (version === 4 ? ipaddr.IPv4 : ipaddr.IPv6).networkAddressFromCIDR(cidr).toString()
+    if (first !== address) {
+      throw usageError(`--ip ${shown(input)} has host bits set; did you mean ${first}/${prefix}?`)
     }
   }
   return { address, prefix, version, block: `${address}/${prefix}` }
@@ -76,7 +73,9 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9 ._:@+-]*$/
 export function validateName(what: string, value: string): string {
   checkLength(what, value)
   if (!NAME.test(value) || value.endsWith(' ')) {
-    throw usageError(`${what} ${shown(value)} has characters a name cannot have (letters, digits, space . _ : @ + -)`)
+    throw usageError(
+      `${what} ${shown(value)} has characters a name cannot have (letters, digits, space . _ : @ + -)`,
+    )
   }
   return value
 }
@@ -90,7 +89,9 @@ const INTERFACE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$/
 export function validateInterface(value: string, what = '--interface'): string {
   if (value.length === 0) throw usageError(`${what} is empty`)
   if (!INTERFACE.test(value)) {
-    throw usageError(`${what} ${shown(value)} is not a valid interface name (at most 15 of letters, digits, _ . -)`)
+    throw usageError(
+      `${what} ${shown(value)} is not a valid interface name (at most 15 of letters, digits, _ . -)`,
+    )
   }
   return value
 }
@@ -98,6 +99,7 @@ export function validateInterface(value: string, what = '--interface'): string {
 /** Seconds given on the command line or in the config file, as milliseconds. */
 export function parseSeconds(what: string, value: string | number): number {
   const n = typeof value === 'number' ? value : Number(value)
-  if (!Number.isFinite(n) || n <= 0 || n > 86_400) throw usageError(`${what} must be a number of seconds between 0 and 86400`)
+  if (!Number.isFinite(n) || n <= 0 || n > 86_400)
+    throw usageError(`${what} must be a number of seconds between 0 and 86400`)
   return Math.round(n * 1000)
 }

@@ -41,7 +41,8 @@ export function checkSignature(
   body: string,
 ): [number, object] | undefined {
   const h = (name: string) => String(headers[name] ?? '')
-  if (h('x-ovh-application') !== APP_KEY) return [403, { message: 'Invalid application key', errorCode: 'INVALID_KEY' }]
+  if (h('x-ovh-application') !== APP_KEY)
+    return [403, { message: 'Invalid application key', errorCode: 'INVALID_KEY' }]
   if (h('x-ovh-consumer') !== CONSUMER_KEY) {
     return [403, { message: 'This credential does not exist', errorCode: 'INVALID_CREDENTIAL' }]
   }
@@ -56,7 +57,18 @@ export function checkSignature(
 }
 
 type Json = object | string | number
-type Answer = Json | [number, Json] | ((body: unknown) => Json | [number, Json])
+
+/** A non-200 answer; a plain value is a 200 with that JSON body. */
+export class Reply {
+  constructor(
+    readonly status: number,
+    readonly body: Json,
+  ) {}
+}
+
+export const reply = (status: number, body: Json) => new Reply(status, body)
+
+type Answer = Json | Reply
 
 /**
  * A nock scope for the OVH API whose every interceptor checks the signature.
@@ -91,8 +103,7 @@ export class OvhApi {
       if (bad) return bad
       const parsed = raw ? JSON.parse(raw) : undefined
       if (method === 'POST') writes.push(parsed)
-      const value = typeof answer === 'function' ? answer(parsed) : answer
-      const [status, body] = Array.isArray(value) ? value : [200, value]
+      const { status, body } = answer instanceof Reply ? answer : { status: 200, body: answer }
       return [status, body, { 'X-Ovh-QueryID': `EU.test.${Math.random().toString(16).slice(2)}` }]
     })
     return this

@@ -1,0 +1,34 @@
+// `npm run demo`: a real failover on the built-in OVH emulator. It starts
+// `ipmove emulate ovh`, then runs the same commands a carp/keepalived hook would.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { BIN, startEmulator } from './emulator-process.mjs'
+
+const emulator = await startEmulator(['--pending-ms', '4000'])
+const env = {
+  ...process.env,
+  ...emulator.env,
+  IPMOVE_CONFIG: '/dev/null',
+  IPMOVE_CACHE_DIR: mkdtempSync(join(tmpdir(), 'ipmove-demo-')),
+}
+
+function ipmove(...args) {
+  console.log(`\n$ ipmove ${args.join(' ')}`)
+  const { status } = spawnSync(process.execPath, [BIN, ...args], { env, stdio: 'inherit' })
+  console.log(`(exit ${status})`)
+  return status
+}
+
+let failed = false
+try {
+  console.log('OVH API emulator running at', env.OVH_ENDPOINT)
+  failed ||= ipmove('status', '--project', 't18s', '--ip', '203.0.113.10') !== 0
+  failed ||= ipmove('--project', 't18s', '--ip', '203.0.113.10', '--instance', 'bi-edge-sbg-2') !== 0
+  failed ||= ipmove('--project', 't18s', '--ip', '203.0.113.10', '--instance', 'bi-edge-sbg-2') !== 0
+  failed ||= ipmove('status', '--project', 't18s', '--ip', '203.0.113.10', '--json') !== 0
+} finally {
+  emulator.stop()
+}
+process.exitCode = failed ? 1 : 0

@@ -1,0 +1,34 @@
+// Start `ipmove emulate ovh` as a child process and collect the env lines it
+// prints, for the demo and the benchmark. The e2e tests start the emulator
+// in-process instead.
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+
+export const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
+
+export function startEmulator(args = []) {
+  const child = spawn(process.execPath, [BIN, 'emulate', 'ovh', '--port', '0', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  return new Promise((resolve, reject) => {
+    const env = {}
+    let buffer = ''
+    const timer = setTimeout(() => reject(new Error('the emulator did not start within 10 s')), 10_000)
+    child.on('exit', (code) => reject(new Error(`the emulator exited with code ${code}`)))
+    child.stdout.on('data', (chunk) => {
+      buffer += chunk
+      for (;;) {
+        const end = buffer.indexOf('\n')
+        if (end < 0) break
+        const line = buffer.slice(0, end)
+        buffer = buffer.slice(end + 1)
+        const match = /^export (\w+)=(.*)$/.exec(line)
+        if (match) env[match[1]] = match[2].replace(/^'(.*)'$/, '$1')
+        else if (/listening/i.test(line)) {
+          clearTimeout(timer)
+          resolve({ env, stop: () => child.kill('SIGTERM') })
+        }
+      }
+    })
+  })
+}
