@@ -29,8 +29,9 @@ await build({
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
-  // Native, optional: loaded with import() only by `credentials` and never required.
-  external: ['@napi-rs/keyring'],
+  // The keyring is native and optional (import() only by `credentials`); oclif only loads
+  // TypeScript tooling when run from sources, never from this bundle.
+  external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
   chunkNames: 'chunks/[name]-[hash]',
   // Bundled CommonJS (oclif) still calls require() for Node built-ins.
   banner: {

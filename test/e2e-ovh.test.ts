@@ -1,0 +1,212 @@
+/**
+ * End to end: the built CLI (bin/run.js → dist/) as a hook runs it, against the
+ * OVH emulator over real HTTPS with the emulator's own CA. Run `npm run build`
+ * first (`npm test` does).
+ */
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh.js'
+
+const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
+const IP = '203.0.113.10'
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function ipmove(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk
+    })
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+    })
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+function json(run: Run): Record<string, unknown> {
+  const lines = run.stdout.trim().split('\n')
+  expect(lines).toHaveLength(1)
+  return JSON.parse(lines[0] as string)
+}
+
+let emulator: RunningOvhEmulator
+let baseEnv: NodeJS.ProcessEnv
+
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const dir = mkdtempSync(join(tmpdir(), 'ipmove-e2e-'))
+  const config = join(dir, 'ipmove.conf')
+  writeFileSync(config, '', { mode: 0o600 })
+  return { ...baseEnv, HOME: dir, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
+}
+
+beforeAll(async () => {
+  if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
+    throw new Error('dist/ is missing: run `npm run build` first')
+  }
+  emulator = await startOvhEmulator({ pendingMs: 300, thisHost: 'bi-edge-sbg-2' })
+  baseEnv = { PATH: process.env.PATH, ...emulator.env }
+})
+
+afterAll(async () => {
+  await emulator?.close()
+})
+
+describe('ipmove against the OVH emulator', () => {
+  it('moves with ipmoveOvh’s spelling, then is a no-op the second time', async () => {
+    const e = env()
+    const first = await ipmove(['-project', 't18s', '-ip', IP, '-instance', 'bi-edge-sbg-2'], e)
+    expect(first.stderr).toBe('')
+    expect(first.code).toBe(0)
+    expect(first.stdout).toMatch(/moved from bi-edge-sbg-1 .* to bi-edge-sbg-2 .* in \d+\.\d s/)
+
+    const writesBefore = emulator.requests.filter((r) => r.method === 'POST').length
+    const second = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'], e)
+    expect(second.code).toBe(0)
+    expect(json(second)).toMatchObject({ ok: true, outcome: 'in-place', changed: false, requests: 1 })
+    expect(emulator.requests.filter((r) => r.method === 'POST').length).toBe(writesBefore)
+  })
+
+  it('moves back to this host when --instance is omitted (metadata service)', async () => {
+    const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-1', '--json'], env())
+    expect(json(run)).toMatchObject({ ok: true, to: { name: 'bi-edge-sbg-1' } })
+    const back = await ipmove(['--project', 't18s', '--ip', IP, '--json'], env())
+    expect(back.code).toBe(0)
+    expect(json(back)).toMatchObject({ outcome: 'moved', to: { name: 'bi-edge-sbg-2' }, from: { name: 'bi-edge-sbg-1' } })
+  })
+
+  it('status reports the holder as JSON', async () => {
+    const run = await ipmove(['status', '--project', 't18s', '--ip', IP, '--json'], env())
+    expect(run.code).toBe(0)
+    const result = json(run)
+    expect(result).toMatchObject({ ok: true, kind: 'cloud', pending: false })
+    expect((result.holder as { name: string }).name).toMatch(/^bi-edge-sbg-[12]$/)
+  })
+
+  it('moves a classic failover IP through /ip/{block}/move and its task', async () => {
+    const e = env()
+    const run = await ipmove(['--ip', '198.51.100.7/32', '--instance', 'ns3000002.ip-198-51-100.eu', '--json'], e)
+    expect(run.stderr).toBe('')
+    expect(json(run)).toMatchObject({ ok: true, kind: 'classic', outcome: 'moved', to: { id: 'ns3000002.ip-198-51-100.eu' } })
+  })
+
+  it('exits 3 when the consumer key may not write, naming the refused call', async () => {
+    const run = await ipmove(
+      ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-1', '--json'],
+      env({ OVH_CONSUMER_KEY: 'emulator-ck-readonly' }),
+    )
+    expect(run.code).toBe(3)
+    const result = json(run)
+    expect(result).toMatchObject({ ok: false, error: { code: 'AUTH', exitCode: 3 } })
+    expect(run.stderr).toMatch(/^ipmove: error: OVH API POST .*attach: This call has not been granted/)
+    expect(run.stderr.trim().split('\n')).toHaveLength(1)
+  })
+
+  it('exits 3 on a wrong secret, and never prints it', async () => {
+    const secret = 'not-the-real-secret-42'
+    const run = await ipmove(
+      ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-1', '--json', '--debug'],
+      env({ OVH_APPLICATION_SECRET: secret }),
+    )
+    expect(run.code).toBe(3)
+    expect(run.stdout + run.stderr).not.toContain(secret)
+    expect(run.stdout + run.stderr).not.toContain(emulator.env.OVH_CONSUMER_KEY)
+  })
+
+  it('exits 4 for an unknown instance and for an ambiguous one', async () => {
+    const missing = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'nope'], env())
+    expect(missing.code).toBe(4)
+    const twin = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'twin'], env())
+    expect(twin.code).toBe(4)
+    expect(twin.stderr).toMatch(/ambiguous/)
+  })
+
+  it('exits 2 on bad input before any API call', async () => {
+    const before = emulator.requests.length
+    for (const args of [
+      ['--ip', '203.0.113.999'],
+      ['--ip', IP, '--instance', '$(reboot)'],
+      ['--ip', IP, '--project', 'a'.repeat(5000)],
+      ['--ip', IP, '--timeout', 'soon'],
+      ['move'],
+      ['--ip', IP, '--no-such-flag'],
+    ]) {
+      const run = await ipmove(args, env())
+      expect(run.code, args.join(' ')).toBe(2)
+      expect(run.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1)
+    }
+    expect(emulator.requests.length).toBe(before)
+  })
+
+  it('exits 5 when the move outlasts --timeout', async () => {
+    const slow = await startOvhEmulator({ pendingMs: 60_000 })
+    try {
+      const run = await ipmove(
+        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--timeout', '1.5'],
+        env(slow.env),
+      )
+      expect(run.code).toBe(5)
+      expect(run.stderr).toMatch(/timed out/)
+    } finally {
+      await slow.close()
+    }
+  })
+
+  it('exits 8 when the API keeps answering 503, after retrying', async () => {
+    const failing = await startOvhEmulator({ faults: [] })
+    failing.addFault('path=/cloud/project,status=503,times=0')
+    try {
+      const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2'], env(failing.env))
+      expect(run.code).toBe(8)
+      expect(failing.requests.filter((r) => r.path.endsWith('/cloud/project')).length).toBe(5)
+    } finally {
+      await failing.close()
+    }
+  })
+
+  it('rides out a reset and a 503 on the way', async () => {
+    const flaky = await startOvhEmulator({ pendingMs: 200 })
+    flaky.addFault('path=/cloud/project,reset')
+    flaky.addFault('path=/cloud/project/*/ip/failover,status=503,retry-after=1')
+    try {
+      const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'], env(flaky.env))
+      expect(run.stderr).toBe('')
+      expect(json(run)).toMatchObject({ ok: true, outcome: 'moved' })
+    } finally {
+      await flaky.close()
+    }
+  })
+
+  it('signs right against a server whose clock is five minutes off', async () => {
+    const skewed = await startOvhEmulator({ pendingMs: 200, clockSkewSeconds: 300 })
+    try {
+      const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'], env(skewed.env))
+      expect(run.stderr).toBe('')
+      expect(json(run)).toMatchObject({ ok: true, outcome: 'moved' })
+      expect(skewed.requests.filter((r) => r.path.endsWith('/auth/time')).length).toBe(1)
+    } finally {
+      await skewed.close()
+    }
+  })
+
+  it('authenticates with an OAuth2 service account', async () => {
+    const e = env({ OVH_CLIENT_ID: 'emulator-client', OVH_CLIENT_SECRET: 'emulator-client-secret' })
+    delete e.OVH_APPLICATION_KEY
+    delete e.OVH_APPLICATION_SECRET
+    delete e.OVH_CONSUMER_KEY
+    const run = await ipmove(['status', '--project', 't18s', '--ip', IP, '--json'], e)
+    expect(run.stderr).toBe('')
+    expect(json(run)).toMatchObject({ ok: true, kind: 'cloud' })
+  })
+})
