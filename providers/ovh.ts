@@ -91,7 +91,7 @@ export class OvhProvider implements Provider {
       env: context.env,
       cwd: process.cwd(),
       home: homedir(),
-      overrides: context.settings.endpoint ? { endpoint: context.settings.endpoint } : {},
+      config: { values: context.settings },
     })
     context.log.debug(
       `ovh: ${credentials.kind} credentials from ${credentials.source}, endpoint ${credentials.baseUrl}`,
@@ -120,15 +120,18 @@ export class OvhProvider implements Provider {
     if (request.project) {
       const projectId = await this.projectId(request.project, signal)
       this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
-      const [failover, target] = await Promise.all([
-        this.findFailover(projectId, request.ip, signal),
-        request.needTarget && request.instance
-          ? this.instanceByName(projectId, request.instance, signal)
-          : (self ?? Promise.resolve(undefined)),
-      ])
+      const listing = this.needsListing(projectId, request) ? this.listInstances(projectId, signal) : undefined
+      listing?.catch(() => {}) // awaited below, or moot if the IP is not a cloud one
+      const target = !request.needTarget
+        ? Promise.resolve(undefined)
+        : request.instance
+          ? this.instanceByName(projectId, request.instance, listing)
+          : (self as Promise<Holder>)
+      const [failover, targetHolder] = await Promise.all([this.findFailover(projectId, request.ip, signal), target])
+      await listing // names for the report, fetched side by side with the rest
       if (failover) {
         this.location = { kind: 'cloud', projectId, failoverId: failover.id }
-        return { kind: 'cloud', scope: this.project, target, state: this.cloudState(failover) }
+        return { kind: 'cloud', scope: this.project, target: targetHolder, state: this.cloudState(failover) }
       }
       this.log.debug(`ovh: ${request.ip.block} is not a failover IP of project ${projectId}; trying /ip`)
     }
@@ -222,21 +225,46 @@ export class OvhProvider implements Provider {
     return found
   }
 
-  /** Resolve --instance: an id passes through; a name must match exactly one instance. */
-  private async instanceByName(projectId: string, instance: string, signal: AbortSignal): Promise<Holder> {
-    const key = `instance:${projectId}:${instance}`
-    const cached = this.cache.get(key)
-    if (cached) {
-      this.instanceNames.set(cached, instance)
-      return { id: cached, name: instance }
-    }
+  /**
+   * List the project's instances unless the cache already knows the target
+   * and the names: a cold run lists once, side by side with the failover IP.
+   */
+  private needsListing(projectId: string, request: LocateRequest): boolean {
+    if (request.needTarget && request.instance && !this.cache.get(`instance:${projectId}:${request.instance}`)) return true
+    return !this.cache.get(`listed:${projectId}`)
+  }
+
+  private async listInstances(projectId: string, signal: AbortSignal): Promise<Instance[]> {
     const list = await this.call<Instance[]>('GET', `/cloud/project/${projectId}/instance`, signal)
     for (const i of list) {
       this.instanceNames.set(i.id, i.name)
       this.cache.set(`instance-name:${projectId}:${i.id}`, i.name)
     }
+    this.cache.set(`listed:${projectId}`, '1')
+    return list
+  }
+
+  /** Resolve --instance: an id passes through; a name must match exactly one instance. */
+  private async instanceByName(
+    projectId: string,
+    instance: string,
+    listing: Promise<Instance[]> | undefined,
+  ): Promise<Holder> {
+    const key = `instance:${projectId}:${instance}`
+    const cached = this.cache.get(key)
+    if (cached || !listing) {
+      // needsListing() guarantees a listing whenever the cache lacks the instance.
+      const id = cached ?? instance
+      const name = this.cache.get(`instance-name:${projectId}:${id}`) ?? instance
+      this.instanceNames.set(id, name)
+      return { id, name }
+    }
+    const list = await listing
     const byId = list.find((i) => i.id === instance)
-    if (byId) return { id: byId.id, name: byId.name }
+    if (byId) {
+      this.cache.set(key, byId.id)
+      return { id: byId.id, name: byId.name }
+    }
     const named = list.filter((i) => i.name === instance)
     if (named.length > 1) {
       throw notFound(

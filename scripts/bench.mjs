@@ -5,10 +5,7 @@
 //  - API round trips before the write, cold (empty id cache) and warm, against
 //    the OVH emulator.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { BIN, startEmulator } from './emulator-process.mjs'
+import { BIN, isolatedEnv, startEmulator } from './emulator-process.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20)
 
@@ -27,7 +24,7 @@ function time(argv, env = process.env) {
   return median(samples)
 }
 
-const env = { ...process.env, IPMOVE_CONFIG: '/dev/null' }
+const env = isolatedEnv()
 // Warm the OS file cache and Node's compile cache before measuring.
 time(['-e', '0'])
 time([BIN, '--version'], env)
@@ -36,10 +33,10 @@ const version = time([BIN, '--version'], env)
 const command = time([BIN, 'move', '--ip', 'not-an-ip'], env)
 
 const emulator = await startEmulator(['--pending-ms', '500'])
-const cacheDir = mkdtempSync(join(tmpdir(), 'ipmove-bench-'))
+const apiEnv = isolatedEnv(emulator.env)
 function requests(...args) {
   const run = spawnSync(process.execPath, [BIN, ...args, '--dry-run', '--json'], {
-    env: { ...env, ...emulator.env, IPMOVE_CACHE_DIR: cacheDir },
+    env: apiEnv,
     encoding: 'utf8',
   })
   const result = JSON.parse(run.stdout)

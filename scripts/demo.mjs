@@ -1,18 +1,10 @@
 // `npm run demo`: a real failover on the built-in OVH emulator. It starts
 // `ipmove emulate ovh`, then runs the same commands a carp/keepalived hook would.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { BIN, startEmulator } from './emulator-process.mjs'
+import { BIN, isolatedEnv, startEmulator } from './emulator-process.mjs'
 
 const emulator = await startEmulator(['--pending-ms', '4000'])
-const env = {
-  ...process.env,
-  ...emulator.env,
-  IPMOVE_CONFIG: '/dev/null',
-  IPMOVE_CACHE_DIR: mkdtempSync(join(tmpdir(), 'ipmove-demo-')),
-}
+const env = isolatedEnv(emulator.env)
 
 function ipmove(...args) {
   console.log(`\n$ ipmove ${args.join(' ')}`)

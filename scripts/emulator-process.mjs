@@ -2,9 +2,23 @@
 // prints, for the demo and the benchmark. The e2e tests start the emulator
 // in-process instead.
 import { spawn } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
+
+/**
+ * An environment that shields a run from this machine's own ipmove config
+ * and id cache: an empty config file and a fresh cache directory.
+ */
+export function isolatedEnv(extra = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'ipmove-run-'))
+  const config = join(dir, 'ipmove.conf')
+  writeFileSync(config, '', { mode: 0o600 })
+  return { ...process.env, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
+}
 
 export function startEmulator(args = []) {
   const child = spawn(process.execPath, [BIN, 'emulate', 'ovh', '--port', '0', ...args], {

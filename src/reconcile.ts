@@ -35,7 +35,11 @@ export interface ReconcileResult {
   writes: number
 }
 
-export const DEFAULT_POLL = { first: 500, max: 5_000 }
+/**
+ * OVH moves take a few seconds; polling at most every 2 s notices the end
+ * promptly while staying well under the API's rate limits (about 60/min).
+ */
+export const DEFAULT_POLL = { first: 250, max: 2_000 }
 
 /**
  * Make the API's holder match the desired holder, writing at most once:

@@ -24,7 +24,8 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
     const located = await provider.locate({ ip, project: prepared.project, needTarget: false }, signal)
     const { state } = located
     const pending = state.pending ? `; pending: ${state.note ?? 'operation in progress'}` : ''
-    log.info(`${ip.block} (${provider.name} ${located.kind}) is on ${describeHolder(state.holder)}${pending}`)
+    const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
+    log.info(`${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(state.holder)}${pending}`)
     return {
       ip: ip.block,
       provider: provider.name,

@@ -29,26 +29,26 @@ export function shown(value: string): string {
  * is a single-address block (/32 or /128). Only strict forms are accepted:
  * ipaddr.js alone would also take `1` or `0x7f.1` as IPv4.
  */
-export function parseIp(input: string): IpBlock {
-  checkLength('--ip', input)
+export function parseIp(input: string, what = '--ip'): IpBlock {
+  checkLength(what, input)
   const [addr, prefixText, ...rest] = input.split('/')
   if (rest.length > 0 || addr === undefined)
-    throw usageError(`--ip ${shown(input)} is not an IP address or block`)
+    throw usageError(`${what} ${shown(input)} is not an IP address or block`)
   let parsed: ipaddr.IPv4 | ipaddr.IPv6
   if (ipaddr.IPv4.isValidFourPartDecimal(addr)) {
     parsed = ipaddr.IPv4.parse(addr)
   } else if (addr.includes(':') && ipaddr.IPv6.isValid(addr)) {
     parsed = ipaddr.IPv6.parse(addr)
-    if ((parsed as ipaddr.IPv6).zoneId) throw usageError(`--ip ${shown(input)} must not carry a zone`)
+    if ((parsed as ipaddr.IPv6).zoneId) throw usageError(`${what} ${shown(input)} must not carry a zone`)
   } else {
-    throw usageError(`--ip ${shown(input)} is not an IP address or block`)
+    throw usageError(`${what} ${shown(input)} is not an IP address or block`)
   }
   const version = parsed.kind() === 'ipv4' ? 4 : 6
   const max = version === 4 ? 32 : 128
   let prefix = max
   if (prefixText !== undefined) {
     if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) {
-      throw usageError(`--ip ${shown(input)} has an invalid prefix length`)
+      throw usageError(`${what} ${shown(input)} has an invalid prefix length`)
     }
     prefix = Number(prefixText)
   }
@@ -57,7 +57,7 @@ export function parseIp(input: string): IpBlock {
     const cidr = `${address}/${prefix}`
     const first = (version === 4 ? ipaddr.IPv4 : ipaddr.IPv6).networkAddressFromCIDR(cidr).toString()
     if (first !== address) {
-      throw usageError(`--ip ${shown(input)} has host bits set; did you mean ${first}/${prefix}?`)
+      throw usageError(`${what} ${shown(input)} has host bits set; did you mean ${first}/${prefix}?`)
     }
   }
   return { address, prefix, version, block: `${address}/${prefix}` }

@@ -191,6 +191,7 @@ describe('move on OVH Public Cloud', () => {
       .get('/cloud/project', [PROJECT])
       .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
       .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)])
+      .get(`/cloud/project/${PROJECT}/instance`, instances)
     const result = await moveIp(options(testEnv(), { instance: undefined }), new MemoryLogger())
     expect(result).toMatchObject({ outcome: 'in-place', to: { id: SBG2, name: 'bi-edge-sbg-2' } })
   })
@@ -382,11 +383,17 @@ describe('move of a classic failover IP', () => {
 
 describe('status', () => {
   it('reports holder and pending state without writing', async () => {
-    const api = new OvhApi().get(`/cloud/project/${PROJECT}/ip/failover`, [
-      failover(SBG1, 'operationPending', 30),
-    ])
+    const api = new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG1, 'operationPending', 30)])
+      .get(`/cloud/project/${PROJECT}/instance`, instances)
     const result = await ipStatus({ ip: IP, project: PROJECT, env: testEnv() }, new MemoryLogger())
-    expect(result).toMatchObject({ holder: { id: SBG1 }, pending: true, progress: 30, kind: 'cloud' })
+    expect(result).toMatchObject({
+      holder: { id: SBG1, name: 'bi-edge-sbg-1' },
+      pending: true,
+      progress: 30,
+      kind: 'cloud',
+      roundTrips: 1,
+    })
     expect(api.writes).toEqual([])
   })
 })

@@ -1,0 +1,1009 @@
+/**
+ * An HTTPS emulator of the part of the OVHcloud API that ipmove uses, for our
+ * end-to-end tests, the README demo and users' CI (`ipmove emulate ovh`).
+ *
+ * Where the behaviour comes from:
+ * - routes, models and enums: the API's own schemas (eu.api.ovh.com/1.0/cloud.json
+ *   and ip.json: cloud.ip.FailoverIp, ip.Ip, ip.IpTask, ip.Destinations);
+ * - request signing, the /auth/time delta and the auth error codes (INVALID_KEY,
+ *   INVALID_CREDENTIAL, INVALID_SIGNATURE, NOT_GRANTED_CALL): python-ovh and go-ovh,
+ *   which sign `$1$` + sha1(AS+CK+METHOD+URL+BODY+TS) and map these codes to exceptions;
+ * - access rules with `*` wildcards: OVH's createToken / POST /auth/credential docs;
+ * - OAuth2 client credentials: the `/auth/oauth2/token` flow of python-ovh/go-ovh;
+ * - "Got an invalid (or empty) URL" for unknown routes and for unencoded blocks
+ *   (`/ip/1.2.3.4/32`): quoted from real answers in php-ovh issues.
+ *
+ * Simplified or invented here:
+ * - the URL signed is `https://` + the Host header + the raw path, so clients must
+ *   sign the port they connect to (node-ovh would sign without it);
+ * - timestamps more than 30 s from the server clock fail as INVALID_SIGNATURE;
+ * - errorCode values other than the four auth ones (NOT_FOUND, BAD_REQUEST, CONFLICT…)
+ *   and the message texts of 400/404/409 answers are modelled on the API's style,
+ *   not verified: clients should branch on the HTTP status, as python-ovh does;
+ * - moves take `pendingMs` and never fail; a Public Cloud attach refuses other
+ *   regions (the real API also refuses other zones and sometimes fresh instances);
+ * - OAuth2 tokens carry access rules like consumer keys instead of IAM policies;
+ * - the metadata service (real: http://169.254.169.254) is served on the same
+ *   HTTPS port; its availability_zone is OpenStack's default "nova", not the region.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import { createServer, type Server } from 'node:https'
+import { isIP, type Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ExitCode, IpmoveError, usageError } from '../src/errors.js'
+import type { Logger } from '../src/output.js'
+import { shown, validateName } from '../src/validate.js'
+import { applyFault, describeFault, FaultInjector, type FaultSpec, parseFaultSpec } from './faults.js'
+import {
+  defaultOvhFixture,
+  type OvhAccessRule,
+  type OvhFixture,
+  type OvhFixtureClassicIp,
+  type OvhFixtureFailoverIp,
+  type OvhFixtureInstance,
+  type OvhFixtureProject,
+  parseOvhFixture,
+} from './fixture.js'
+import { generateTls } from './tls.js'
+
+export interface OvhEmulatorOptions {
+  /** 0 (default) picks a free port. */
+  port?: number
+  /** Default 127.0.0.1. */
+  host?: string
+  /** How long a move takes, ms. Default 3000. */
+  pendingMs?: number
+  faults?: Array<FaultSpec | string>
+  fixture?: OvhFixture
+  /** Offset of the server clock from the real one, to exercise /auth/time delta handling. */
+  clockSkewSeconds?: number
+  /** Where to write ca.pem and env.sh; default a fresh temporary directory, removed on close. */
+  dir?: string
+  /** Instance name or id the metadata service reports as "this host". */
+  thisHost?: string
+  /** Receives one debug line per request. */
+  log?: Logger
+}
+
+export interface OvhFailoverIpState extends OvhFixtureFailoverIp {
+  status: 'ok' | 'operationPending'
+  progress: number
+  /** The attach in progress, if any. */
+  pending?: { target: string; startedAt: number; doneAt: number }
+}
+
+export interface OvhProjectState extends Omit<OvhFixtureProject, 'failoverIps'> {
+  failoverIps: OvhFailoverIpState[]
+}
+
+export type OvhTaskStatus = 'init' | 'todo' | 'doing' | 'done' | 'cancelled' | 'customerError' | 'ovhError'
+const TASK_STATUSES: readonly OvhTaskStatus[] = [
+  'init',
+  'todo',
+  'doing',
+  'done',
+  'cancelled',
+  'customerError',
+  'ovhError',
+]
+const TASK_FUNCTIONS = ['arinBlockReassign', 'changeRipeOrg', 'checkAndReleaseIp', 'genericMoveFloatingIp']
+
+export interface OvhIpTaskState {
+  taskId: number
+  function: 'genericMoveFloatingIp'
+  status: OvhTaskStatus
+  comment: string
+  destination: { serviceName: string }
+  startDate: string
+  lastUpdate: string
+  doneDate: string | null
+}
+
+export interface OvhClassicIpState extends OvhFixtureClassicIp {
+  tasks: OvhIpTaskState[]
+}
+
+export interface OvhEmulatorState {
+  applications: OvhFixture['applications']
+  consumers: OvhFixture['consumers']
+  oauthClients: OvhFixture['oauthClients']
+  projects: OvhProjectState[]
+  dedicatedServers: OvhFixture['dedicatedServers']
+  classicIps: OvhClassicIpState[]
+  /** Issued OAuth2 tokens: token → client id and expiry (ms since epoch). */
+  tokens: Record<string, { clientId: string; expiresAt: number }>
+  clockSkewSeconds: number
+  thisHost: string | undefined
+}
+
+export interface RecordedRequest {
+  method: string
+  /** The request target exactly as sent: raw path and query. */
+  path: string
+  /** 0 while unanswered, and for requests a reset or hang fault took. */
+  status: number
+  /** The request body text. */
+  body: string
+  responseBody: string
+  /** The fault that took this request, in spec syntax. */
+  fault?: string
+}
+
+export interface RunningOvhEmulator {
+  /** e.g. https://127.0.0.1:PORT/1.0 */
+  url: string
+  port: number
+  caFile: string
+  /** OVH_ENDPOINT, OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY, NODE_EXTRA_CA_CERTS, IPMOVE_OPENSTACK_METADATA_URL. */
+  env: Record<string, string>
+  /** Live and mutable: tests may change it between calls. */
+  state: OvhEmulatorState
+  requests: RecordedRequest[]
+  addFault(spec: FaultSpec | string): void
+  close(): Promise<void>
+}
+
+/** Clock tolerance of the signature check, seconds. */
+export const OVH_TIMESTAMP_TOLERANCE_S = 30
+const API_PREFIX = '1.0'
+const METADATA_PATH = ['openstack', 'latest', 'meta_data.json']
+const TOKEN_LIFETIME_S = 3600
+const MAX_BODY = 1 << 20
+/** Old entries go first so a long CI run cannot grow memory without bound. */
+const MAX_RECORDED = 10_000
+const INVALID_URL = 'Got an invalid (or empty) URL'
+
+/** An answer in OVH's error format, thrown by handlers. */
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly errorCode?: string,
+    /** A body other than OVH's error object (OAuth2 errors, unknown URLs). */
+    readonly body?: unknown,
+  ) {
+    super(message)
+  }
+}
+
+const invalidUrl = () => new ApiError(404, INVALID_URL, undefined, { message: INVALID_URL })
+const oauthError = (status: number, error: string, description: string) =>
+  new ApiError(status, description, error, { error, error_description: description })
+
+const notFoundObject = (what: string, value: string) =>
+  new ApiError(404, `The requested object (${what} = ${value}) does not exist`)
+
+function errorBody(status: number, message: string, errorCode?: string): Record<string, string> {
+  const reason = STATUS_CODES[status] ?? 'Error'
+  return {
+    class: `${status < 500 ? 'Client' : 'Server'}::${reason.replace(/[^A-Za-z]/g, '')}`,
+    message,
+    httpCode: `${status} ${reason}`,
+    errorCode: errorCode ?? reason.toUpperCase().replace(/[^A-Z]+/g, '_'),
+  }
+}
+
+/** OVH access-rule wildcard: `*` matches any run of characters, `/` included. */
+function ruleMatches(rule: OvhAccessRule, method: string, path: string): boolean {
+  if (rule.method.toUpperCase() !== method) return false
+  const re = new RegExp(
+    `^${rule.path
+      .split('*')
+      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+    's',
+  )
+  return re.test(path)
+}
+
+function sha1(text: string): string {
+  return createHash('sha1').update(text).digest('hex')
+}
+
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a)
+  const y = Buffer.from(b)
+  return x.length === y.length && timingSafeEqual(x, y)
+}
+
+interface RouteContext {
+  params: Record<string, string>
+  query: URLSearchParams
+  body: Record<string, unknown>
+}
+
+interface Route {
+  method: string
+  pattern: string[]
+  /** Body fields that must be present strings (POST only). */
+  required?: string[]
+  handle(context: RouteContext): unknown
+}
+
+function matchRoute(pattern: string[], segments: string[]): Record<string, string> | undefined {
+  if (pattern.length !== segments.length) return undefined
+  const params: Record<string, string> = {}
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!
+    const s = segments[i]!
+    if (p.startsWith('{')) {
+      if (s === '') return undefined
+      params[p.slice(1, -1)] = s
+    } else if (p !== s) return undefined
+  }
+  return params
+}
+
+function initialState(
+  fixture: OvhFixture,
+  clockSkewSeconds: number,
+  thisHost: string | undefined,
+): OvhEmulatorState {
+  const copy = structuredClone(fixture)
+  return {
+    applications: copy.applications,
+    consumers: copy.consumers,
+    oauthClients: copy.oauthClients,
+    projects: copy.projects.map((project) => ({
+      ...project,
+      failoverIps: project.failoverIps.map((ip) => ({ ...ip, status: 'ok' as const, progress: 100 })),
+    })),
+    dedicatedServers: copy.dedicatedServers,
+    classicIps: copy.classicIps.map((ip) => ({ ...ip, tasks: [] })),
+    tokens: {},
+    clockSkewSeconds,
+    thisHost,
+  }
+}
+
+/** The instance `thisHost` names (id first, then a unique name). */
+function findThisHost(
+  state: OvhEmulatorState,
+): { instance: OvhFixtureInstance; project: OvhProjectState } | undefined | 'ambiguous' {
+  const name = state.thisHost
+  if (!name) return undefined
+  const all = state.projects.flatMap((project) =>
+    project.instances.map((instance) => ({ instance, project })),
+  )
+  const byId = all.find((entry) => entry.instance.id === name)
+  if (byId) return byId
+  const byName = all.filter((entry) => entry.instance.name === name)
+  if (byName.length > 1) return 'ambiguous'
+  return byName[0]
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1'
+  if (host === '::') return '[::1]'
+  return isIP(host) === 6 ? `[${host}]` : host
+}
+
+export async function startOvhEmulator(options: OvhEmulatorOptions = {}): Promise<RunningOvhEmulator> {
+  return new OvhEmulator(options).start()
+}
+
+class OvhEmulator {
+  readonly state: OvhEmulatorState
+  readonly requests: RecordedRequest[] = []
+  private readonly faults: FaultInjector
+  private readonly pendingMs: number
+  private readonly host: string
+  private readonly timers = new Set<NodeJS.Timeout>()
+  private readonly sockets = new Set<Socket>()
+  private readonly routes: Route[]
+  private readonly log: Logger | undefined
+  private server: Server | undefined
+  private closed = false
+  private queryCounter = 0
+  private nextTaskId = 4_200_001
+
+  constructor(private readonly options: OvhEmulatorOptions) {
+    this.host = options.host ?? '127.0.0.1'
+    this.pendingMs = options.pendingMs ?? 3000
+    if (!Number.isInteger(this.pendingMs) || this.pendingMs < 0)
+      throw usageError('pendingMs must be a whole number >= 0')
+    this.faults = new FaultInjector(options.faults ?? [])
+    this.state = initialState(
+      options.fixture ?? defaultOvhFixture(),
+      options.clockSkewSeconds ?? 0,
+      options.thisHost,
+    )
+    if (findThisHost(this.state) === 'ambiguous') {
+      throw usageError(
+        `--this-host ${shown(options.thisHost ?? '')} names several instances; give the instance id`,
+      )
+    }
+    if (options.thisHost && !findThisHost(this.state)) {
+      throw usageError(`--this-host ${shown(options.thisHost)} is no instance of the fixture`)
+    }
+    this.log = options.log
+    this.routes = this.buildRoutes()
+  }
+
+  async start(): Promise<RunningOvhEmulator> {
+    // Wildcard addresses are no names to connect to; clients then use loopback.
+    const tls = await generateTls([this.host].filter((h) => h !== '0.0.0.0' && h !== '::'))
+    const createdDir = this.options.dir === undefined
+    const dir = this.options.dir ?? (await mkdtemp(join(tmpdir(), 'ipmove-ovh-emulator-')))
+    if (!createdDir) await mkdir(dir, { recursive: true })
+    const caFile = join(dir, 'ca.pem')
+    await writeFile(caFile, tls.caCert)
+
+    const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+      this.handle(req, res).catch((error: unknown) => {
+        // A bug in a handler: answer like the API's own internal errors.
+        if (!res.headersSent && !res.destroyed) {
+          res.writeHead(500, {
+            'Content-Type': 'application/json; charset=utf-8',
+            'X-Ovh-QueryID': this.queryId(),
+          })
+          res.end(JSON.stringify(errorBody(500, `emulator error: ${(error as Error).message}`)))
+        }
+      })
+    })
+    this.server = server
+    // Raw sockets, so that close() can end hung and half-open connections too.
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket)
+      socket.on('close', () => this.sockets.delete(socket))
+    })
+    // A client that drops the TLS handshake must not crash the emulator.
+    server.on('tlsClientError', () => {})
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        reject(
+          new IpmoveError(
+            ExitCode.USAGE,
+            `cannot listen on ${this.host}:${this.options.port ?? 0}: ${error.code ?? error.message}`,
+          ),
+        )
+      })
+      server.listen(this.options.port ?? 0, this.host, () => resolve())
+    })
+    const address = server.address()
+    const port = typeof address === 'object' && address ? address.port : 0
+    const origin = `https://${urlHost(this.host)}:${port}`
+    const application = this.state.applications[0]
+    const consumer = this.state.consumers.find((c) => c.applicationKey === application?.key)
+    const env: Record<string, string> = {
+      OVH_ENDPOINT: `${origin}/${API_PREFIX}`,
+      OVH_APPLICATION_KEY: application?.key ?? '',
+      OVH_APPLICATION_SECRET: application?.secret ?? '',
+      OVH_CONSUMER_KEY: consumer?.key ?? '',
+      NODE_EXTRA_CA_CERTS: caFile,
+      IPMOVE_OPENSTACK_METADATA_URL: `${origin}/${METADATA_PATH.join('/')}`,
+    }
+    // env.sh appears only once the server listens: CI scripts can wait for it, then source it.
+    const envFile = join(dir, 'env.sh')
+    await writeFile(`${envFile}.tmp`, `${envLines(env).join('\n')}\n`)
+    await rename(`${envFile}.tmp`, envFile)
+
+    return {
+      url: env.OVH_ENDPOINT!,
+      port,
+      caFile,
+      env,
+      state: this.state,
+      requests: this.requests,
+      addFault: (spec) => this.faults.add(spec),
+      close: async () => {
+        await this.close()
+        if (createdDir) await rm(dir, { recursive: true, force: true })
+      },
+    }
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    this.faults.close()
+    const server = this.server
+    if (!server) return
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+    server.closeAllConnections()
+    for (const socket of this.sockets) socket.destroy()
+    await closed
+  }
+
+  private schedule(ms: number, action: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      action()
+    }, ms)
+    this.timers.add(timer)
+  }
+
+  private queryId(): string {
+    this.queryCounter += 1
+    const seconds = Math.floor(Date.now() / 1000).toString(16)
+    return `EMU.ext-1.${seconds}.${process.pid}.${this.queryCounter}.${randomBytes(8).toString('hex')}`
+  }
+
+  /** The server's clock, skewed as configured. */
+  private nowMs(): number {
+    return Date.now() + this.state.clockSkewSeconds * 1000
+  }
+
+  private isoNow(): string {
+    return new Date(this.nowMs()).toISOString()
+  }
+
+  private async readBody(req: IncomingMessage): Promise<string | undefined> {
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length
+      if (size > MAX_BODY) return undefined
+      chunks.push(chunk as Buffer)
+    }
+    return Buffer.concat(chunks).toString('utf8')
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase()
+    const rawTarget = req.url ?? '/'
+    const record: RecordedRequest = { method, path: rawTarget, status: 0, body: '', responseBody: '' }
+    const send = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      const text = JSON.stringify(payload)
+      record.status = status
+      record.responseBody = text
+      this.log?.debug(
+        `emulator: ${method} ${rawTarget} -> ${status}${record.fault ? ` (fault ${record.fault})` : ''}`,
+      )
+      if (res.headersSent || res.destroyed) return
+      res.writeHead(status, {
+        'Content-Type': 'application/json; charset=utf-8',
+        'X-Ovh-QueryID': this.queryId(),
+        ...headers,
+      })
+      res.end(text)
+    }
+    const sendError = (
+      status: number,
+      message: string,
+      errorCode?: string,
+      headers?: Record<string, string>,
+    ) => send(status, errorBody(status, message, errorCode), headers)
+
+    const body = await this.readBody(req)
+    record.body = body ?? ''
+    this.requests.push(record)
+    if (this.requests.length > MAX_RECORDED) this.requests.shift()
+    if (body === undefined) {
+      sendError(413, 'Request body too large')
+      req.socket.destroy()
+      return
+    }
+
+    const queryAt = rawTarget.indexOf('?')
+    const rawPath = queryAt < 0 ? rawTarget : rawTarget.slice(0, queryAt)
+    const query = new URLSearchParams(queryAt < 0 ? '' : rawTarget.slice(queryAt + 1))
+    let segments: string[]
+    try {
+      // Split before decoding: `/ip/198.51.100.7%2F32/move` has three segments, the block one.
+      segments = rawPath.split('/').slice(1).map(decodeURIComponent)
+    } catch {
+      send(404, { message: INVALID_URL })
+      return
+    }
+
+    if (segments[0] === '_emulator') {
+      if (method === 'GET' && segments.length === 2 && segments[1] === 'state') send(200, this.stateView())
+      else send(404, { message: INVALID_URL })
+      return
+    }
+
+    const apiSegments = segments[0] === API_PREFIX ? segments.slice(1) : segments
+    const fault = this.faults.take(method, apiSegments)
+    if (fault) {
+      record.fault = describeFault(fault)
+      const outcome = await applyFault(fault, req.socket, this.faults, (status, headers) =>
+        sendError(status, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, undefined, headers),
+      )
+      if (outcome === 'answered') {
+        if (record.status === 0)
+          this.log?.debug(`emulator: ${method} ${rawTarget} -> no answer (fault ${record.fault})`)
+        return
+      }
+    }
+
+    try {
+      send(200, this.route(req, method, rawTarget, segments, apiSegments, query, body))
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error
+      if (error.body !== undefined) send(error.status, error.body)
+      else sendError(error.status, error.message, error.errorCode)
+    }
+  }
+
+  private route(
+    req: IncomingMessage,
+    method: string,
+    rawTarget: string,
+    segments: string[],
+    apiSegments: string[],
+    query: URLSearchParams,
+    body: string,
+  ): unknown {
+    const path = apiSegments.join('/')
+    const underApi = segments[0] === API_PREFIX
+    if (path === 'auth/oauth2/token' && method === 'POST') return this.oauthToken(req, body)
+    if (!underApi) {
+      if (segments.join('/') === METADATA_PATH.join('/') && method === 'GET') return this.metadata()
+      throw invalidUrl()
+    }
+    if (path === 'auth/time' && method === 'GET') return Math.floor(this.nowMs() / 1000)
+
+    let found: { route: Route; params: Record<string, string> } | undefined
+    for (const route of this.routes) {
+      if (route.method !== method) continue
+      const params = matchRoute(route.pattern, apiSegments)
+      if (params) {
+        found = { route, params }
+        break
+      }
+    }
+    if (!found) throw invalidUrl()
+
+    this.authorize(req, method, rawTarget, `/${path}`, body)
+
+    let parsed: Record<string, unknown> = {}
+    if (method === 'POST' || method === 'PUT') {
+      try {
+        const value = JSON.parse(body || 'null') as unknown
+        if (value === null || typeof value !== 'object' || Array.isArray(value))
+          throw new Error('not an object')
+        parsed = value as Record<string, unknown>
+      } catch {
+        throw new ApiError(400, 'The input provided is not a JSON object')
+      }
+      for (const field of found.route.required ?? []) {
+        if (typeof parsed[field] !== 'string' || parsed[field] === '') {
+          throw new ApiError(
+            400,
+            `The input provided isn't valid: '${field}' is a required property (a string)`,
+          )
+        }
+      }
+    }
+    return found.route.handle({ params: found.params, query, body: parsed })
+  }
+
+  /** The checks of the real API, in its order: key, credential, time and signature, rules. */
+  private authorize(
+    req: IncomingMessage,
+    method: string,
+    rawTarget: string,
+    path: string,
+    body: string,
+  ): void {
+    const header = (name: string) => {
+      const value = req.headers[name]
+      return Array.isArray(value) ? value[0] : value
+    }
+    let rules: OvhAccessRule[]
+    const authorization = header('authorization')
+    if (authorization?.startsWith('Bearer ')) {
+      const grant = this.state.tokens[authorization.slice(7).trim()]
+      const client = grant && this.state.oauthClients.find((c) => c.id === grant.clientId)
+      if (!grant || !client || grant.expiresAt <= Date.now()) {
+        throw new ApiError(401, 'Invalid or expired access token', 'INVALID_CREDENTIAL')
+      }
+      rules = client.rules
+    } else {
+      const application = this.state.applications.find((a) => a.key === header('x-ovh-application'))
+      if (!application) throw new ApiError(403, 'Invalid application key', 'INVALID_KEY')
+      const consumerKey = header('x-ovh-consumer')
+      const consumer = this.state.consumers.find(
+        (c) => c.key === consumerKey && c.applicationKey === application.key,
+      )
+      if (!consumer) throw new ApiError(403, 'This credential does not exist', 'INVALID_CREDENTIAL')
+      const timestamp = header('x-ovh-timestamp') ?? ''
+      const serverSeconds = this.nowMs() / 1000
+      if (
+        !/^\d{1,12}$/.test(timestamp) ||
+        Math.abs(Number(timestamp) - serverSeconds) > OVH_TIMESTAMP_TOLERANCE_S
+      ) {
+        throw new ApiError(400, 'Invalid signature', 'INVALID_SIGNATURE')
+      }
+      const url = `https://${header('host') ?? ''}${rawTarget}`
+      const expected = `$1$${sha1([application.secret, consumer.key, method, url, body, timestamp].join('+'))}`
+      if (!sameText(header('x-ovh-signature') ?? '', expected)) {
+        throw new ApiError(400, 'Invalid signature', 'INVALID_SIGNATURE')
+      }
+      rules = consumer.rules
+    }
+    if (!rules.some((rule) => ruleMatches(rule, method, path))) {
+      throw new ApiError(403, 'This call has not been granted', 'NOT_GRANTED_CALL')
+    }
+  }
+
+  private oauthToken(req: IncomingMessage, body: string): unknown {
+    const form = new URLSearchParams(body)
+    let clientId = form.get('client_id') ?? undefined
+    let clientSecret = form.get('client_secret') ?? undefined
+    const authorization = req.headers.authorization
+    if (authorization?.startsWith('Basic ')) {
+      const decoded = Buffer.from(authorization.slice(6).trim(), 'base64').toString('utf8')
+      const colon = decoded.indexOf(':')
+      if (colon >= 0) {
+        try {
+          // RFC 6749 2.3.1: both parts are form-encoded before Basic encoding.
+          clientId = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '))
+          clientSecret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '))
+        } catch {
+          clientId = undefined
+        }
+      }
+    }
+    if (form.get('grant_type') !== 'client_credentials') {
+      throw oauthError(400, 'unsupported_grant_type', 'only grant_type=client_credentials is supported')
+    }
+    const client = this.state.oauthClients.find((c) => c.id === clientId)
+    if (!client || clientSecret === undefined || !sameText(client.secret, clientSecret)) {
+      throw oauthError(401, 'invalid_client', 'client authentication failed')
+    }
+    const token = `emu_${randomBytes(24).toString('base64url')}`
+    this.state.tokens[token] = { clientId: client.id, expiresAt: Date.now() + TOKEN_LIFETIME_S * 1000 }
+    return {
+      access_token: token,
+      token_type: 'Bearer',
+      expires_in: TOKEN_LIFETIME_S,
+      scope: form.get('scope') ?? 'all',
+    }
+  }
+
+  private metadata(): unknown {
+    const found = findThisHost(this.state)
+    if (!found || found === 'ambiguous')
+      throw new ApiError(404, 'no instance is "this host" (start with --this-host)')
+    const { instance, project } = found
+    return {
+      uuid: instance.id,
+      name: instance.name,
+      hostname: instance.name,
+      availability_zone: 'nova',
+      project_id: project.id,
+      launch_index: 0,
+      meta: {},
+      public_keys: {},
+      devices: [],
+    }
+  }
+
+  private stateView(): unknown {
+    const { applications, consumers, oauthClients, tokens, ...resources } = this.state
+    return {
+      ...resources,
+      projects: resources.projects.map((project) => ({
+        ...project,
+        failoverIps: project.failoverIps.map((ip) => ({ ...ip, ...this.failoverView(ip) })),
+      })),
+      faults: this.faults.faults.map((f) => ({
+        spec: describeFault(f.spec),
+        left: Number.isFinite(f.left) ? f.left : 'forever',
+      })),
+      requests: this.requests.length,
+    }
+  }
+
+  private project(serviceName: string): OvhProjectState {
+    const project = this.state.projects.find((p) => p.id === serviceName)
+    if (!project) throw new ApiError(404, 'This service does not exist')
+    return project
+  }
+
+  private failoverIp(project: OvhProjectState, id: string): OvhFailoverIpState {
+    const ip = project.failoverIps.find((f) => f.id === id)
+    if (!ip) throw notFoundObject('id', id)
+    return ip
+  }
+
+  private failoverView(ip: OvhFailoverIpState) {
+    if (ip.pending) {
+      const elapsed = Date.now() - ip.pending.startedAt
+      ip.progress = this.pendingMs === 0 ? 99 : Math.min(99, Math.floor((elapsed / this.pendingMs) * 100))
+    }
+    return {
+      id: ip.id,
+      ip: ip.ip,
+      block: ip.block,
+      routedTo: ip.routedTo,
+      status: ip.status,
+      progress: ip.progress,
+      geoloc: ip.geoloc,
+      continentCode: ip.continentCode,
+      subType: ip.subType,
+    }
+  }
+
+  private instanceView(instance: OvhFixtureInstance) {
+    return {
+      id: instance.id,
+      name: instance.name,
+      region: instance.region,
+      status: 'ACTIVE',
+      ipAddresses: instance.ipAddresses,
+      flavorId: 'b3-8',
+      imageId: '00000000-0000-4000-8000-000000000000',
+      sshKeyId: null,
+      created: '2024-01-15T10:00:00Z',
+      monthlyBilling: null,
+      planCode: 'b3-8.consumption',
+      operationIds: [],
+      currentMonthOutgoingTraffic: null,
+    }
+  }
+
+  private classicIp(block: string): OvhClassicIpState {
+    const ip = this.state.classicIps.find((c) => c.block === block)
+    if (!ip) throw notFoundObject('ip', block)
+    return ip
+  }
+
+  private attach(project: OvhProjectState, ip: OvhFailoverIpState, instanceId: string) {
+    if (ip.pending) throw new ApiError(409, `An operation is already in progress on the IP ${ip.ip}`)
+    const instance = project.instances.find((i) => i.id === instanceId)
+    if (!instance) throw notFoundObject('instanceId', instanceId)
+    if (instance.region !== ip.region) {
+      throw new ApiError(
+        400,
+        `Instance ${instanceId} is in region ${instance.region}; the IP ${ip.ip} can only be routed in ${ip.region}`,
+      )
+    }
+    const startedAt = Date.now()
+    ip.pending = { target: instance.id, startedAt, doneAt: startedAt + this.pendingMs }
+    ip.status = 'operationPending'
+    ip.progress = 0
+    this.schedule(this.pendingMs, () => {
+      ip.routedTo = instance.id
+      ip.status = 'ok'
+      ip.progress = 100
+      ip.pending = undefined
+    })
+    return this.failoverView(ip)
+  }
+
+  private move(ip: OvhClassicIpState, to: string, nexthop: unknown): OvhIpTaskState {
+    if (ip.tasks.some((t) => t.status === 'init' || t.status === 'todo' || t.status === 'doing')) {
+      throw new ApiError(409, `A move of ${ip.block} is already in progress`)
+    }
+    const server = this.state.dedicatedServers.find((s) => s.name === to && s.name !== ip.routedTo)
+    if (!server) throw new ApiError(400, `${to} is not a valid destination for ${ip.block}`)
+    if (
+      nexthop !== undefined &&
+      nexthop !== null &&
+      (typeof nexthop !== 'string' || !server.nexthop.includes(nexthop))
+    ) {
+      throw new ApiError(
+        400,
+        `The input provided isn't valid: nexthop ${JSON.stringify(nexthop)} is not a nexthop of ${to}`,
+      )
+    }
+    const now = this.isoNow()
+    const task: OvhIpTaskState = {
+      taskId: this.nextTaskId++,
+      function: 'genericMoveFloatingIp',
+      status: 'todo',
+      comment: `Move ${ip.block} to ${to}`,
+      destination: { serviceName: to },
+      startDate: now,
+      lastUpdate: now,
+      doneDate: null,
+    }
+    ip.tasks.push(task)
+    this.schedule(Math.floor(this.pendingMs / 3), () => {
+      task.status = 'doing'
+      task.lastUpdate = this.isoNow()
+    })
+    this.schedule(this.pendingMs, () => {
+      ip.routedTo = to
+      task.status = 'done'
+      task.lastUpdate = this.isoNow()
+      task.doneDate = task.lastUpdate
+    })
+    return { ...task }
+  }
+
+  private buildRoutes(): Route[] {
+    const get = (pattern: string, handle: Route['handle']): Route => ({
+      method: 'GET',
+      pattern: pattern.split('/'),
+      handle,
+    })
+    return [
+      get('cloud/project', () => this.state.projects.map((p) => p.id)),
+      get('cloud/project/{serviceName}', ({ params }) => {
+        const project = this.project(params.serviceName!)
+        return {
+          project_id: project.id,
+          projectName: project.description,
+          description: project.description,
+          planCode: 'project.2018',
+          status: 'ok',
+          access: 'full',
+          creationDate: '2024-01-01T00:00:00Z',
+          expiration: null,
+          orderId: null,
+          manualQuota: false,
+          unleash: false,
+        }
+      }),
+      get('cloud/project/{serviceName}/instance', ({ params, query }) => {
+        const region = query.get('region')
+        return this.project(params.serviceName!)
+          .instances.filter((i) => !region || i.region === region)
+          .map((i) => this.instanceView(i))
+      }),
+      get('cloud/project/{serviceName}/instance/{instanceId}', ({ params }) => {
+        const instance = this.project(params.serviceName!).instances.find((i) => i.id === params.instanceId)
+        if (!instance) throw notFoundObject('instanceId', params.instanceId!)
+        return this.instanceView(instance)
+      }),
+      get('cloud/project/{serviceName}/ip/failover', ({ params }) =>
+        this.project(params.serviceName!).failoverIps.map((ip) => this.failoverView(ip)),
+      ),
+      get('cloud/project/{serviceName}/ip/failover/{id}', ({ params }) =>
+        this.failoverView(this.failoverIp(this.project(params.serviceName!), params.id!)),
+      ),
+      {
+        method: 'POST',
+        pattern: 'cloud/project/{serviceName}/ip/failover/{id}/attach'.split('/'),
+        required: ['instanceId'],
+        handle: ({ params, body }) => {
+          const project = this.project(params.serviceName!)
+          return this.attach(project, this.failoverIp(project, params.id!), body.instanceId as string)
+        },
+      },
+      get('ip/{ip}', ({ params }) => {
+        const ip = this.classicIp(params.ip!)
+        return {
+          ip: ip.block,
+          type: 'failover',
+          routedTo: { serviceName: ip.routedTo },
+          description: ip.description,
+          canBeTerminated: true,
+          country: 'fr',
+          organisationId: null,
+          isAdditionalIp: true,
+          version: ip.block.includes(':') ? 6 : 4,
+        }
+      }),
+      // ip.Destinations: one list per kind of service; the emulator only has dedicated servers.
+      get('ip/{ip}/move', ({ params }) => {
+        const ip = this.classicIp(params.ip!)
+        return {
+          cloudProject: [],
+          dedicatedCloud: [],
+          dedicatedServer: this.state.dedicatedServers
+            .filter((s) => s.name !== ip.routedTo)
+            .map((s) => ({ service: s.name, nexthop: s.nexthop })),
+          hostingReseller: [],
+          ipLoadbalancing: [],
+          vps: [],
+        }
+      }),
+      {
+        method: 'POST',
+        pattern: 'ip/{ip}/move'.split('/'),
+        required: ['to'],
+        handle: ({ params, body }) => this.move(this.classicIp(params.ip!), body.to as string, body.nexthop),
+      },
+      get('ip/{ip}/task', ({ params, query }) => {
+        const ip = this.classicIp(params.ip!)
+        const fn = query.get('function')
+        const status = query.get('status')
+        if (fn !== null && !TASK_FUNCTIONS.includes(fn))
+          throw new ApiError(400, `Invalid value for parameter function: ${fn}`)
+        if (status !== null && !(TASK_STATUSES as readonly string[]).includes(status)) {
+          throw new ApiError(400, `Invalid value for parameter status: ${status}`)
+        }
+        return ip.tasks
+          .filter((t) => (!fn || t.function === fn) && (!status || t.status === status))
+          .map((t) => t.taskId)
+      }),
+      get('ip/{ip}/task/{taskId}', ({ params }) => {
+        const task = this.classicIp(params.ip!).tasks.find((t) => String(t.taskId) === params.taskId)
+        if (!task) throw notFoundObject('taskId', params.taskId!)
+        return { ...task }
+      }),
+    ]
+  }
+}
+
+/** `export NAME=value` lines, quoted for sh where a value needs it. */
+export function envLines(env: Record<string, string>): string[] {
+  return Object.entries(env).map(([name, value]) => {
+    const quoted = /^[A-Za-z0-9_@%+=:,./-]*$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`
+    return `export ${name}=${quoted}`
+  })
+}
+
+/** The flags of `ipmove emulate ovh`, as typed on the command line. */
+export interface EmulateOvhFlags {
+  port?: string
+  host?: string
+  pendingMs?: string
+  faults?: string[]
+  fixtureFile?: string
+  clockSkew?: string
+  dir?: string
+  thisHost?: string
+}
+
+function wholeNumber(flag: string, value: string, min: number, max: number): number {
+  if (!/^-?\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw usageError(`${flag} ${shown(value)} must be a whole number from ${min} to ${max}`)
+  }
+  return Number(value)
+}
+
+/** Turn command-line flags into emulator options; every mistake is a one-line usage error. */
+export async function ovhEmulatorOptionsFromFlags(flags: EmulateOvhFlags): Promise<OvhEmulatorOptions> {
+  const options: OvhEmulatorOptions = {}
+  if (flags.port !== undefined) options.port = wholeNumber('--port', flags.port, 0, 65_535)
+  if (flags.host !== undefined) {
+    if (!isIP(flags.host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(flags.host)) {
+      throw usageError(`--host ${shown(flags.host)} is not an IP address or host name`)
+    }
+    options.host = flags.host
+  }
+  if (flags.pendingMs !== undefined)
+    options.pendingMs = wholeNumber('--pending-ms', flags.pendingMs, 0, 3_600_000)
+  if (flags.clockSkew !== undefined) {
+    options.clockSkewSeconds = wholeNumber('--clock-skew', flags.clockSkew, -31_536_000, 31_536_000)
+  }
+  if (flags.dir !== undefined) {
+    if (flags.dir === '') throw usageError('--dir is empty')
+    options.dir = flags.dir
+  }
+  if (flags.thisHost !== undefined) options.thisHost = validateName('--this-host', flags.thisHost)
+  options.faults = (flags.faults ?? []).map(parseFaultSpec)
+  if (flags.fixtureFile !== undefined) {
+    let text: string
+    try {
+      text = await readFile(flags.fixtureFile, 'utf8')
+    } catch (error) {
+      throw usageError(
+        `--fixture ${shown(flags.fixtureFile)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      )
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(text)
+    } catch (error) {
+      throw usageError(`--fixture ${shown(flags.fixtureFile)} is not JSON: ${(error as Error).message}`)
+    }
+    options.fixture = parseOvhFixture(json, `--fixture ${flags.fixtureFile}`)
+  }
+  return options
+}
+
+/**
+ * The service behind `ipmove emulate ovh`: start the emulator, hand it to `onReady`
+ * (which prints the env lines), and close it cleanly once `signal` aborts.
+ */
+export async function emulateOvh(
+  flags: EmulateOvhFlags,
+  signal: AbortSignal,
+  onReady: (emulator: RunningOvhEmulator) => void,
+  log?: Logger,
+): Promise<void> {
+  const options = await ovhEmulatorOptionsFromFlags(flags)
+  if (signal.aborted) return
+  const emulator = await startOvhEmulator({ ...options, log })
+  try {
+    onReady(emulator)
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve()
+      else signal.addEventListener('abort', () => resolve(), { once: true })
+    })
+  } finally {
+    await emulator.close()
+  }
+}

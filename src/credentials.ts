@@ -1,0 +1,588 @@
+import { join, resolve } from 'node:path'
+import { ExitCode, IpmoveError, usageError } from './errors.js'
+import { type KeyringLike, KeyringUnavailable, systemKeyring } from './keyring.js'
+import { registerSecret } from './output.js'
+import { assertPrivate, type IniData, parseIni, readSettingsFile } from './secure-file.js'
+import { shown } from './validate.js'
+
+/** API base URLs by endpoint name, as in go-ovh and python-ovh. */
+export const OVH_ENDPOINTS: Readonly<Record<string, string>> = {
+  'ovh-eu': 'https://eu.api.ovh.com/1.0',
+  'ovh-ca': 'https://ca.api.ovh.com/1.0',
+  'ovh-us': 'https://api.us.ovhcloud.com/1.0',
+  'kimsufi-eu': 'https://eu.api.kimsufi.com/1.0',
+  'kimsufi-ca': 'https://ca.api.kimsufi.com/1.0',
+  'soyoustart-eu': 'https://eu.api.soyoustart.com/1.0',
+  'soyoustart-ca': 'https://ca.api.soyoustart.com/1.0',
+}
+
+/** OAuth2 token URLs (go-ovh, python-ovh); Kimsufi and So you Start have none. */
+const OAUTH2_TOKEN_URLS: Readonly<Record<string, string>> = {
+  'ovh-eu': 'https://www.ovh.com/auth/oauth2/token',
+  'ovh-ca': 'https://ca.ovh.com/auth/oauth2/token',
+  'ovh-us': 'https://us.ovhcloud.com/auth/oauth2/token',
+}
+
+/** go-ovh's default when no endpoint is configured anywhere. */
+export const DEFAULT_OVH_ENDPOINT = 'ovh-eu'
+
+export type OvhCredentials =
+  | {
+      kind: 'application'
+      endpointName: string
+      baseUrl: string
+      applicationKey: string
+      applicationSecret: string
+      consumerKey: string
+      /** Where the values came from, for messages: "env", "/root/.ovh.conf", "env, /etc/ovh.conf"… */
+      source: string
+    }
+  | {
+      kind: 'oauth2'
+      endpointName: string
+      baseUrl: string
+      tokenUrl: string
+      clientId: string
+      clientSecret: string
+      source: string
+    }
+
+export type OvhCredentialKey =
+  | 'applicationKey'
+  | 'applicationSecret'
+  | 'consumerKey'
+  | 'clientId'
+  | 'clientSecret'
+
+export interface CredentialSources {
+  env: NodeJS.ProcessEnv
+  cwd: string
+  home: string
+  /** Default /etc (tests point it elsewhere). */
+  etcDir?: string
+  /** Values the command was given, e.g. from flags; they win over everything. */
+  overrides?: Partial<Record<'endpoint' | OvhCredentialKey, string>>
+  /** The `[ovh]` section of ipmove's own config file, which ranks above ovh.conf. */
+  config?: { path?: string; values: Record<string, string> }
+  /** Undefined: the OS keyring; null: no keyring. */
+  keyring?: KeyringLike | null
+}
+
+type Method = 'application' | 'oauth2'
+
+interface KeySpec {
+  key: OvhCredentialKey
+  /** The name in ovh.conf, ipmove.conf, the keyring entry and `credentials set` input. */
+  file: string
+  env: string
+  secret: boolean
+  method: Method
+}
+
+const KEYS: readonly KeySpec[] = [
+  {
+    key: 'applicationKey',
+    file: 'application_key',
+    env: 'OVH_APPLICATION_KEY',
+    secret: false,
+    method: 'application',
+  },
+  {
+    key: 'applicationSecret',
+    file: 'application_secret',
+    env: 'OVH_APPLICATION_SECRET',
+    secret: true,
+    method: 'application',
+  },
+  { key: 'consumerKey', file: 'consumer_key', env: 'OVH_CONSUMER_KEY', secret: true, method: 'application' },
+  { key: 'clientId', file: 'client_id', env: 'OVH_CLIENT_ID', secret: false, method: 'oauth2' },
+  { key: 'clientSecret', file: 'client_secret', env: 'OVH_CLIENT_SECRET', secret: true, method: 'oauth2' },
+]
+
+/** Keys allowed in ipmove.conf's `[ovh]` section (and in `credentials set` input). */
+export const OVH_SETTING_KEYS: readonly string[] = ['endpoint', ...KEYS.map((k) => k.file)]
+/** Of those, the ones whose presence makes a file secret. */
+export const OVH_SECRET_KEYS: readonly string[] = KEYS.filter((k) => k.secret).map((k) => k.file)
+
+export interface OvhEndpoint {
+  /** The name or URL as configured; ovh.conf sections are named after it. */
+  endpointName: string
+  baseUrl: string
+  /** Undefined where OVH offers no OAuth2 (Kimsufi, So you Start). */
+  tokenUrl?: string
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
+
+/**
+ * A known endpoint name, or a URL (go-ovh takes any value with a '/' as one).
+ * Plain http:// is accepted for loopback only, so emulators and tests work but
+ * signed requests and OAuth2 secrets never cross a network in clear text.
+ */
+export function parseOvhEndpoint(value: string, what = 'OVH endpoint'): OvhEndpoint {
+  const name = value.trim()
+  const base = OVH_ENDPOINTS[name]
+  if (base) return { endpointName: name, baseUrl: base, tokenUrl: OAUTH2_TOKEN_URLS[name] }
+  if (!name.includes('/')) {
+    throw usageError(
+      `${what} ${shown(name)} is unknown (known: ${Object.keys(OVH_ENDPOINTS).join(', ')}, or an https:// URL)`,
+    )
+  }
+  let url: URL
+  try {
+    url = new URL(name)
+  } catch {
+    throw usageError(`${what} ${shown(name)} is not a valid URL`)
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK.test(url.hostname))) {
+    throw usageError(
+      `${what} ${shown(name)} must be an https:// URL (http:// only on loopback, for emulators)`,
+    )
+  }
+  if (url.username || url.password || url.search || url.hash) {
+    throw usageError(`${what} ${shown(name)} must not carry credentials, a query or a fragment`)
+  }
+  const baseUrl = url.href.replace(/\/+$/, '')
+  const known = Object.entries(OVH_ENDPOINTS).find(([, b]) => b === baseUrl)?.[0]
+  const tokenUrl = known ? OAUTH2_TOKEN_URLS[known] : `${url.origin}/auth/oauth2/token`
+  return { endpointName: name, baseUrl, tokenUrl }
+}
+
+/** OVH keys are ASCII tokens; anything else is a paste error, or a header injection. */
+function checkValue(spec: KeySpec, value: string, source: string): void {
+  if (!/^[\x21-\x7e]+$/.test(value)) {
+    throw usageError(
+      `${spec.file} from ${source} holds characters a credential cannot have (spaces, control or non-ASCII characters)`,
+    )
+  }
+}
+
+interface Layer {
+  label: string
+  values: Partial<Record<OvhCredentialKey, string>>
+}
+
+interface OvhConfFiles {
+  /** Highest priority first: ./ovh.conf, ~/.ovh.conf, /etc/ovh.conf. */
+  read: { path: string; data: IniData }[]
+  looked: string[]
+  unreadable: string[]
+}
+
+/**
+ * The files python-ovh and go-ovh read, in their order: a later file wins
+ * key by key (/etc/ovh.conf < ~/.ovh.conf < ./ovh.conf).
+ */
+function readOvhConfFiles(sources: CredentialSources): OvhConfFiles {
+  const paths = [
+    resolve(sources.cwd, 'ovh.conf'),
+    join(sources.home, '.ovh.conf'),
+    join(sources.etcDir ?? '/etc', 'ovh.conf'),
+  ].filter((path, i, all) => all.indexOf(path) === i)
+  const files: OvhConfFiles = { read: [], looked: paths, unreadable: [] }
+  for (const path of paths) {
+    let file: ReturnType<typeof readSettingsFile>
+    try {
+      file = readSettingsFile(path)
+    } catch (error) {
+      // python-ovh skips files it cannot read (a user next to a root-only /etc/ovh.conf).
+      if (error instanceof IpmoveError && error.details?.errno === 'EACCES') {
+        files.unreadable.push(path)
+        continue
+      }
+      throw error
+    }
+    if (!file) continue
+    const data = parseIni(file.text, path)
+    const holdsSecrets = [...data.sections.values()].some((section) =>
+      OVH_SECRET_KEYS.some((key) => Boolean(section[key])),
+    )
+    if (holdsSecrets) assertPrivate(file)
+    for (const section of data.sections.values())
+      for (const key of OVH_SECRET_KEYS) registerSecret(section[key])
+    files.read.push({ path, data })
+  }
+  return files
+}
+
+function fromNamed(values: Record<string, string | undefined>, names: 'file' | 'env'): Layer['values'] {
+  const out: Layer['values'] = {}
+  for (const spec of KEYS) {
+    const value = values[spec[names]]
+    if (value) out[spec.key] = value
+  }
+  return out
+}
+
+function build(
+  method: Method,
+  endpoint: OvhEndpoint,
+  values: Partial<Record<OvhCredentialKey, string>>,
+  source: string,
+): OvhCredentials {
+  if (method === 'oauth2') {
+    if (!endpoint.tokenUrl) {
+      throw usageError(`OVH endpoint ${endpoint.endpointName} offers no OAuth2; use an application key there`)
+    }
+    return {
+      kind: 'oauth2',
+      endpointName: endpoint.endpointName,
+      baseUrl: endpoint.baseUrl,
+      tokenUrl: endpoint.tokenUrl,
+      clientId: values.clientId!,
+      clientSecret: values.clientSecret!,
+      source,
+    }
+  }
+  return {
+    kind: 'application',
+    endpointName: endpoint.endpointName,
+    baseUrl: endpoint.baseUrl,
+    applicationKey: values.applicationKey!,
+    applicationSecret: values.applicationSecret!,
+    consumerKey: values.consumerKey!,
+    source,
+  }
+}
+
+const specsOf = (method: Method) => KEYS.filter((spec) => spec.method === method)
+const methodName = (method: Method) =>
+  method === 'application' ? 'application_key/application_secret/consumer_key' : 'client_id/client_secret'
+
+/**
+ * Resolve OVH credentials, key by key, from (highest first) the overrides, the
+ * environment (OVH_*), ipmove.conf's [ovh], then ./ovh.conf, ~/.ovh.conf and
+ * /etc/ovh.conf ([default] endpoint, [ENDPOINT] keys), as go-ovh and python-ovh
+ * do. The OS keyring is read only when none of those holds any credential, so
+ * hooks on configured servers never touch it.
+ *
+ * One method is used: when both an application key set and an OAuth2 client are
+ * present, the one from the higher-ranked source wins; both in the same source
+ * is refused (exit 2), as every OVH SDK refuses it. A partial set is an error
+ * (exit 3) naming what is missing, never completed from the keyring.
+ */
+export async function resolveOvhCredentials(sources: CredentialSources): Promise<OvhCredentials> {
+  const { env } = sources
+  const files = readOvhConfFiles(sources)
+  const config = sources.config
+  const configLabel = config?.path ?? 'ipmove config'
+
+  const endpointFrom =
+    (sources.overrides?.endpoint && { value: sources.overrides.endpoint, label: 'endpoint' }) ||
+    (env.OVH_ENDPOINT && { value: env.OVH_ENDPOINT, label: 'OVH_ENDPOINT' }) ||
+    (config?.values.endpoint && { value: config.values.endpoint, label: `${configLabel} [ovh] endpoint` }) ||
+    files.read
+      .filter((file) => file.data.sections.get('default')?.endpoint)
+      .map((file) => ({
+        value: file.data.sections.get('default')!.endpoint!,
+        label: `${file.path} [default] endpoint`,
+      }))[0]
+  let endpoint = parseOvhEndpoint(
+    endpointFrom ? endpointFrom.value : DEFAULT_OVH_ENDPOINT,
+    endpointFrom?.label,
+  )
+
+  const layers: Layer[] = [
+    { label: 'flags', values: { ...sources.overrides } },
+    { label: 'env', values: fromNamed(env, 'env') },
+    { label: configLabel, values: config ? fromNamed(config.values, 'file') : {} },
+    ...files.read.map((file) => ({
+      label: file.path,
+      values: fromNamed(file.data.sections.get(endpoint.endpointName) ?? {}, 'file'),
+    })),
+  ]
+  for (const layer of layers) {
+    delete (layer.values as Record<string, unknown>).endpoint
+    for (const spec of KEYS) if (spec.secret) registerSecret(layer.values[spec.key])
+  }
+
+  // Each key from the first layer that has it; `rank` is that layer's index.
+  const found = new Map<OvhCredentialKey, { value: string; rank: number; label: string }>()
+  for (const spec of KEYS) {
+    const rank = layers.findIndex((layer) => layer.values[spec.key])
+    if (rank >= 0)
+      found.set(spec.key, { value: layers[rank]!.values[spec.key]!, rank, label: layers[rank]!.label })
+  }
+  const rankOf = (method: Method) =>
+    Math.min(...specsOf(method).map((spec) => found.get(spec.key)?.rank ?? Number.POSITIVE_INFINITY))
+
+  const app = rankOf('application')
+  const oauth = rankOf('oauth2')
+  if (Number.isFinite(app) || Number.isFinite(oauth)) {
+    if (app === oauth) {
+      throw usageError(
+        `${layers[app]!.label} holds both ${methodName('application')} and ${methodName('oauth2')}; keep one method`,
+      )
+    }
+    const method: Method = app < oauth ? 'application' : 'oauth2'
+    const specs = specsOf(method)
+    const missing = specs.filter((spec) => !found.has(spec.key))
+    if (missing.length > 0) {
+      const have = specs
+        .filter((spec) => found.has(spec.key))
+        .map((spec) => `${spec.file} from ${found.get(spec.key)!.label}`)
+      throw new IpmoveError(
+        ExitCode.AUTH,
+        `OVH credentials for ${endpoint.endpointName} are incomplete: ${missing.map((s) => s.file).join(', ')} missing ` +
+          `(have ${have.join(', ')}); set ${missing.map((s) => s.env).join(', ')} or add ${missing.map((s) => s.file).join(', ')} ` +
+          `to [${endpoint.endpointName}] in ${files.looked.join(', ')}`,
+        { missing: missing.map((s) => s.file) },
+      )
+    }
+    const values: Layer['values'] = {}
+    for (const spec of specs) {
+      const { value, label } = found.get(spec.key)!
+      checkValue(spec, value, label)
+      values[spec.key] = value
+    }
+    const labels = [...new Set(specs.map((spec) => found.get(spec.key)!.rank))]
+      .sort((a, b) => a - b)
+      .map((rank) => layers[rank]!.label)
+    return build(method, endpoint, values, labels.join(', '))
+  }
+
+  // Nothing configured: last, the keyring.
+  let keyringNote: string
+  const keyring = sources.keyring === undefined ? systemKeyring() : sources.keyring
+  if (keyring) {
+    let stored: string | undefined
+    try {
+      stored = await keyring.get('ovh')
+      keyringNote = `${keyring.description} (nothing stored)`
+    } catch (error) {
+      const reason = error instanceof KeyringUnavailable ? error.message : 'not usable'
+      keyringNote = `${keyring.description} (unavailable: ${reason})`
+    }
+    if (stored !== undefined) {
+      const entry = parseStoredEntry(stored, keyring.description)
+      const storedEndpoint = parseOvhEndpoint(
+        entry.endpoint ?? DEFAULT_OVH_ENDPOINT,
+        `${keyring.description} endpoint`,
+      )
+      if (!endpointFrom || storedEndpoint.endpointName === endpoint.endpointName) {
+        endpoint = storedEndpoint
+        const values = fromNamed(entry, 'file')
+        const method: Method = values.clientId ? 'oauth2' : 'application'
+        for (const spec of specsOf(method)) {
+          if (!values[spec.key]) {
+            throw new IpmoveError(
+              ExitCode.AUTH,
+              `the OVH entry in ${keyring.description} lacks ${spec.file}; run: ipmove credentials set ovh`,
+            )
+          }
+          checkValue(spec, values[spec.key]!, keyring.description)
+        }
+        return build(method, endpoint, values, 'keyring')
+      }
+      keyringNote = `${keyring.description} (holds ${storedEndpoint.endpointName}, not ${endpoint.endpointName})`
+    }
+  } else {
+    keyringNote = 'no keyring'
+  }
+  const unreadable = files.unreadable.length > 0 ? ` (cannot read ${files.unreadable.join(', ')})` : ''
+  throw new IpmoveError(
+    ExitCode.AUTH,
+    `no OVH credentials for ${endpoint.endpointName}: looked in flags, env (OVH_APPLICATION_KEY…, OVH_CLIENT_ID…), ` +
+      `${config ? `[ovh] of ${configLabel}, ` : ''}[${endpoint.endpointName}] of ${files.looked.join(', ')}${unreadable}, ` +
+      `${keyringNote}; run "ipmove credentials set ovh" or write ${join(sources.home, '.ovh.conf')} (chmod 600)`,
+  )
+}
+
+/** The keyring entry: a JSON object with the ovh.conf key names and `endpoint`. */
+function parseStoredEntry(text: string, where: string): Record<string, string> {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    parsed = undefined
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new IpmoveError(
+      ExitCode.AUTH,
+      `the OVH entry in ${where} is not valid; run: ipmove credentials set ovh`,
+    )
+  }
+  const entry: Record<string, string> = {}
+  for (const [key, value] of Object.entries(parsed)) {
+    if (typeof value === 'string' && OVH_SETTING_KEYS.includes(key)) entry[key] = value
+  }
+  for (const key of OVH_SECRET_KEYS) registerSecret(entry[key])
+  return entry
+}
+
+/**
+ * Check a complete credential set as `credentials set` received it (ovh.conf
+ * key names) and return the JSON the keyring stores. Never echoes a value.
+ */
+export function checkCredentialSet(values: Record<string, string>): string {
+  for (const key of OVH_SECRET_KEYS) registerSecret(values[key])
+  const endpoint = parseOvhEndpoint(values.endpoint || DEFAULT_OVH_ENDPOINT, 'endpoint')
+  const hasApp = specsOf('application').some((spec) => values[spec.file])
+  const hasOauth = specsOf('oauth2').some((spec) => values[spec.file])
+  if (hasApp && hasOauth)
+    throw usageError(`give either ${methodName('application')} or ${methodName('oauth2')}, not both`)
+  if (!hasApp && !hasOauth)
+    throw usageError(`no credentials given (${methodName('application')} or ${methodName('oauth2')})`)
+  const method: Method = hasOauth ? 'oauth2' : 'application'
+  if (method === 'oauth2' && !endpoint.tokenUrl) {
+    throw usageError(`OVH endpoint ${endpoint.endpointName} offers no OAuth2; use an application key there`)
+  }
+  const entry: Record<string, string> = { endpoint: endpoint.endpointName }
+  for (const spec of specsOf(method)) {
+    const value = values[spec.file]
+    if (!value) throw usageError(`${spec.file} is missing`)
+    checkValue(spec, value, 'the input')
+    entry[spec.file] = value
+  }
+  return JSON.stringify(entry)
+}
+
+/**
+ * Parse `credentials set` input: `key=value` lines with the ovh.conf key names
+ * (endpoint, application_key, application_secret, consumer_key, client_id,
+ * client_secret); blank lines and lines starting with # are ignored.
+ */
+export function parseCredentialLines(text: string): Record<string, string> {
+  const values: Record<string, string> = {}
+  for (const [index, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.trim()
+    if (!line || line.startsWith('#')) continue
+    const eq = line.indexOf('=')
+    const key = (eq < 0 ? line : line.slice(0, eq)).trim()
+    if (eq < 0 || !OVH_SETTING_KEYS.includes(key)) {
+      // Never quote the line: it may be a secret pasted in the wrong place.
+      throw usageError(
+        `input line ${index + 1} is not KEY=VALUE with KEY one of ${OVH_SETTING_KEYS.join(', ')}`,
+      )
+    }
+    values[key] = line.slice(eq + 1).trim()
+  }
+  return values
+}
+
+export interface SetCredentialsOptions {
+  /** Standard input: `key=value` lines, or a terminal to prompt on. */
+  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown }
+  /** Where prompts go (stderr, so stdout stays for --json). */
+  prompts: NodeJS.WritableStream
+  /** --endpoint */
+  endpoint?: string
+  /** --oauth2: prompt for a service account's client id and secret. */
+  oauth2: boolean
+  keyring: KeyringLike
+}
+
+/** `ipmove credentials set ovh`: read a credential set from stdin or prompts and store it. */
+export async function setOvhCredentials(options: SetCredentialsOptions): Promise<{ endpointName: string }> {
+  let values: Record<string, string>
+  if (options.input.isTTY && options.input.setRawMode) {
+    // Find a missing keyring before the person types three secrets.
+    await options.keyring.get('ovh').catch((error: unknown) => {
+      throw keyringError(options.keyring, error)
+    })
+    values = await promptCredentials(options)
+  } else {
+    values = parseCredentialLines(await readAll(options.input))
+    if (Object.keys(values).length === 0) throw usageError('no credentials on standard input')
+    if (options.endpoint) {
+      if (values.endpoint && values.endpoint !== options.endpoint) {
+        throw usageError(`--endpoint ${shown(options.endpoint)} and the input's endpoint differ`)
+      }
+      values.endpoint = options.endpoint
+    }
+  }
+  const json = checkCredentialSet(values)
+  try {
+    await options.keyring.set('ovh', json)
+  } catch (error) {
+    throw keyringError(options.keyring, error)
+  }
+  return { endpointName: (JSON.parse(json) as { endpoint: string }).endpoint }
+}
+
+/** `ipmove credentials delete ovh`. False when nothing was stored. */
+export async function deleteOvhCredentials(keyring: KeyringLike): Promise<boolean> {
+  try {
+    return await keyring.delete('ovh')
+  } catch (error) {
+    throw keyringError(keyring, error)
+  }
+}
+
+/** No keyring is a setup fact the user must act on, found before any API call: exit 2. */
+function keyringError(keyring: KeyringLike, error: unknown): IpmoveError {
+  const reason = error instanceof KeyringUnavailable ? error.message : 'not usable'
+  return usageError(
+    `${keyring.description} is unavailable (${reason}); put the credentials in /etc/ovh.conf or ~/.ovh.conf (chmod 600) instead`,
+  )
+}
+
+async function readAll(input: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of input) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
+    size += buffer.length
+    if (size > 64 * 1024) throw usageError('standard input is too long for a credential set')
+    chunks.push(buffer)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function promptCredentials(options: SetCredentialsOptions): Promise<Record<string, string>> {
+  const ask = (question: string, echo: boolean) => readLine(options.input, options.prompts, question, echo)
+  const values: Record<string, string> = {}
+  values.endpoint = options.endpoint || (await ask(`OVH endpoint [${DEFAULT_OVH_ENDPOINT}]: `, true))
+  if (options.oauth2) {
+    values.client_id = await ask('client id: ', true)
+    values.client_secret = await ask('client secret (not shown): ', false)
+  } else {
+    values.application_key = await ask('application key: ', true)
+    values.application_secret = await ask('application secret (not shown): ', false)
+    values.consumer_key = await ask('consumer key (not shown): ', false)
+  }
+  return values
+}
+
+/** One line from a terminal in raw mode, echoed or not; Ctrl-C or Ctrl-D on an empty line cancels. */
+function readLine(
+  input: SetCredentialsOptions['input'],
+  output: NodeJS.WritableStream,
+  question: string,
+  echo: boolean,
+): Promise<string> {
+  output.write(question)
+  input.setRawMode!(true)
+  input.resume()
+  return new Promise((resolvePromise, reject) => {
+    let value = ''
+    const finish = () => {
+      input.off('data', onData)
+      input.setRawMode!(false)
+      input.pause()
+      output.write('\n')
+    }
+    const onData = (chunk: Buffer | string) => {
+      for (const ch of chunk.toString()) {
+        if (ch === '\r' || ch === '\n') {
+          finish()
+          resolvePromise(value.trim())
+          return
+        }
+        if (ch === '\u0003' || (ch === '\u0004' && value === '')) {
+          finish()
+          reject(usageError('cancelled'))
+          return
+        }
+        if (ch === '\u007f' || ch === '\b') {
+          if (value && echo) output.write('\b \b')
+          value = value.slice(0, -1)
+        } else if (ch >= ' ') {
+          value += ch
+          if (echo) output.write(ch)
+        }
+      }
+    }
+    input.on('data', onData)
+  })
+}

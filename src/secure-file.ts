@@ -1,0 +1,126 @@
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
+import { decode } from 'ini'
+import { ExitCode, IpmoveError, usageError } from './errors.js'
+
+/** A settings file as read, with the facts the permission checks need. */
+export interface SettingsFile {
+  path: string
+  text: string
+  /** Permission bits (mode & 0o7777). */
+  mode: number
+  uid: number
+}
+
+const checked = process.platform !== 'win32'
+
+const octal = (mode: number) => `0${(mode & 0o7777).toString(8).padStart(3, '0')}`
+
+/**
+ * Read a file ipmove takes settings from; undefined when it does not exist.
+ * Checks run on the descriptor that is read (fstat), so the file cannot be
+ * swapped between check and read. Refused (exit 2), like ssh's StrictModes:
+ * - a file owned by anyone other than the current user or root: its owner could
+ *   point ipmove, and the secrets it sends, at another API endpoint;
+ * - a file anyone may write, for the same reason;
+ * - anything but a regular file.
+ * An unreadable file throws with details.errno 'EACCES', so callers that only
+ * look around (ovh.conf) can skip it.
+ */
+export function readSettingsFile(path: string): SettingsFile | undefined {
+  let fd: number
+  try {
+    fd = openSync(path, 'r')
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new IpmoveError(ExitCode.USAGE, `cannot read ${path}: permission denied`, {
+        file: path,
+        errno: 'EACCES',
+      })
+    }
+    throw usageError(`cannot read ${path}: ${code ?? (error as Error).message}`, { file: path })
+  }
+  try {
+    const stat = fstatSync(fd)
+    if (!stat.isFile()) throw usageError(`${path} is not a regular file`, { file: path })
+    const file: SettingsFile = { path, text: '', mode: stat.mode & 0o7777, uid: stat.uid }
+    if (checked) {
+      const me = process.geteuid?.() ?? stat.uid
+      if (stat.uid !== me && stat.uid !== 0) {
+        throw usageError(
+          `${path} is owned by uid ${stat.uid}, not by you (uid ${me}) or root; ipmove refuses settings others control (run: chown ${me} ${path})`,
+          { file: path },
+        )
+      }
+      if (file.mode & 0o002) {
+        throw usageError(`${path} is writable by anyone (mode ${octal(file.mode)}); run: chmod o-w ${path}`, {
+          file: path,
+        })
+      }
+    }
+    file.text = readFileSync(fd, 'utf8')
+    return file
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/**
+ * Refuse a file that holds secrets when group or others may read it, as ssh
+ * refuses an unprotected private key. Skipped on Windows, which has no mode bits.
+ */
+export function assertPrivate(file: SettingsFile): void {
+  if (checked && file.mode & 0o077) {
+    throw usageError(
+      `${file.path} holds secrets but group or others can access it (mode ${octal(file.mode)}); run: chmod 600 ${file.path}`,
+      { file: file.path, mode: octal(file.mode) },
+    )
+  }
+}
+
+/** Read a file that holds secrets: undefined when missing, refused when others could read or write it. */
+export function readSecretFile(path: string): string | undefined {
+  const file = readSettingsFile(path)
+  if (!file) return undefined
+  assertPrivate(file)
+  return file.text
+}
+
+/** An INI file: keys before any section, then sections by their full name. */
+export interface IniData {
+  globals: Record<string, string>
+  sections: Map<string, Record<string, string>>
+}
+
+/**
+ * Parse INI text with the `ini` package, keeping section names whole: `ini`
+ * would nest `[ip.web]` or `[https://eu.api.ovh.com/1.0]` at every dot, so dots
+ * in headers are escaped first. Values come back as strings (`ini` turns
+ * "true" into a boolean); `key[]` lists are refused, no setting takes one.
+ */
+export function parseIni(text: string, path: string): IniData {
+  const escaped = text.replace(/^\[([^\]]*)\]/gm, (_, name: string) => `[${name.replace(/\./g, '\\.')}]`)
+  const raw = decode(escaped) as Record<string, unknown>
+  const data: IniData = { globals: {}, sections: new Map() }
+  const scalars = (section: string | undefined, entries: Record<string, unknown>) => {
+    const out: Record<string, string> = Object.create(null)
+    for (const [key, value] of Object.entries(entries)) {
+      if (Array.isArray(value)) {
+        throw usageError(`${path}: ${section ? `[${section}] ` : ''}${key}[]: lists are not supported`)
+      }
+      out[key] = String(value)
+    }
+    return out
+  }
+  const globals: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(raw)) {
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      data.sections.set(key, scalars(key, value as Record<string, unknown>))
+    } else {
+      globals[key] = value
+    }
+  }
+  data.globals = scalars(undefined, globals)
+  return data
+}
