@@ -21,6 +21,8 @@ export interface TargetOptions {
   configPath?: string
   /** Use the on-disk id cache (default true). */
   cache?: boolean
+  /** Provider-specific settings from flags (e.g. AWS mode, region); they override the config file's section. */
+  providerSettings?: Record<string, string>
   env?: NodeJS.ProcessEnv
 }
 
@@ -77,7 +79,7 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   if (merged.project !== undefined) validateName('--project', merged.project)
   if (merged.instance !== undefined) validateName('--instance', merged.instance)
   if (merged.interface !== undefined) validateInterface(merged.interface)
-  const settings = config.providers[providerName] ?? {}
+  const settings = { ...config.providers[providerName], ...options.providerSettings }
   const cache: IdCache =
     options.cache === false
       ? new MemoryCache()
