@@ -120,14 +120,19 @@ export class OvhProvider implements Provider {
     if (request.project) {
       const projectId = await this.projectId(request.project, signal)
       this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
-      const listing = this.needsListing(projectId, request) ? this.listInstances(projectId, signal) : undefined
+      const listing = this.needsListing(projectId, request)
+        ? this.listInstances(projectId, signal)
+        : undefined
       listing?.catch(() => {}) // awaited below, or moot if the IP is not a cloud one
       const target = !request.needTarget
         ? Promise.resolve(undefined)
         : request.instance
           ? this.instanceByName(projectId, request.instance, listing)
           : (self as Promise<Holder>)
-      const [failover, targetHolder] = await Promise.all([this.findFailover(projectId, request.ip, signal), target])
+      const [failover, targetHolder] = await Promise.all([
+        this.findFailover(projectId, request.ip, signal),
+        target,
+      ])
       await listing // names for the report, fetched side by side with the rest
       if (failover) {
         this.location = { kind: 'cloud', projectId, failoverId: failover.id }
@@ -230,7 +235,12 @@ export class OvhProvider implements Provider {
    * and the names: a cold run lists once, side by side with the failover IP.
    */
   private needsListing(projectId: string, request: LocateRequest): boolean {
-    if (request.needTarget && request.instance && !this.cache.get(`instance:${projectId}:${request.instance}`)) return true
+    if (
+      request.needTarget &&
+      request.instance &&
+      !this.cache.get(`instance:${projectId}:${request.instance}`)
+    )
+      return true
     return !this.cache.get(`listed:${projectId}`)
   }
 

@@ -25,7 +25,9 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
     const { state } = located
     const pending = state.pending ? `; pending: ${state.note ?? 'operation in progress'}` : ''
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
-    log.info(`${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(state.holder)}${pending}`)
+    log.info(
+      `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(state.holder)}${pending}`,
+    )
     return {
       ip: ip.block,
       provider: provider.name,

@@ -79,11 +79,18 @@ describe('ipmove against the OVH emulator', () => {
   })
 
   it('moves back to this host when --instance is omitted (metadata service)', async () => {
-    const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-1', '--json'], env())
+    const run = await ipmove(
+      ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-1', '--json'],
+      env(),
+    )
     expect(json(run)).toMatchObject({ ok: true, to: { name: 'bi-edge-sbg-1' } })
     const back = await ipmove(['--project', 't18s', '--ip', IP, '--json'], env())
     expect(back.code).toBe(0)
-    expect(json(back)).toMatchObject({ outcome: 'moved', to: { name: 'bi-edge-sbg-2' }, from: { name: 'bi-edge-sbg-1' } })
+    expect(json(back)).toMatchObject({
+      outcome: 'moved',
+      to: { name: 'bi-edge-sbg-2' },
+      from: { name: 'bi-edge-sbg-1' },
+    })
   })
 
   it('status reports the holder as JSON', async () => {
@@ -96,9 +103,17 @@ describe('ipmove against the OVH emulator', () => {
 
   it('moves a classic failover IP through /ip/{block}/move and its task', async () => {
     const e = env()
-    const run = await ipmove(['--ip', '198.51.100.7/32', '--instance', 'ns3000002.ip-198-51-100.eu', '--json'], e)
+    const run = await ipmove(
+      ['--ip', '198.51.100.7/32', '--instance', 'ns3000002.ip-198-51-100.eu', '--json'],
+      e,
+    )
     expect(run.stderr).toBe('')
-    expect(json(run)).toMatchObject({ ok: true, kind: 'classic', outcome: 'moved', to: { id: 'ns3000002.ip-198-51-100.eu' } })
+    expect(json(run)).toMatchObject({
+      ok: true,
+      kind: 'classic',
+      outcome: 'moved',
+      to: { id: 'ns3000002.ip-198-51-100.eu' },
+    })
   })
 
   it('exits 3 when the consumer key may not write, naming the refused call', async () => {
@@ -167,7 +182,10 @@ describe('ipmove against the OVH emulator', () => {
     const failing = await startOvhEmulator({ faults: [] })
     failing.addFault('path=/cloud/project,status=503,times=0')
     try {
-      const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2'], env(failing.env))
+      const run = await ipmove(
+        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2'],
+        env(failing.env),
+      )
       expect(run.code).toBe(8)
       expect(failing.requests.filter((r) => r.path.endsWith('/cloud/project')).length).toBe(5)
     } finally {
@@ -180,7 +198,10 @@ describe('ipmove against the OVH emulator', () => {
     flaky.addFault('path=/cloud/project,reset')
     flaky.addFault('path=/cloud/project/*/ip/failover,status=503,retry-after=1')
     try {
-      const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'], env(flaky.env))
+      const run = await ipmove(
+        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'],
+        env(flaky.env),
+      )
       expect(run.stderr).toBe('')
       expect(json(run)).toMatchObject({ ok: true, outcome: 'moved' })
     } finally {
@@ -191,7 +212,10 @@ describe('ipmove against the OVH emulator', () => {
   it('signs right against a server whose clock is five minutes off', async () => {
     const skewed = await startOvhEmulator({ pendingMs: 200, clockSkewSeconds: 300 })
     try {
-      const run = await ipmove(['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'], env(skewed.env))
+      const run = await ipmove(
+        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'],
+        env(skewed.env),
+      )
       expect(run.stderr).toBe('')
       expect(json(run)).toMatchObject({ ok: true, outcome: 'moved' })
       expect(skewed.requests.filter((r) => r.path.endsWith('/auth/time')).length).toBe(1)

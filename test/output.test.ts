@@ -1,0 +1,110 @@
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import { Output, redact, registerSecret } from '../src/output.js'
+
+/** A writable that records what it gets and claims to be (or not) a terminal. */
+function sink(isTTY: boolean) {
+  const chunks: string[] = []
+  const stream = { isTTY, write: (chunk: string) => chunks.push(chunk) > 0 } as unknown as NodeJS.WriteStream
+  return { stream, text: () => chunks.join('') }
+}
+
+describe('Output', () => {
+  it('shows progress with elapsed time on a terminal, and clears it before the next line', () => {
+    let now = 1_000
+    const out = sink(true)
+    const output = new Output({
+      json: false,
+      syslog: false,
+      debug: false,
+      stdout: out.stream,
+      now: () => now,
+    })
+    now += 2_500
+    output.progress('waiting for ovh: status operationPending, 40%')
+    output.info('moved')
+    expect(out.text()).toBe('\r\x1b[2Kwaiting for ovh: status operationPending, 40% (2.5 s)\r\x1b[2Kmoved\n')
+  })
+
+  it('gives hooks plain lines only: no progress off a terminal', () => {
+    const out = sink(false)
+    const output = new Output({ json: false, syslog: false, debug: false, stdout: out.stream })
+    output.progress('waiting')
+    output.info('moved')
+    expect(out.text()).toBe('moved\n')
+  })
+
+  it('prints exactly one JSON object with --json, and warnings on stderr', () => {
+    const out = sink(false)
+    const err = sink(false)
+    const output = new Output({
+      json: true,
+      syslog: false,
+      debug: false,
+      stdout: out.stream,
+      stderr: err.stream,
+    })
+    output.info('a line')
+    output.warn('careful')
+    output.result({ ok: true })
+    expect(out.text()).toBe('{"ok":true}\n')
+    expect(err.text()).toBe('ipmove: warning: careful\n')
+  })
+
+  it('redacts registered secrets from every line, JSON included', () => {
+    registerSecret('s3cr3t-value-xyz')
+    const out = sink(false)
+    const err = sink(false)
+    const output = new Output({
+      json: true,
+      syslog: false,
+      debug: true,
+      stdout: out.stream,
+      stderr: err.stream,
+    })
+    output.debug('header was s3cr3t-value-xyz')
+    output.error('bad s3cr3t-value-xyz')
+    output.result({ echoed: 'x s3cr3t-value-xyz y' })
+    expect(out.text() + err.text()).not.toContain('s3cr3t-value-xyz')
+    expect(redact('a s3cr3t-value-xyz b')).toBe('a *** b')
+  })
+
+  it('sends lines to syslog through logger(1) with an argument vector', async () => {
+    // A stand-in logger(1) on PATH records its argv, one argument per line.
+    const dir = mkdtempSync(join(tmpdir(), 'ipmove-logger-'))
+    const record = join(dir, 'argv')
+    writeFileSync(join(dir, 'logger'), `#!/bin/sh\nprintf '%s\\n' "$@" >> '${record}'\n`)
+    chmodSync(join(dir, 'logger'), 0o755)
+    const path = process.env.PATH
+    process.env.PATH = `${dir}:${path}`
+    try {
+      const output = new Output({
+        json: true,
+        syslog: true,
+        debug: false,
+        stdout: sink(false).stream,
+        stderr: sink(false).stream,
+      })
+      output.info('moved 203.0.113.10; $(reboot)')
+      output.error('refused')
+      let text = ''
+      for (let i = 0; i < 50 && text.split('\n').length < 13; i++) {
+        await sleep(20)
+        text = (() => {
+          try {
+            return readFileSync(record, 'utf8')
+          } catch {
+            return ''
+          }
+        })()
+      }
+      expect(text).toContain('-t\nipmove\n-p\ndaemon.notice\n--\nmoved 203.0.113.10; $(reboot)\n')
+      expect(text).toContain('-p\ndaemon.err\n--\nrefused\n')
+    } finally {
+      process.env.PATH = path
+    }
+  })
+})
