@@ -113,6 +113,9 @@ export class OvhProvider implements Provider {
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<Located> {
+    if (request.ipId !== undefined && !request.project) {
+      throw usageError('--ip-id needs --project: only Public Cloud failover IPs are known by id')
+    }
     // This host's identity comes from the metadata service, not the OVH API:
     // ask for it while the API calls run.
     const self = request.needTarget && !request.instance ? this.thisInstance(signal) : undefined
@@ -130,24 +133,32 @@ export class OvhProvider implements Provider {
           ? this.instanceByName(projectId, request.instance, listing)
           : (self as Promise<Holder>)
       const [failover, targetHolder] = await Promise.all([
-        this.findFailover(projectId, request.ip, signal),
+        this.findFailover(projectId, request, signal),
         target,
       ])
       await listing // names for the report, fetched side by side with the rest
       if (failover) {
         this.location = { kind: 'cloud', projectId, failoverId: failover.id }
-        return { kind: 'cloud', scope: this.project, target: targetHolder, state: this.cloudState(failover) }
+        const ip = request.ip ?? parseIp(failover.block ?? failover.ip, 'the failover IP')
+        return {
+          ip,
+          kind: 'cloud',
+          scope: this.project,
+          target: targetHolder,
+          state: this.cloudState(failover),
+        }
       }
-      this.log.debug(`ovh: ${request.ip.block} is not a failover IP of project ${projectId}; trying /ip`)
+      this.log.debug(`ovh: ${request.ip?.block} is not a failover IP of project ${projectId}; trying /ip`)
     }
+    const ip = request.ip as IpBlock // without a project there is no --ip-id (checked above)
     if (request.needTarget && !request.instance) {
       throw usageError(
         'classic failover IPs need --instance: the service name of the dedicated server (no metadata service there)',
       )
     }
-    const state = await this.locateClassic(request.ip, request.project, signal)
+    const state = await this.locateClassic(ip, request.project, signal)
     const target = request.instance ? { id: request.instance } : undefined
-    return { kind: 'classic', scope: this.project, target, state }
+    return { ip, kind: 'classic', scope: this.project, target, state }
   }
 
   async read(signal: AbortSignal): Promise<IpState> {
@@ -205,11 +216,25 @@ export class OvhProvider implements Provider {
     return id
   }
 
+  /** The failover IP by its id (--ip-id), or by address through the cache or the project's list. */
   private async findFailover(
     projectId: string,
-    ip: IpBlock,
+    request: LocateRequest,
     signal: AbortSignal,
   ): Promise<FailoverIp | undefined> {
+    const { ip, ipId } = request
+    if (ipId !== undefined) {
+      const found = await this.call<FailoverIp>(
+        'GET',
+        `/cloud/project/${projectId}/ip/failover/${enc(ipId)}`,
+        signal,
+      )
+      if (ip && !sameIp(ip, found.ip) && !sameIp(ip, found.block)) {
+        throw usageError(`--ip ${ip.block} and --ip-id ${ipId} (${found.ip}) name different IPs`)
+      }
+      return found
+    }
+    if (!ip) return undefined
     const key = `failover:${projectId}:${ip.block}`
     const cached = this.cache.get(key)
     if (cached) {

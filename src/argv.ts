@@ -7,6 +7,7 @@ const GO_FLAGS: Record<string, string> = {
   '-project': '--project',
   '-project-id': '--project',
   '-ip': '--ip',
+  '-ip-id': '--ip-id',
   '-instance': '--instance',
   '-instance-id': '--instance',
 }

@@ -190,20 +190,23 @@ function looksLikeIp(value: string): boolean {
  */
 export function resolveTarget(
   config: IpmoveConfig,
-  flags: { ip: string } & Settings,
-): { ip: IpBlock; name?: string } & Settings {
+  flags: { ip?: string } & Settings,
+): { ip?: IpBlock; name?: string } & Settings {
   const { ip: ipText, ...given } = flags
   let name: string | undefined
-  let ip: IpBlock
-  if (Object.hasOwn(config.ips, ipText)) {
+  let ip: IpBlock | undefined
+  if (ipText === undefined) {
+    // The provider will find the IP by its id (--ip-id); only defaults apply.
+  } else if (Object.hasOwn(config.ips, ipText)) {
     name = ipText
     ip = config.ips[ipText]!.ip
   } else if (looksLikeIp(ipText)) {
-    ip = parseIp(ipText)
-    const holders = Object.keys(config.ips).filter((n) => config.ips[n]!.ip.block === ip.block)
+    const parsed = parseIp(ipText)
+    ip = parsed
+    const holders = Object.keys(config.ips).filter((n) => config.ips[n]!.ip.block === parsed.block)
     if (holders.length > 1) {
       throw usageError(
-        `--ip ${ip.block} is in several entries of ${config.path} (${holders.join(', ')}); pass a name`,
+        `--ip ${parsed.block} is in several entries of ${config.path} (${holders.join(', ')}); pass a name`,
       )
     }
     name = holders[0]
@@ -238,5 +241,5 @@ export function resolveTarget(
       `label ${merged.interface}:${merged.label} is longer than the 15 characters an interface label may have`,
     )
   }
-  return { ip, ...(name ? { name } : {}), ...merged }
+  return { ...(ip ? { ip } : {}), ...(name ? { name } : {}), ...merged }
 }

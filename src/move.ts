@@ -1,7 +1,7 @@
 import { homedir } from 'node:os'
 import { FileCache, type IdCache, MemoryCache } from './cache.js'
 import { loadConfig, resolveTarget } from './config.js'
-import { ExitCode, IpmoveError } from './errors.js'
+import { ExitCode, IpmoveError, usageError } from './errors.js'
 import type { Logger } from './output.js'
 import { checkProviderName, describeHolder, type Holder, loadProvider, type Provider } from './provider.js'
 import { type Outcome, reconcile } from './reconcile.js'
@@ -12,7 +12,9 @@ export const DEFAULT_TIMEOUT_MS = 120_000
 /** What `move` and `status` are asked, as plain values (no flags here). */
 export interface TargetOptions {
   /** An address, a block, or the name of an `[ip.NAME]` config entry. */
-  ip: string
+  ip?: string
+  /** The provider's id of the IP, as ipmoveOvh's -ip-id; needs no --ip. */
+  ipId?: string
   instance?: string
   project?: string
   provider?: string
@@ -51,7 +53,8 @@ export interface MoveResult {
 
 /** Everything a command needs once config, flags and validation are merged. */
 export interface Prepared {
-  ip: IpBlock
+  ip?: IpBlock
+  ipId?: string
   provider: Provider
   project?: string
   instance?: string
@@ -67,6 +70,8 @@ export interface Prepared {
 export async function prepare(options: TargetOptions, log: Logger): Promise<Prepared> {
   const env = options.env ?? process.env
   const config = loadConfig({ path: options.configPath, env, home: env.HOME || homedir() })
+  if (options.ip === undefined && options.ipId === undefined) throw usageError('--ip is required')
+  if (options.ipId !== undefined) validateName('--ip-id', options.ipId)
   const merged = resolveTarget(config, {
     ip: options.ip,
     provider: options.provider === undefined ? undefined : checkProviderName(options.provider),
@@ -87,6 +92,7 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   const provider = await loadProvider(providerName, { env, cache, log, settings })
   return {
     ip: merged.ip,
+    ipId: options.ipId,
     provider,
     project: merged.project,
     instance: merged.instance,
@@ -107,21 +113,31 @@ function accountKey(env: NodeJS.ProcessEnv, settings: Record<string, string>): s
 export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveResult> {
   const started = Date.now()
   const prepared = await prepare(options, log)
-  const { provider, ip } = prepared
+  const { provider } = prepared
   const signal = AbortSignal.timeout(prepared.timeoutMs)
+  const asked = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
   try {
     const located = await provider
-      .locate({ ip, project: prepared.project, instance: prepared.instance, needTarget: true }, signal)
+      .locate(
+        {
+          ip: prepared.ip,
+          ipId: prepared.ipId,
+          project: prepared.project,
+          instance: prepared.instance,
+          needTarget: true,
+        },
+        signal,
+      )
       .catch((error: unknown) => {
         if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
           throw new IpmoveError(
             ExitCode.TIMEOUT,
-            `timed out looking up ${ip.block}: ${(error as Error).message}`,
+            `timed out looking up ${asked}: ${(error as Error).message}`,
           )
         }
         throw error
       })
-    const target = located.target
+    const { ip, target } = located
     if (!target) throw new Error('provider located no target')
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
     log.info(

@@ -24,7 +24,10 @@ export interface IpState {
 
 /** What a command asks a provider to find. Names are validated before this. */
 export interface LocateRequest {
-  ip: IpBlock
+  /** The IP by address; absent when the provider's own id of it was given instead. */
+  ip?: IpBlock
+  /** The provider's id of the IP (ipmoveOvh's -ip-id), instead of or besides the address. */
+  ipId?: string
   /** A provider-specific scope: OVH project name or id. */
   project?: string
   /** The desired holder's name or id; undefined means this host. */
@@ -34,6 +37,8 @@ export interface LocateRequest {
 }
 
 export interface Located {
+  /** The IP, as the provider found it. */
+  ip: IpBlock
   /** The IP's kind in the provider's terms, e.g. "cloud" or "classic". */
   kind: string
   /** The scope the IP was found in (e.g. the OVH project), for reports. */

@@ -18,11 +18,14 @@ export interface StatusResult {
 /** `ipmove status`: who holds the IP, and whether an operation is pending. Reads only. */
 export async function ipStatus(options: TargetOptions, log: Logger): Promise<StatusResult> {
   const prepared = await prepare(options, log)
-  const { provider, ip } = prepared
+  const { provider } = prepared
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   try {
-    const located = await provider.locate({ ip, project: prepared.project, needTarget: false }, signal)
-    const { state } = located
+    const located = await provider.locate(
+      { ip: prepared.ip, ipId: prepared.ipId, project: prepared.project, needTarget: false },
+      signal,
+    )
+    const { ip, state } = located
     const pending = state.pending ? `; pending: ${state.note ?? 'operation in progress'}` : ''
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
     log.info(

@@ -251,7 +251,7 @@ ip = 192.0.2.1/32
       interface: 'ens4',
     })
     expect(target).toMatchObject({ name: 'db', project: 'override', timeoutMs: 5000, interface: 'ens4' })
-    expect(target.ip.block).toBe('198.51.100.0/28')
+    expect(target.ip?.block).toBe('198.51.100.0/28')
   })
 
   it('finds the entry of an address given as such', () => {

@@ -4,7 +4,7 @@ import { ExitCode, IpmoveError } from '../src/errors.js'
 import { type MoveOptions, moveIp } from '../src/move.js'
 import { MemoryLogger } from '../src/output.js'
 import { ipStatus } from '../src/status.js'
-import { CONSUMER_KEY, OvhApi, reply, testEnv } from './helpers/ovh-nock.js'
+import { CONSUMER_KEY, ORIGIN, OvhApi, reply, testEnv } from './helpers/ovh-nock.js'
 
 const PROJECT = '0123456789abcdef0123456789abcdef'
 const OTHER_PROJECT = 'fedcba9876543210fedcba9876543210'
@@ -181,6 +181,34 @@ describe('move on OVH Public Cloud', () => {
       requests: 2,
     })
     expect(api.writes).toEqual([])
+  })
+
+  it('finds the IP by its OVH id (ipmoveOvh’s -ip-id) without --ip', async () => {
+    const api = new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
+      .get(`/cloud/project/${PROJECT}/instance`, instances)
+      .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+    const result = await moveIp(
+      options(testEnv(), { ip: undefined, ipId: FIP, project: PROJECT }),
+      new MemoryLogger(),
+    )
+    expect(result).toMatchObject({ ip: `${IP}/32`, outcome: 'moved', to: { id: SBG2 } })
+    expect(api.writes).toEqual([{ instanceId: SBG2 }])
+  })
+
+  it('refuses --ip-id without --project, and --ip with a different --ip-id', async () => {
+    const noProject = await failure(
+      moveIp(options(testEnv(), { ip: undefined, ipId: FIP, project: undefined }), new MemoryLogger()),
+    )
+    expect(noProject.exitCode).toBe(ExitCode.USAGE)
+    new OvhApi().get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
+    nock(ORIGIN).get(`/1.0/cloud/project/${PROJECT}/instance`).optionally().reply(200, instances)
+    const mismatch = await failure(
+      moveIp(options(testEnv(), { ip: '203.0.113.99', ipId: FIP, project: PROJECT }), new MemoryLogger()),
+    )
+    expect(mismatch.exitCode).toBe(ExitCode.USAGE)
+    expect(mismatch.message).toMatch(/name different IPs/)
   })
 
   it('uses the metadata service when --instance is omitted', async () => {
@@ -377,6 +405,7 @@ describe('move of a classic failover IP', () => {
         new MemoryLogger(),
       ),
     )
+    expect(error.exitCode).toBe(ExitCode.INTERNAL)
     expect(error.message).toMatch(/task 43 .* ovhError: destination refused/)
   })
 })
