@@ -1,0 +1,210 @@
+import { execFile } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import ipaddr from 'ipaddr.js'
+import { ExitCode, IpmoveError } from '../errors.js'
+import type { IpBlock } from '../validate.js'
+
+/** One address configured on an interface, as the kernel reports it. */
+export interface AddressEntry {
+  iface: string
+  /** Canonical text (IPv6 compressed, lower case, no zone). */
+  address: string
+  prefix: number
+  version: 4 | 6
+  /** `host` for loopback, `link` for link-local, else `global`. */
+  scope: 'global' | 'link' | 'host'
+  /** Usable, still in duplicate address detection, or refused by it (IPv6 only). */
+  state: 'ready' | 'tentative' | 'dadfailed'
+  /** Linux IPv4 label such as `eth0:vip`, when it differs from the interface name. */
+  label?: string
+  /** The interface's link-layer address, when it has one. */
+  mac?: string
+}
+
+export interface AddRequest {
+  ip: IpBlock
+  iface: string
+  /** The part after `IF:`; Linux IPv4 only. */
+  label?: string
+  /** Skip duplicate address detection (Linux IPv6). */
+  nodad?: boolean
+}
+
+export interface RemoveRequest {
+  ip: IpBlock
+  iface: string
+}
+
+/**
+ * The three things ipmove needs from a platform's address tools. `add` and
+ * `remove` are idempotent and say whether they changed anything; an address
+ * counts as present on the interface whatever its prefix. `add` returns only
+ * once the address is usable (IPv6 duplicate address detection is over).
+ */
+export interface AddressDriver {
+  list(iface?: string): Promise<AddressEntry[]>
+  add(entry: AddRequest): Promise<boolean>
+  remove(entry: RemoveRequest): Promise<boolean>
+}
+
+export interface RunResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export interface RunOptions {
+  timeoutMs?: number
+}
+
+/** Runs one external command; resolves whatever its exit code, rejects only when it could not run. */
+export type Runner = (argv: readonly string[], options?: RunOptions) => Promise<RunResult>
+
+export const DEFAULT_RUN_TIMEOUT_MS = 10_000
+
+/** Which package brings each tool, for the error a missing one gets. */
+const PACKAGE_OF: Record<string, string> = {
+  ip: 'iproute2',
+  arping: 'iputils-arping (or arping)',
+  na6: 'ipv6toolkit',
+  ifconfig: 'the base system (ifconfig)',
+}
+
+/**
+ * Hooks (carp, keepalived, ifstated) often run with a PATH that lacks the sbin
+ * directories where ip, arping and ifconfig live.
+ */
+function toolPath(path: string | undefined): string {
+  const dirs = (path ?? '').split(':').filter(Boolean)
+  for (const dir of ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/local/bin', '/usr/bin', '/bin']) {
+    if (!dirs.includes(dir)) dirs.push(dir)
+  }
+  return dirs.join(':')
+}
+
+/**
+ * The one way ipmove runs an external command: argv only (never a shell), a
+ * timeout, output captured, and messages in English so they can be matched.
+ */
+export const runCommand: Runner = (argv, options = {}) => {
+  const [file, ...args] = argv
+  if (!file) throw new Error('runCommand needs a command')
+  const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS
+  return new Promise((resolve, reject) => {
+    execFile(
+      file,
+      args,
+      {
+        timeout: timeoutMs,
+        maxBuffer: 4 * 1024 * 1024,
+        env: { ...process.env, PATH: toolPath(process.env.PATH), LC_ALL: 'C' },
+      },
+      (error, stdout, stderr) => {
+        if (!error) return resolve({ code: 0, stdout, stderr })
+        const failure = error as NodeJS.ErrnoException & { killed?: boolean; code?: number | string }
+        if (failure.code === 'ENOENT') {
+          return reject(
+            new IpmoveError(ExitCode.LOCAL, `${file} not found: install ${PACKAGE_OF[file] ?? file}`, {
+              command: file,
+            }),
+          )
+        }
+        if (failure.killed) {
+          return reject(
+            new IpmoveError(ExitCode.LOCAL, `${argv.join(' ')} did not finish within ${timeoutMs / 1000} s`, {
+              command: file,
+            }),
+          )
+        }
+        if (typeof failure.code === 'number') return resolve({ code: failure.code, stdout, stderr })
+        reject(new IpmoveError(ExitCode.LOCAL, `${file} could not run: ${failure.message.split('\n')[0]}`))
+      },
+    )
+  })
+}
+
+/** The first non-empty line of a tool's complaint, for a one-line error. */
+export function firstLine(text: string): string {
+  return (
+    text
+      .split('\n')
+      .map((line) => line.trim())
+      .find(Boolean) ?? ''
+  )
+}
+
+export function localError(message: string, details?: Record<string, unknown>): IpmoveError {
+  return new IpmoveError(ExitCode.LOCAL, message, details)
+}
+
+/** `host`, `link` or `global`, from the address alone, so every platform agrees. */
+export function scopeOf(address: string): AddressEntry['scope'] {
+  const range = ipaddr.parse(address).range()
+  if (range === 'loopback') return 'host'
+  if (range === 'linkLocal') return 'link'
+  return 'global'
+}
+
+/** Canonical text of an address as a tool printed it (drops a `%zone`). */
+export function canonical(address: string): string {
+  return ipaddr.parse(address.split('%')[0] ?? address).toString()
+}
+
+export function findAddress(entries: AddressEntry[], ip: IpBlock, iface: string): AddressEntry | undefined {
+  return entries.find((e) => e.iface === iface && e.address === ip.address)
+}
+
+export interface SettleOptions {
+  timeoutMs: number
+  pollMs: number
+}
+
+export const DEFAULT_SETTLE: SettleOptions = { timeoutMs: 10_000, pollMs: 50 }
+
+/**
+ * Wait until a just-added IPv6 address leaves duplicate address detection.
+ * If another host on the link owns it, take it off again and fail: carrying an
+ * address the kernel refuses to use would only hide the conflict.
+ */
+export async function settle(
+  driver: AddressDriver,
+  ip: IpBlock,
+  iface: string,
+  options: SettleOptions = DEFAULT_SETTLE,
+): Promise<void> {
+  if (ip.version !== 6) return
+  const deadline = Date.now() + options.timeoutMs
+  for (;;) {
+    const entry = findAddress(await driver.list(iface), ip, iface)
+    if (!entry) throw localError(`${ip.block} vanished from ${iface} during duplicate address detection`)
+    if (entry.state === 'ready') return
+    if (entry.state === 'dadfailed') {
+      await driver.remove({ ip, iface })
+      throw localError(
+        `${ip.block} failed duplicate address detection on ${iface}: another host on the link uses it (removed it again)`,
+        { dadfailed: true },
+      )
+    }
+    if (Date.now() >= deadline) {
+      throw localError(`${ip.block} on ${iface} is still tentative after ${options.timeoutMs / 1000} s`)
+    }
+    await sleep(options.pollMs)
+  }
+}
+
+export type Platform = 'linux' | 'openbsd' | 'freebsd'
+
+export function platformOf(name: NodeJS.Platform | string): Platform {
+  if (name === 'linux' || name === 'openbsd' || name === 'freebsd') return name
+  throw localError(`ipmove cannot configure addresses on ${name} (only Linux, OpenBSD and FreeBSD)`)
+}
+
+/** The driver for this machine; BSD and Linux modules load lazily. */
+export async function pickDriver(platform: Platform = platformOf(process.platform)): Promise<AddressDriver> {
+  if (platform === 'linux') {
+    const { LinuxDriver } = await import('./linux.js')
+    return new LinuxDriver()
+  }
+  const { BsdDriver } = await import('./bsd.js')
+  return new BsdDriver(platform)
+}

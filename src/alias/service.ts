@@ -1,0 +1,140 @@
+import { IpmoveError, usageError } from '../errors.js'
+import { type IpBlock, parseIp, shown, validateInterface } from '../validate.js'
+import { type AnnounceSettings, type AnnounceTool, announceBurst, findAnnounceTool } from './announce.js'
+import { type AddressEntry, findAddress, localError, pickDriver } from './driver.js'
+
+export interface AddAliasOptions {
+  /** `192.0.2.50`, `2001:db8::50` or a block; a bare address becomes /32 or /128. */
+  ip: string | IpBlock
+  interface: string
+  /** Linux IPv4 label: `vip` (or `eth0:vip`) becomes `eth0:vip`. */
+  label?: string
+  announce: AnnounceSettings | false
+  /** IPv6: skip duplicate address detection (Linux), so the address is usable at once. */
+  nodad?: boolean
+}
+
+export interface AliasTarget {
+  ip: string | IpBlock
+  interface: string
+}
+
+export type Announced =
+  | { tool: string; count: number; intervalMs: number }
+  /** Announcing was asked for but makes no sense here (loopback, no link-layer address). */
+  | { skipped: string }
+  | false
+
+export interface AliasResult {
+  /** The block as configured, e.g. `192.0.2.50/32`. */
+  ip: string
+  interface: string
+  /** False when the address was already there (add) or already absent (remove). */
+  changed: boolean
+}
+
+export interface AddAliasResult extends AliasResult {
+  label?: string
+  announced: Announced
+}
+
+export interface ShowAliasesOptions {
+  interface?: string
+}
+
+const LABEL = /^[A-Za-z0-9_.-]+$/
+const MAX_COUNT = 100
+const MAX_INTERVAL_MS = 60_000
+
+function toBlock(ip: string | IpBlock): IpBlock {
+  return typeof ip === 'string' ? parseIp(ip) : ip
+}
+
+/** Linux labels are `IF:LABEL`, at most 15 bytes in all (IFNAMSIZ - 1). */
+export function checkLabel(label: string, iface: string, ip: IpBlock): string {
+  const bare = label.startsWith(`${iface}:`) ? label.slice(iface.length + 1) : label
+  if (!LABEL.test(bare)) {
+    throw usageError(`--label ${shown(label)} may hold only letters, digits, _ . -`)
+  }
+  if (iface.length + 1 + bare.length > 15) {
+    throw usageError(`--label ${shown(`${iface}:${bare}`)} is longer than 15 characters`)
+  }
+  if (ip.version !== 4) throw usageError('--label applies to IPv4 addresses only')
+  return bare
+}
+
+export function checkAnnounce(settings: AnnounceSettings | false): AnnounceSettings | false {
+  if (!settings) return false
+  const { count, intervalMs } = settings
+  if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
+    throw usageError(`--count must be a whole number from 1 to ${MAX_COUNT}`)
+  }
+  if (!Number.isInteger(intervalMs) || intervalMs < 1 || intervalMs > MAX_INTERVAL_MS) {
+    throw usageError(`--interval must be a whole number of milliseconds from 1 to ${MAX_INTERVAL_MS}`)
+  }
+  return settings
+}
+
+/** Loopback and interfaces without a MAC (tun, wireguard) have no neighbours to tell. */
+function hasNeighbours(mac: string | undefined): mac is string {
+  return Boolean(mac && !/^(00:)+00$/.test(mac))
+}
+
+/**
+ * Put an address on an interface and tell the LAN. Idempotent: an address that
+ * is already there (whatever its prefix) is left alone, and announced again.
+ * Input and the announcing tool are checked before anything changes.
+ */
+export async function addAlias(options: AddAliasOptions): Promise<AddAliasResult> {
+  const ip = toBlock(options.ip)
+  const iface = validateInterface(options.interface)
+  const label = options.label === undefined ? undefined : checkLabel(options.label, iface, ip)
+  const announce = checkAnnounce(options.announce)
+  const driver = await pickDriver()
+  const tool: AnnounceTool | undefined = announce ? await findAnnounceTool(ip.version) : undefined
+
+  const changed = await driver.add({ ip, iface, label, nodad: options.nodad })
+  let announced: Announced = false
+  if (announce && tool) {
+    // Read after adding: an interface may carry no address, hence no MAC in the listing, before.
+    const mac = findAddress(await driver.list(iface), ip, iface)?.mac
+    if (hasNeighbours(mac)) {
+      await announceBurst(tool, { ip, iface, mac }, announce).catch((error: unknown) => {
+        if (!(error instanceof IpmoveError)) throw error
+        throw localError(`${ip.block} is on ${iface} but announcing it failed: ${error.message}`, {
+          configured: true,
+        })
+      })
+      announced = { tool: tool.name, count: announce.count, intervalMs: announce.intervalMs }
+    } else {
+      announced = { skipped: `${iface} has no link-layer neighbours to tell` }
+    }
+  }
+  const result: AddAliasResult = { ip: ip.block, interface: iface, changed, announced }
+  if (label) result.label = `${iface}:${label}`
+  return result
+}
+
+/** Take an address off an interface. Removing an absent address is success, with changed: false. */
+export async function removeAlias(options: AliasTarget): Promise<AliasResult> {
+  const ip = toBlock(options.ip)
+  const iface = validateInterface(options.interface)
+  const driver = await pickDriver()
+  const changed = await driver.remove({ ip, iface })
+  return { ip: ip.block, interface: iface, changed }
+}
+
+/**
+ * The demoted state of a failover pair: drop the address, announce nothing
+ * (the new holder does that), and never touch the cloud.
+ */
+export async function releaseAlias(options: AliasTarget): Promise<AliasResult> {
+  return removeAlias(options)
+}
+
+/** Every address of one interface, or of all. */
+export async function showAliases(options: ShowAliasesOptions = {}): Promise<AddressEntry[]> {
+  const iface = options.interface === undefined ? undefined : validateInterface(options.interface)
+  const driver = await pickDriver()
+  return driver.list(iface)
+}
