@@ -170,15 +170,15 @@ export class OvhProvider implements Provider {
     return this.classicState(location, signal)
   }
 
-  async write(target: Holder, signal: AbortSignal): Promise<void> {
+  async write(target: Holder, signal: AbortSignal): Promise<IpState | undefined> {
     const location = this.requireLocation()
     if (location.kind === 'cloud') {
       const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
-      await this.call('POST', path, signal, { instanceId: target.id })
-      return
+      return this.cloudState(await this.call<FailoverIp>('POST', path, signal, { instanceId: target.id }))
     }
     const task = await this.call<IpTask>('POST', `/ip/${enc(location.block)}/move`, signal, { to: target.id })
     location.taskId = task.taskId
+    return undefined // the task is followed by read()
   }
 
   // ---- locating -----------------------------------------------------------

@@ -1,11 +1,13 @@
 import { homedir } from 'node:os'
+import { DEFAULT_ANNOUNCE } from './alias/announce.js'
+import { type AddAliasResult, type Announced, LocalAddress } from './alias/service.js'
 import { FileCache, type IdCache, MemoryCache } from './cache.js'
 import { loadConfig, resolveTarget } from './config.js'
 import { ExitCode, IpmoveError, usageError } from './errors.js'
 import type { Logger } from './output.js'
 import { checkProviderName, describeHolder, type Holder, loadProvider, type Provider } from './provider.js'
-import { type Outcome, reconcile } from './reconcile.js'
-import { type IpBlock, validateInterface, validateName } from './validate.js'
+import { type Outcome, type ReconcileResult, reconcile } from './reconcile.js'
+import { type IpBlock, validateName } from './validate.js'
 
 export const DEFAULT_TIMEOUT_MS = 120_000
 
@@ -44,6 +46,8 @@ export interface MoveResult {
   to: Holder
   outcome: Outcome
   changed: boolean
+  /** What was done on this host's interface, with --interface. */
+  alias?: AddAliasResult
   durationMs: number
   /** API requests made, retries included. */
   requests: number
@@ -59,6 +63,7 @@ export interface Prepared {
   project?: string
   instance?: string
   interface?: string
+  label?: string
   timeoutMs: number
 }
 
@@ -80,10 +85,8 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
     interface: options.interface,
     timeoutMs: options.timeoutMs,
   })
+  // resolveTarget validated every value, from flags and config alike.
   const providerName = checkProviderName(merged.provider ?? 'ovh')
-  if (merged.project !== undefined) validateName('--project', merged.project)
-  if (merged.instance !== undefined) validateName('--instance', merged.instance)
-  if (merged.interface !== undefined) validateInterface(merged.interface)
   const settings = { ...config.providers[providerName], ...options.providerSettings }
   const cache: IdCache =
     options.cache === false
@@ -97,6 +100,7 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
     project: merged.project,
     instance: merged.instance,
     interface: merged.interface,
+    label: merged.label,
     timeoutMs: merged.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   }
 }
@@ -117,6 +121,8 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   const asked = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
   try {
+    // Check the local side (interface, driver, arping) before the cloud is touched.
+    const early = prepared.ip ? await localAddress(prepared, prepared.ip, options) : undefined
     const located = await provider
       .locate(
         {
@@ -124,6 +130,7 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
           ipId: prepared.ipId,
           project: prepared.project,
           instance: prepared.instance,
+          interface: prepared.interface,
           needTarget: true,
         },
         signal,
@@ -139,16 +146,29 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
       })
     const { ip, target } = located
     if (!target) throw new Error('provider located no target')
+    const local = early ?? (await localAddress(prepared, ip, options))
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
     log.info(
       `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`,
     )
-    const result = await reconcile(
-      provider,
-      located,
-      { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
-      log,
-    )
+
+    // The address goes on the interface while the API routes it (OVH answers as
+    // soon as routing completes); the LAN hears of it once the API says done.
+    const adding = local?.add()
+    adding?.catch(() => {}) // awaited below
+    let result: ReconcileResult
+    try {
+      result = await reconcile(
+        provider,
+        located,
+        { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
+        log,
+      )
+    } catch (error) {
+      await rollback(local, adding, log)
+      throw error
+    }
+    const alias = local && adding ? await finishLocal(local, adding, result, log) : undefined
     const durationMs = Date.now() - started
     log.info(summary(ip.block, result.outcome, result.from, target, durationMs))
     return {
@@ -160,6 +180,7 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
       to: target,
       outcome: result.outcome,
       changed: result.writes > 0,
+      ...(alias ? { alias } : {}),
       durationMs,
       requests: provider.requests,
       roundTrips: provider.roundTrips,
@@ -167,6 +188,69 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
   } finally {
     provider.close()
   }
+}
+
+/** The local address to configure, when an interface was given and this is no dry run. */
+async function localAddress(
+  prepared: Prepared,
+  ip: IpBlock,
+  options: MoveOptions,
+): Promise<LocalAddress | undefined> {
+  if (!prepared.interface || options.dryRun) return undefined
+  return LocalAddress.prepare({
+    ip,
+    interface: prepared.interface,
+    label: prepared.label,
+    announce: DEFAULT_ANNOUNCE,
+  })
+}
+
+/** The cloud move failed: take back an address we added, so nothing is half-done. */
+async function rollback(local: LocalAddress | undefined, adding: Promise<boolean> | undefined, log: Logger) {
+  if (!local || !adding) return
+  const added = await adding.catch(() => false)
+  if (!added) return
+  await local.remove().then(
+    () => log.info(`removed ${local.ip.block} from ${local.iface} again, since the move failed`),
+    (error: Error) =>
+      log.warn(`could not remove ${local.ip.block} from ${local.iface} again: ${error.message}`),
+  )
+}
+
+/** The API is done: the address must be on the interface, then announced. A failure here is exit 7. */
+async function finishLocal(
+  local: LocalAddress,
+  adding: Promise<boolean>,
+  result: ReconcileResult,
+  log: Logger,
+): Promise<AddAliasResult> {
+  try {
+    const changed = await adding
+    const announced = await local.announce()
+    const alias = local.describe(changed, announced)
+    log.info(
+      `${alias.ip} ${changed ? 'added to' : 'already on'} ${alias.interface}${announcedText(announced)}`,
+    )
+    return alias
+  } catch (error) {
+    const cloud =
+      result.outcome === 'accepted'
+        ? `the API accepted the move to ${describeHolder(result.to)}`
+        : `the API routes it to ${describeHolder(result.to)}`
+    if (error instanceof IpmoveError && error.exitCode === ExitCode.LOCAL) {
+      throw new IpmoveError(ExitCode.LOCAL, `${error.message} (${cloud})`, {
+        ...error.details,
+        cloud: result.outcome,
+      })
+    }
+    throw error
+  }
+}
+
+function announcedText(announced: Announced): string {
+  if (!announced) return ''
+  if ('skipped' in announced) return ` (not announced: ${announced.skipped})`
+  return `, announced ${announced.count}× with ${announced.tool}`
 }
 
 function summary(ip: string, outcome: Outcome, from: Holder | null, to: Holder, ms: number): string {

@@ -34,6 +34,8 @@ export interface LocateRequest {
   instance?: string
   /** False for `status`, which needs no target. */
   needTarget: boolean
+  /** The local interface that is to carry the IP, when one was given. */
+  interface?: string
 }
 
 export interface Located {
@@ -58,8 +60,11 @@ export interface Provider {
   readonly name: string
   locate(request: LocateRequest, signal: AbortSignal): Promise<Located>
   read(signal: AbortSignal): Promise<IpState>
-  /** Ask the API, once, to route the located IP to `target`. */
-  write(target: Holder, signal: AbortSignal): Promise<void>
+  /**
+   * Ask the API, once, to route the located IP to `target`. Return the state
+   * the API answered with when it tells one (saves a poll); void otherwise.
+   */
+  write(target: Holder, signal: AbortSignal): Promise<IpState | void>
   /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number
   /** Of those, how many were sequential: requests sent side by side count once. */

@@ -87,9 +87,12 @@ export async function reconcile(
       mayWrite = false
       from = state.holder
       try {
-        await provider.write(target, signal)
+        const answered = await provider.write(target, signal)
         writes++
+        if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
+        // A synchronous API may already show the end state: no poll needed.
+        if (answered && !answered.pending && sameHolder(answered.holder, target)) continue
       } catch (error) {
         if (!(error instanceof IpmoveError)) throw error
         if (error.exitCode === ExitCode.BUSY) {

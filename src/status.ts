@@ -1,6 +1,8 @@
+import { showAliases } from './alias/service.js'
 import { prepare, type TargetOptions } from './move.js'
 import type { Logger } from './output.js'
 import { describeHolder, type Holder } from './provider.js'
+import type { IpBlock } from './validate.js'
 
 export interface StatusResult {
   ip: string
@@ -11,6 +13,8 @@ export interface StatusResult {
   pending: boolean
   progress?: number
   note?: string
+  /** Whether this host carries the address, and on which interfaces; absent where it cannot be read. */
+  local?: { carried: boolean; interfaces: string[] }
   requests: number
   roundTrips: number
 }
@@ -27,6 +31,7 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
     )
     const { ip, state } = located
     const pending = state.pending ? `; pending: ${state.note ?? 'operation in progress'}` : ''
+    const local = await carriedHere(ip, prepared.interface, log)
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
     log.info(
       `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(state.holder)}${pending}`,
@@ -40,10 +45,28 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
       pending: state.pending,
       progress: state.progress,
       note: state.note,
+      ...(local ? { local } : {}),
       requests: provider.requests,
       roundTrips: provider.roundTrips,
     }
   } finally {
     provider.close()
+  }
+}
+
+/** Which of this host's interfaces carry the address (all of them, or the one given). */
+async function carriedHere(
+  ip: IpBlock,
+  iface: string | undefined,
+  log: Logger,
+): Promise<StatusResult['local'] | undefined> {
+  try {
+    const entries = await showAliases(iface === undefined ? {} : { interface: iface })
+    const interfaces = entries.filter((e) => e.address === ip.address).map((e) => e.iface)
+    return { carried: interfaces.length > 0, interfaces }
+  } catch (error) {
+    // A status read must not fail because the local side cannot be listed (no ip(8), a laptop…).
+    log.debug(`status: could not list local addresses: ${(error as Error).message}`)
+    return undefined
   }
 }

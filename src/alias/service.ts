@@ -1,7 +1,7 @@
 import { IpmoveError, usageError } from '../errors.js'
 import { type IpBlock, parseIp, shown, validateInterface } from '../validate.js'
 import { type AnnounceSettings, type AnnounceTool, announceBurst, findAnnounceTool } from './announce.js'
-import { type AddressEntry, findAddress, localError, pickDriver } from './driver.js'
+import { type AddressDriver, type AddressEntry, findAddress, localError, pickDriver } from './driver.js'
 
 export interface AddAliasOptions {
   /** `192.0.2.50`, `2001:db8::50` or a block; a bare address becomes /32 or /128. */
@@ -81,38 +81,73 @@ function hasNeighbours(mac: string | undefined): mac is string {
 }
 
 /**
+ * One address on one interface, checked and ready: input, driver and the
+ * announcing tool are all settled before anything changes, so `move` can fail
+ * on a missing arping before it asks the cloud for anything.
+ */
+export class LocalAddress {
+  private constructor(
+    readonly ip: IpBlock,
+    readonly iface: string,
+    private readonly label: string | undefined,
+    private readonly settings: AnnounceSettings | false,
+    private readonly nodad: boolean | undefined,
+    private readonly driver: AddressDriver,
+    private readonly tool: AnnounceTool | undefined,
+  ) {}
+
+  static async prepare(options: AddAliasOptions): Promise<LocalAddress> {
+    const ip = toBlock(options.ip)
+    const iface = validateInterface(options.interface)
+    const label = options.label === undefined ? undefined : checkLabel(options.label, iface, ip)
+    const announce = checkAnnounce(options.announce)
+    const driver = await pickDriver()
+    await driver.list(iface) // a missing interface fails here, before anything changes
+    const tool = announce ? await findAnnounceTool(ip.version) : undefined
+    return new LocalAddress(ip, iface, label, announce, options.nodad, driver, tool)
+  }
+
+  /** Configure the address; false when it was already there. */
+  add(): Promise<boolean> {
+    return this.driver.add({ ip: this.ip, iface: this.iface, label: this.label, nodad: this.nodad })
+  }
+
+  remove(): Promise<boolean> {
+    return this.driver.remove({ ip: this.ip, iface: this.iface })
+  }
+
+  /** Tell the LAN the address's new MAC: the kernel sends nothing when an address is added. */
+  async announce(): Promise<Announced> {
+    const { ip, iface, settings, tool } = this
+    if (!settings || !tool) return false
+    // Read after adding: an interface may carry no address, hence no MAC in the listing, before.
+    const mac = findAddress(await this.driver.list(iface), ip, iface)?.mac
+    if (!hasNeighbours(mac)) return { skipped: `${iface} has no link-layer neighbours to tell` }
+    await announceBurst(tool, { ip, iface, mac }, settings).catch((error: unknown) => {
+      if (!(error instanceof IpmoveError)) throw error
+      throw localError(`${ip.block} is on ${iface} but announcing it failed: ${error.message}`, {
+        configured: true,
+      })
+    })
+    return { tool: tool.name, count: settings.count, intervalMs: settings.intervalMs }
+  }
+
+  /** What commands report about it. */
+  describe(changed: boolean, announced: Announced): AddAliasResult {
+    const result: AddAliasResult = { ip: this.ip.block, interface: this.iface, changed, announced }
+    if (this.label) result.label = `${this.iface}:${this.label}`
+    return result
+  }
+}
+
+/**
  * Put an address on an interface and tell the LAN. Idempotent: an address that
  * is already there (whatever its prefix) is left alone, and announced again.
- * Input and the announcing tool are checked before anything changes.
  */
 export async function addAlias(options: AddAliasOptions): Promise<AddAliasResult> {
-  const ip = toBlock(options.ip)
-  const iface = validateInterface(options.interface)
-  const label = options.label === undefined ? undefined : checkLabel(options.label, iface, ip)
-  const announce = checkAnnounce(options.announce)
-  const driver = await pickDriver()
-  const tool: AnnounceTool | undefined = announce ? await findAnnounceTool(ip.version) : undefined
-
-  const changed = await driver.add({ ip, iface, label, nodad: options.nodad })
-  let announced: Announced = false
-  if (announce && tool) {
-    // Read after adding: an interface may carry no address, hence no MAC in the listing, before.
-    const mac = findAddress(await driver.list(iface), ip, iface)?.mac
-    if (hasNeighbours(mac)) {
-      await announceBurst(tool, { ip, iface, mac }, announce).catch((error: unknown) => {
-        if (!(error instanceof IpmoveError)) throw error
-        throw localError(`${ip.block} is on ${iface} but announcing it failed: ${error.message}`, {
-          configured: true,
-        })
-      })
-      announced = { tool: tool.name, count: announce.count, intervalMs: announce.intervalMs }
-    } else {
-      announced = { skipped: `${iface} has no link-layer neighbours to tell` }
-    }
-  }
-  const result: AddAliasResult = { ip: ip.block, interface: iface, changed, announced }
-  if (label) result.label = `${iface}:${label}`
-  return result
+  const address = await LocalAddress.prepare(options)
+  const changed = await address.add()
+  return address.describe(changed, await address.announce())
 }
 
 /** Take an address off an interface. Removing an absent address is success, with changed: false. */
