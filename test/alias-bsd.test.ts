@@ -3,6 +3,7 @@ import { BsdDriver, maskOfPrefix, parseIfconfig } from '../src/alias/bsd.js'
 import { pickDriver, platformOf, type Runner, type RunResult } from '../src/alias/driver.js'
 import { IpmoveError } from '../src/errors.js'
 import { parseIp } from '../src/validate.js'
+import { failure } from './helpers/errors.js'
 
 /*
  * Fixtures mirror what ifconfig prints, line for line as its source writes them:
@@ -70,15 +71,6 @@ function script(steps: Array<[string[], RunResult]>): Runner & { left(): number 
     return step[1]
   }
   return Object.assign(runner, { left: () => queue.length })
-}
-
-async function failure(promise: Promise<unknown>): Promise<IpmoveError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(error).toBeInstanceOf(IpmoveError)
-  return error as IpmoveError
 }
 
 describe('parsing ifconfig output', () => {

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { configPath, type IpmoveConfig, loadConfig, resolveTarget } from '../src/config.js'
 import { ExitCode, IpmoveError } from '../src/errors.js'
 import { redact } from '../src/output.js'
+import { usage } from './helpers/errors.js'
 
 let dir: string
 
@@ -24,17 +25,6 @@ function write(text: string, mode = 0o644, name = 'ipmove.conf'): string {
 }
 
 const load = (path: string) => loadConfig({ path, env: {}, home: dir, uid: 1000 })
-
-function usage(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(IpmoveError)
-    expect((error as IpmoveError).exitCode).toBe(ExitCode.USAGE)
-    return (error as IpmoveError).message
-  }
-  throw new Error('expected a usage error')
-}
 
 describe('configPath', () => {
   it('prefers --config, then IPMOVE_CONFIG, then /etc for root, then XDG', () => {

@@ -16,6 +16,7 @@ import { ExitCode, IpmoveError } from '../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
 import { redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'
+import { failure, failureSync } from './helpers/errors.js'
 
 // Distinct, greppable secrets: no message may ever contain one of them.
 const AS = 'AppSecret0123456789abcdef'
@@ -50,32 +51,11 @@ function write(path: string, text: string, mode = 0o600): string {
 const appConf = (section: string, ak: string, as: string, ck: string) =>
   `[${section}]\napplication_key=${ak}\napplication_secret=${as}\nconsumer_key=${ck}\n`
 
+const failureWith = (promise: Promise<unknown>) => failure(promise, SECRETS)
+const failureSyncWith = (fn: () => unknown) => failureSync(fn, SECRETS)
+
 function sources(extra: Partial<CredentialSources> = {}): CredentialSources {
   return { env: {}, cwd, home, etcDir: etc, keyring: null, ...extra }
-}
-
-async function failure(promise: Promise<unknown>): Promise<IpmoveError> {
-  try {
-    await promise
-  } catch (error) {
-    expect(error).toBeInstanceOf(IpmoveError)
-    const message = (error as IpmoveError).message
-    for (const secret of SECRETS) expect(message).not.toContain(secret)
-    expect(message).not.toContain('\n')
-    return error as IpmoveError
-  }
-  throw new Error('expected an IpmoveError')
-}
-
-function failureSync(fn: () => unknown): IpmoveError {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(IpmoveError)
-    for (const secret of SECRETS) expect((error as IpmoveError).message).not.toContain(secret)
-    return error as IpmoveError
-  }
-  throw new Error('expected an IpmoveError')
 }
 
 /** An in-memory KeyringLike, only to test where resolution looks and in what order. */
@@ -103,7 +83,7 @@ describe('secure files', () => {
   it('refuses a secret file group or others can read, naming the file, its mode and the fix', () => {
     for (const mode of [0o644, 0o640, 0o604, 0o660]) {
       const path = write(join(home, 'secret.conf'), 'x', mode)
-      const error = failureSync(() => readSecretFile(path))
+      const error = failureSyncWith(() => readSecretFile(path))
       expect(error.exitCode).toBe(ExitCode.USAGE)
       expect(error.message).toContain(path)
       expect(error.message).toContain(`0${mode.toString(8)}`)
@@ -122,16 +102,16 @@ describe('secure files', () => {
 
   it('refuses a file anyone may write, and anything but a regular file', () => {
     const path = write(join(home, 'settings.conf'), 'x', 0o666)
-    const error = failureSync(() => readSettingsFile(path))
+    const error = failureSyncWith(() => readSettingsFile(path))
     expect(error.message).toContain('writable by anyone (mode 0666)')
     expect(error.message).toContain(`chmod o-w ${path}`)
-    expect(failureSync(() => readSettingsFile(home)).message).toContain('not a regular file')
+    expect(failureSyncWith(() => readSettingsFile(home)).message).toContain('not a regular file')
   })
 
   it.runIf(process.geteuid?.() === 0)('refuses a file owned by another non-root user', () => {
     const path = write(join(home, 'settings.conf'), 'x', 0o600)
     chownSync(path, 4242, 4242)
-    const error = failureSync(() => readSettingsFile(path))
+    const error = failureSyncWith(() => readSettingsFile(path))
     expect(error.exitCode).toBe(ExitCode.USAGE)
     expect(error.message).toContain('owned by uid 4242')
     chownSync(path, 0, 0)
@@ -173,20 +153,20 @@ describe('parseOvhEndpoint', () => {
     )
     expect(parseOvhEndpoint('http://localhost:8080/1.0').baseUrl).toBe('http://localhost:8080/1.0')
     expect(parseOvhEndpoint('http://[::1]:8080/1.0').baseUrl).toBe('http://[::1]:8080/1.0')
-    expect(failureSync(() => parseOvhEndpoint('http://api.example.com/1.0')).message).toMatch(
+    expect(failureSyncWith(() => parseOvhEndpoint('http://api.example.com/1.0')).message).toMatch(
       /must be an https:\/\//,
     )
-    expect(failureSync(() => parseOvhEndpoint('ftp://127.0.0.1/1.0')).message).toMatch(
+    expect(failureSyncWith(() => parseOvhEndpoint('ftp://127.0.0.1/1.0')).message).toMatch(
       /must be an https:\/\//,
     )
-    expect(failureSync(() => parseOvhEndpoint('https://user:pw@example.com/1.0')).message).toMatch(
+    expect(failureSyncWith(() => parseOvhEndpoint('https://user:pw@example.com/1.0')).message).toMatch(
       /credentials/,
     )
-    expect(failureSync(() => parseOvhEndpoint('https://example.com/1.0?x=1')).message).toMatch(/query/)
+    expect(failureSyncWith(() => parseOvhEndpoint('https://example.com/1.0?x=1')).message).toMatch(/query/)
   })
 
   it('refuses unknown names, listing the known ones', () => {
-    const error = failureSync(() => parseOvhEndpoint('ovh-mars'))
+    const error = failureSyncWith(() => parseOvhEndpoint('ovh-mars'))
     expect(error.exitCode).toBe(ExitCode.USAGE)
     expect(error.message).toContain('"ovh-mars"')
     expect(error.message).toContain('ovh-eu, ovh-ca, ovh-us, kimsufi-eu')
@@ -229,7 +209,7 @@ describe('resolveOvhCredentials: files', () => {
 
   it('refuses a world-readable ovh.conf holding secrets, but not one holding only the endpoint', async () => {
     const path = write(join(home, '.ovh.conf'), appConf('ovh-eu', 'AK', AS, CK), 0o644)
-    const error = await failure(resolveOvhCredentials(sources()))
+    const error = await failureWith(resolveOvhCredentials(sources()))
     expect(error.exitCode).toBe(ExitCode.USAGE)
     expect(error.message).toContain(`chmod 600 ${path}`)
 
@@ -312,7 +292,7 @@ describe('resolveOvhCredentials: precedence', () => {
     )
     expect(oauth.kind).toBe('oauth2')
     // A half-given higher method is an error, not a silent fall back to the other one.
-    const error = await failure(resolveOvhCredentials(sources({ env: { OVH_CLIENT_ID: 'id' } })))
+    const error = await failureWith(resolveOvhCredentials(sources({ env: { OVH_CLIENT_ID: 'id' } })))
     expect(error.exitCode).toBe(ExitCode.AUTH)
     expect(error.message).toContain('client_secret missing')
     expect(error.message).toContain('OVH_CLIENT_SECRET')
@@ -323,14 +303,14 @@ describe('resolveOvhCredentials: precedence', () => {
       join(home, '.ovh.conf'),
       `${appConf('ovh-eu', 'AK', AS, CK)}client_id=id\nclient_secret=${CS}\n`,
     )
-    const error = await failure(resolveOvhCredentials(sources()))
+    const error = await failureWith(resolveOvhCredentials(sources()))
     expect(error.exitCode).toBe(ExitCode.USAGE)
     expect(error.message).toContain(path)
     expect(error.message).toContain('keep one method')
   })
 
   it('refuses OAuth2 on an endpoint that has none', async () => {
-    const error = await failure(
+    const error = await failureWith(
       resolveOvhCredentials(
         sources({ env: { OVH_ENDPOINT: 'kimsufi-eu', OVH_CLIENT_ID: 'id', OVH_CLIENT_SECRET: CS } }),
       ),
@@ -344,7 +324,7 @@ describe('resolveOvhCredentials: precedence', () => {
       join(etc, 'ovh.conf'),
       `[ovh-eu]\napplication_secret=${AS}\n[ovh-ca]\nclient_id=id\nclient_secret=${CS}\n`,
     )
-    const error = await failure(resolveOvhCredentials(sources({ env: { OVH_APPLICATION_KEY: 'AK' } })))
+    const error = await failureWith(resolveOvhCredentials(sources({ env: { OVH_APPLICATION_KEY: 'AK' } })))
     expect(error.exitCode).toBe(ExitCode.AUTH)
     expect(error.message).toContain('consumer_key missing')
     expect(error.message).toContain(`application_secret from ${join(etc, 'ovh.conf')}`)
@@ -352,7 +332,7 @@ describe('resolveOvhCredentials: precedence', () => {
     expect(error.details).toEqual({ missing: ['consumer_key'] })
 
     rmSync(join(etc, 'ovh.conf'))
-    const none = await failure(resolveOvhCredentials(sources()))
+    const none = await failureWith(resolveOvhCredentials(sources()))
     expect(none.exitCode).toBe(ExitCode.AUTH)
     for (const where of [
       join(cwd, 'ovh.conf'),
@@ -368,7 +348,7 @@ describe('resolveOvhCredentials: precedence', () => {
 
   it('refuses values with spaces or control characters without showing them', async () => {
     const bad = `${AS}\r\nX-Injected: 1`
-    const error = await failure(
+    const error = await failureWith(
       resolveOvhCredentials(sources({ env: { ...envApp('AK'), OVH_APPLICATION_SECRET: bad } })),
     )
     expect(error.exitCode).toBe(ExitCode.USAGE)
@@ -378,7 +358,7 @@ describe('resolveOvhCredentials: precedence', () => {
 
   it('refuses an invalid endpoint, naming where it came from', async () => {
     write(join(home, '.ovh.conf'), '[default]\nendpoint=http://api.example.com/1.0\n')
-    const error = await failure(resolveOvhCredentials(sources({ env: envApp('AK') })))
+    const error = await failureWith(resolveOvhCredentials(sources({ env: envApp('AK') })))
     expect(error.exitCode).toBe(ExitCode.USAGE)
     expect(error.message).toContain(`${join(home, '.ovh.conf')} [default] endpoint`)
   })
@@ -423,7 +403,7 @@ describe('resolveOvhCredentials: keyring', () => {
       application_secret: AS2,
       consumer_key: 'krCK',
     })
-    const error = await failure(
+    const error = await failureWith(
       resolveOvhCredentials(sources({ env: { OVH_APPLICATION_KEY: 'AK' }, keyring })),
     )
     expect(error.exitCode).toBe(ExitCode.AUTH)
@@ -432,7 +412,9 @@ describe('resolveOvhCredentials: keyring', () => {
 
   it('ignores a stored set for another endpoint than the configured one', async () => {
     const keyring = stored({ endpoint: 'ovh-ca', client_id: 'id', client_secret: CS })
-    const error = await failure(resolveOvhCredentials(sources({ env: { OVH_ENDPOINT: 'ovh-eu' }, keyring })))
+    const error = await failureWith(
+      resolveOvhCredentials(sources({ env: { OVH_ENDPOINT: 'ovh-eu' }, keyring })),
+    )
     expect(error.message).toContain('holds ovh-ca, not ovh-eu')
     const same = await resolveOvhCredentials(sources({ env: { OVH_ENDPOINT: 'ovh-ca' }, keyring }))
     expect(same).toMatchObject({
@@ -443,7 +425,7 @@ describe('resolveOvhCredentials: keyring', () => {
   })
 
   it('treats an unavailable keyring as empty, and says so', async () => {
-    const error = await failure(resolveOvhCredentials(sources({ keyring: new MemoryKeyring(true) })))
+    const error = await failureWith(resolveOvhCredentials(sources({ keyring: new MemoryKeyring(true) })))
     expect(error.exitCode).toBe(ExitCode.AUTH)
     expect(error.message).toContain('the test keyring (unavailable: no D-Bus session)')
   })
@@ -451,11 +433,11 @@ describe('resolveOvhCredentials: keyring', () => {
   it('reports a corrupt or incomplete entry', async () => {
     const corrupt = new MemoryKeyring()
     corrupt.entries.set('ovh', 'not json')
-    expect((await failure(resolveOvhCredentials(sources({ keyring: corrupt })))).message).toContain(
+    expect((await failureWith(resolveOvhCredentials(sources({ keyring: corrupt })))).message).toContain(
       'is not valid',
     )
     const partial = stored({ endpoint: 'ovh-eu', application_key: 'AK', application_secret: AS })
-    const error = await failure(resolveOvhCredentials(sources({ keyring: partial })))
+    const error = await failureWith(resolveOvhCredentials(sources({ keyring: partial })))
     expect(error.exitCode).toBe(ExitCode.AUTH)
     expect(error.message).toContain('lacks consumer_key')
   })
@@ -466,9 +448,9 @@ describe('credentials set / delete', () => {
     expect(
       parseCredentialLines(`# ovh\n\nendpoint = ovh-ca\r\napplication_key=AK\napplication_secret=${AS}\n`),
     ).toEqual({ endpoint: 'ovh-ca', application_key: 'AK', application_secret: AS })
-    const error = failureSync(() => parseCredentialLines(`application_key=AK\n${CK}\n`))
+    const error = failureSyncWith(() => parseCredentialLines(`application_key=AK\n${CK}\n`))
     expect(error.message).toContain('input line 2')
-    expect(failureSync(() => parseCredentialLines(`secret=${AS}`)).message).toContain('input line 1')
+    expect(failureSyncWith(() => parseCredentialLines(`secret=${AS}`)).message).toContain('input line 1')
   })
 
   it('checks a set is complete and of one method', () => {
@@ -476,9 +458,9 @@ describe('credentials set / delete', () => {
       JSON.parse(checkCredentialSet({ application_key: 'AK', application_secret: AS, consumer_key: CK })),
     ).toEqual({ endpoint: 'ovh-eu', application_key: 'AK', application_secret: AS, consumer_key: CK })
     expect(
-      failureSync(() => checkCredentialSet({ application_key: 'AK', application_secret: AS })).message,
+      failureSyncWith(() => checkCredentialSet({ application_key: 'AK', application_secret: AS })).message,
     ).toBe('consumer_key is missing')
-    const both = failureSync(() =>
+    const both = failureSyncWith(() =>
       checkCredentialSet({
         application_key: 'AK',
         application_secret: AS,
@@ -487,8 +469,10 @@ describe('credentials set / delete', () => {
       }),
     )
     expect(both.message).toContain('not both')
-    expect(failureSync(() => checkCredentialSet({ endpoint: 'ovh-eu' })).message).toContain('no credentials')
-    const kimsufi = failureSync(() =>
+    expect(failureSyncWith(() => checkCredentialSet({ endpoint: 'ovh-eu' })).message).toContain(
+      'no credentials',
+    )
+    const kimsufi = failureSyncWith(() =>
       checkCredentialSet({ endpoint: 'kimsufi-ca', client_id: 'i', client_secret: CS }),
     )
     expect(kimsufi.message).toContain('offers no OAuth2')
@@ -521,19 +505,19 @@ describe('credentials set / delete', () => {
     const input = new PassThrough()
     input.end(`application_key=AK\napplication_secret=${AS}\nconsumer_key=${CK}\n`)
     const keyring = new MemoryKeyring(true)
-    const error = await failure(
+    const error = await failureWith(
       setOvhCredentials({ input, prompts: new PassThrough(), oauth2: false, keyring }),
     )
     expect(error.exitCode).toBe(ExitCode.USAGE)
     expect(error.message).toContain('unavailable (no D-Bus session)')
     expect(error.message).toContain('/etc/ovh.conf')
-    expect((await failure(deleteOvhCredentials(keyring))).exitCode).toBe(ExitCode.USAGE)
+    expect((await failureWith(deleteOvhCredentials(keyring))).exitCode).toBe(ExitCode.USAGE)
   })
 
   it('refuses empty input', async () => {
     const input = new PassThrough()
     input.end('# nothing\n')
-    const error = await failure(
+    const error = await failureWith(
       setOvhCredentials({ input, prompts: new PassThrough(), oauth2: false, keyring: new MemoryKeyring() }),
     )
     expect(error.message).toBe('no credentials on standard input')

@@ -4,6 +4,7 @@ import { ExitCode, IpmoveError } from '../src/errors.js'
 import { type MoveOptions, moveIp } from '../src/move.js'
 import { MemoryLogger } from '../src/output.js'
 import { ipStatus } from '../src/status.js'
+import { failure } from './helpers/errors.js'
 import { CONSUMER_KEY, ORIGIN, OvhApi, reply, testEnv } from './helpers/ovh-nock.js'
 
 const PROJECT = '0123456789abcdef0123456789abcdef'
@@ -51,15 +52,6 @@ function options(env: NodeJS.ProcessEnv, extra: Partial<MoveOptions> = {}): Move
     pollMs: FAST,
     ...extra,
   }
-}
-
-async function failure(promise: Promise<unknown>): Promise<IpmoveError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(error).toBeInstanceOf(IpmoveError)
-  return error as IpmoveError
 }
 
 /** nock 14 only delivers errors given as Error objects. */

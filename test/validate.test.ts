@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { ExitCode, IpmoveError } from '../src/errors.js'
 import { parseIp, parseSeconds, validateInterface, validateName } from '../src/validate.js'
-
-function usage(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (error) {
-    expect(error).toBeInstanceOf(IpmoveError)
-    expect((error as IpmoveError).exitCode).toBe(ExitCode.USAGE)
-    return (error as IpmoveError).message
-  }
-  throw new Error('expected a usage error')
-}
+import { usage } from './helpers/errors.js'
 
 describe('parseIp', () => {
   it('takes addresses and blocks, IPv4 and IPv6, in canonical form', () => {
