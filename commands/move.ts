@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core'
+import { awsFlags, awsSettingsFromFlags } from '../src/aws-flags.js'
 import { BaseCommand } from '../src/command.js'
 import { moveIp } from '../src/move.js'
 import { parseSeconds } from '../src/validate.js'
@@ -18,7 +19,9 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
   static override flags = {
     ip: Flags.string({
       description: 'The IP (1.2.3.4, 1.2.3.4/32, 2001:db8::1) or a named IP from the config.',
-      required: true,
+    }),
+    'ip-id': Flags.string({
+      description: "The provider's id of the IP instead of --ip (OVH failover IP id, AWS allocation id).",
     }),
     instance: Flags.string({
       description: 'Target instance name or id (default: this host, from the metadata service).',
@@ -39,6 +42,7 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
       allowNo: true,
       hidden: true,
     }),
+    ...awsFlags,
   }
 
   async run(): Promise<void> {
@@ -46,6 +50,7 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
     const result = await moveIp(
       {
         ip: flags.ip,
+        ipId: flags['ip-id'],
         instance: flags.instance,
         project: flags.project,
         provider: flags.provider,
@@ -55,6 +60,7 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
         wait: flags.wait,
         dryRun: flags['dry-run'],
         cache: flags.cache,
+        providerSettings: awsSettingsFromFlags(flags),
       },
       this.output,
     )

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core'
+import { awsFlags, awsSettingsFromFlags } from '../src/aws-flags.js'
 import { BaseCommand } from '../src/command.js'
 import { ipStatus } from '../src/status.js'
 import { parseSeconds } from '../src/validate.js'
@@ -8,11 +9,15 @@ export default class Status extends BaseCommand {
   static override examples = ['<%= config.bin %> status --project t18s --ip 203.0.113.10 --json']
 
   static override flags = {
-    ip: Flags.string({ description: 'The IP or a named IP from the config.', required: true }),
+    ip: Flags.string({ description: 'The IP or a named IP from the config.' }),
+    'ip-id': Flags.string({
+      description: "The provider's id of the IP instead of --ip (OVH failover IP id, AWS allocation id).",
+    }),
     project: Flags.string({ description: 'OVH Public Cloud project id or name.' }),
     provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
     interface: Flags.string({ description: 'Also report whether this interface carries the address.' }),
     timeout: Flags.string({ description: 'Give up after this many seconds [default: 120].' }),
+    ...awsFlags,
   }
 
   async run(): Promise<void> {
@@ -20,11 +25,13 @@ export default class Status extends BaseCommand {
     const result = await ipStatus(
       {
         ip: flags.ip,
+        ipId: flags['ip-id'],
         project: flags.project,
         provider: flags.provider,
         interface: flags.interface,
         timeoutMs: flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout),
         configPath: flags.config,
+        providerSettings: awsSettingsFromFlags(flags),
       },
       this.output,
     )

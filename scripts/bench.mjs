@@ -3,8 +3,12 @@
 //    (`ipmove move` refusing a bad IP, which loads oclif and the command), both
 //    against `node -e 0` on the same machine in the same run;
 //  - API round trips before the write, cold (empty id cache) and warm, against
-//    the OVH emulator.
-import { spawnSync } from 'node:child_process'
+//    the OVH emulator;
+//  - the AWS path against the OVH path: the same command shape up to the API's
+//    first answer (a local server refusing the credentials at once, so each run
+//    is start-up, provider load, one round of requests and exit 3).
+import { spawn, spawnSync } from 'node:child_process'
+import { createServer } from 'node:http'
 import { BIN, isolatedEnv, startEmulator } from './emulator-process.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20)
@@ -52,6 +56,85 @@ try {
   emulator.stop()
 }
 
+/** Refuses every request as the API would refuse bad credentials: OVH's JSON, EC2's XML. */
+const refusing = createServer((req, res) => {
+  req.resume()
+  req.on('end', () => {
+    if (req.url?.startsWith('/1.0/')) {
+      res.writeHead(403, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify({ message: 'Invalid application key', errorCode: 'INVALID_KEY' }))
+    } else {
+      res.writeHead(401, { 'Content-Type': 'text/xml' })
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>AuthFailure</Code><Message>AWS was not able to validate the provided access credentials</Message></Error></Errors><RequestID>bench</RequestID></Response>',
+      )
+    }
+  })
+})
+await new Promise((resolve) => refusing.listen(0, '127.0.0.1', resolve))
+const origin = `http://127.0.0.1:${refusing.address().port}`
+
+/** Like time(), without blocking the event loop: the refusing server answers from this process. */
+async function timeAsync(argv, env, expectCode) {
+  const samples = []
+  for (let i = 0; i < RUNS; i++) {
+    const started = process.hrtime.bigint()
+    const code = await new Promise((resolve) => {
+      spawn(process.execPath, argv, { env, stdio: 'ignore' }).on('close', resolve)
+    })
+    samples.push(Number(process.hrtime.bigint() - started) / 1e6)
+    if (code !== expectCode)
+      throw new Error(`bench: ${argv.slice(1).join(' ')} exited ${code}, not ${expectCode}`)
+  }
+  return median(samples)
+}
+
+const ovhArgs = [
+  BIN,
+  '--provider',
+  'ovh',
+  '--project',
+  '0123456789abcdef0123456789abcdef',
+  '--ip',
+  '203.0.113.5',
+  '--instance',
+  'i-0',
+  '--dry-run',
+]
+const awsArgs = [
+  BIN,
+  '--provider',
+  'aws',
+  '--mode',
+  'eip',
+  '--ip',
+  '203.0.113.5',
+  '--instance',
+  'i-0123456789abcdef0',
+  '--dry-run',
+]
+const ovhEnv = isolatedEnv({
+  OVH_ENDPOINT: `${origin}/1.0`,
+  OVH_APPLICATION_KEY: 'bench-ak',
+  OVH_APPLICATION_SECRET: 'bench-as',
+  OVH_CONSUMER_KEY: 'bench-ck',
+})
+const awsEnv = isolatedEnv({
+  AWS_ENDPOINT_URL_EC2: origin,
+  AWS_ACCESS_KEY_ID: 'AKIABENCH0000000001',
+  AWS_SECRET_ACCESS_KEY: 'bench-secret',
+  AWS_REGION: 'eu-west-3',
+})
+let ovhPath
+let awsPath
+try {
+  await timeAsync(awsArgs, awsEnv, 3) // warm the file cache for the AWS chunks too
+  ovhPath = await timeAsync(ovhArgs, ovhEnv, 3)
+  awsPath = await timeAsync(awsArgs, awsEnv, 3)
+} finally {
+  refusing.close()
+}
+
 const ratio = (a) => (a / node).toFixed(2)
 console.log(`node -e 0                      ${node.toFixed(1)} ms (median of ${RUNS})`)
 console.log(
@@ -59,3 +142,10 @@ console.log(
 )
 console.log(`ipmove move (to first answer)  ${command.toFixed(1)} ms = ${ratio(command)}x node`)
 console.log(`API before the write  cold: ${cold} (target <= 4); warm: ${warm} (target <= 1)`)
+console.log(`OVH path (to the API's answer)  ${ovhPath.toFixed(1)} ms = ${ratio(ovhPath)}x node`)
+console.log(
+  `AWS path (to the API's answer)  ${awsPath.toFixed(1)} ms = ${ratio(awsPath)}x node, ${(awsPath - ovhPath).toFixed(1)} ms more than OVH (target <= 100 ms)`,
+)
+
+// The LAN part (needs root; skips with a message otherwise).
+await (await import('./bench-local.mjs')).benchLocal()

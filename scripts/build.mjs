@@ -3,11 +3,66 @@
 // provider, loaded lazily. Then write the oclif manifest so that listing and
 // help never load commands. Bundling halves start-up against loading oclif's
 // hundreds of files one by one (see `npm run bench`).
-import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { build } from 'esbuild'
 
 const root = new URL('..', import.meta.url).pathname
+
+/**
+ * The AWS SDK ships ES modules beside CommonJS, but its packages without an
+ * `exports` map name them only in `module`, which esbuild's node platform ranks
+ * below `main`: CommonJS cannot be tree-shaken, so take the ES build.
+ */
+const awsSdkEsm = {
+  name: 'aws-sdk-esm',
+  setup(b) {
+    b.onResolve({ filter: /^@(?:aws-sdk|smithy)\/[^/]+$/ }, (args) => {
+      const require = createRequire(args.importer || join(root, 'package.json'))
+      let manifest
+      try {
+        manifest = require.resolve(`${args.path}/package.json`)
+      } catch {
+        return undefined
+      }
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8'))
+      if (pkg.exports || !pkg.module) return undefined
+      return { path: join(dirname(manifest), pkg.module) }
+    })
+  },
+}
+
+/**
+ * client-ec2 describes all ~750 operations in one generated file whose objects
+ * use computed keys (`{ [_xN]: _pIA }`, `_xN` being a string constant). esbuild
+ * must assume a computed key may run code, so it keeps every declaration: 1 MB
+ * for the 8 commands ipmove sends, ~100 ms of parsing at each hook's start-up. Writing
+ * the constants' values as plain keys lets tree shaking drop the rest (~100 kB).
+ */
+const ec2SchemaKeys = {
+  name: 'ec2-schema-keys',
+  setup(b) {
+    b.onLoad({ filter: /client-ec2[\\/]dist-es[\\/]schemas[\\/]schemas_\d+\.js$/ }, async (args) => {
+      const text = await readFile(args.path, 'utf8')
+      const constants = new Map()
+      for (const [, name, value] of text.matchAll(/^const (_\w+) = ("[^"\\\n]*");$/gm))
+        constants.set(name, value)
+      let replaced = 0
+      const contents = text.replace(/\[(_\w+)\]:/g, (key, name) => {
+        const value = constants.get(name)
+        if (value === undefined) return key
+        replaced++
+        return `${value}:`
+      })
+      const warnings = replaced
+        ? []
+        : [{ text: 'no computed schema keys found: the SDK changed its layout, the AWS chunk will be large' }]
+      return { contents, loader: 'js', warnings }
+    })
+  },
+}
 
 function files(dir) {
   return readdirSync(join(root, dir)).flatMap((name) => {
@@ -33,6 +88,7 @@ await build({
   // TypeScript tooling when run from sources, never from this bundle.
   external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
   chunkNames: 'chunks/[name]-[hash]',
+  plugins: [awsSdkEsm, ec2SchemaKeys],
   // Bundled CommonJS (oclif) still calls require() for Node built-ins.
   banner: {
     js: "import { createRequire as __ipmoveCreateRequire } from 'node:module'; const require = __ipmoveCreateRequire(import.meta.url);",

@@ -1,5 +1,7 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
+import { parseProbeTimeout } from './alias/probe.js'
+import { AWS_SETTING_KEYS, checkAwsSetting } from './aws.js'
 import { OVH_SECRET_KEYS, OVH_SETTING_KEYS, parseOvhEndpoint } from './credentials.js'
 import { IpmoveError, usageError } from './errors.js'
 import { registerSecret } from './output.js'
@@ -47,6 +49,16 @@ const PROVIDER_SCHEMAS: Record<ProviderName, ProviderSchema> = {
       if (key === 'endpoint') parseOvhEndpoint(value, where)
       else if (!value) throw usageError(`${where} is empty`)
     },
+  },
+  aws: {
+    keys: AWS_SETTING_KEYS,
+    secrets: [],
+    check: (key, value, where) => checkAwsSetting(key, value, where),
+  },
+  local: {
+    keys: ['probe-timeout'],
+    secrets: [],
+    check: (_key, value, where) => parseProbeTimeout(value, where),
   },
 }
 

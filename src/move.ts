@@ -5,7 +5,14 @@ import { FileCache, type IdCache, MemoryCache } from './cache.js'
 import { loadConfig, resolveTarget } from './config.js'
 import { ExitCode, IpmoveError, usageError } from './errors.js'
 import type { Logger } from './output.js'
-import { checkProviderName, describeHolder, type Holder, loadProvider, type Provider } from './provider.js'
+import {
+  checkProviderName,
+  describeHolder,
+  type Holder,
+  loadProvider,
+  type Provider,
+  type ProviderName,
+} from './provider.js'
 import { type Outcome, type ReconcileResult, reconcile } from './reconcile.js'
 import { type IpBlock, validateName } from './validate.js'
 
@@ -75,7 +82,8 @@ export interface Prepared {
 export async function prepare(options: TargetOptions, log: Logger): Promise<Prepared> {
   const env = options.env ?? process.env
   const config = loadConfig({ path: options.configPath, env, home: env.HOME || homedir() })
-  if (options.ip === undefined && options.ipId === undefined) throw usageError('--ip is required')
+  if (options.ip === undefined && options.ipId === undefined)
+    throw usageError("--ip is required (or --ip-id, the provider's id of the IP)")
   if (options.ipId !== undefined) validateName('--ip-id', options.ipId)
   const merged = resolveTarget(config, {
     ip: options.ip,
@@ -91,7 +99,7 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   const cache: IdCache =
     options.cache === false
       ? new MemoryCache()
-      : FileCache.forAccount(env, providerName, accountKey(env, settings))
+      : FileCache.forAccount(env, providerName, accountKey(providerName, env, settings))
   const provider = await loadProvider(providerName, { env, cache, log, settings })
   return {
     ip: merged.ip,
@@ -106,17 +114,32 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
 }
 
 /** What separates one account's cache from another's, without any secret in it. */
-function accountKey(env: NodeJS.ProcessEnv, settings: Record<string, string>): string {
-  return [
-    env.OVH_ENDPOINT ?? settings.endpoint ?? '',
-    env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID ?? '',
-  ].join('|')
+function accountKey(
+  provider: ProviderName,
+  env: NodeJS.ProcessEnv,
+  settings: Record<string, string>,
+): string {
+  const parts =
+    provider === 'aws'
+      ? [
+          settings.endpoint ?? env.AWS_ENDPOINT_URL_EC2,
+          settings.region ?? env.AWS_REGION,
+          settings.profile ?? env.AWS_PROFILE,
+          env.AWS_ACCESS_KEY_ID,
+        ]
+      : [env.OVH_ENDPOINT ?? settings.endpoint, env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID]
+  return parts.map((part) => part ?? '').join('|')
 }
 
 /** `ipmove move`: the API's holder becomes the desired one, exactly once, within the timeout. */
 export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveResult> {
   const started = Date.now()
-  const prepared = await prepare(options, log)
+  // A dry run reaches the provider too: on AWS it sends every write with EC2's DryRun.
+  const dryRun: Record<string, string> = options.dryRun ? { 'dry-run': 'true' } : {}
+  const prepared = await prepare(
+    { ...options, providerSettings: { ...options.providerSettings, ...dryRun } },
+    log,
+  )
   const { provider } = prepared
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   const asked = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
@@ -146,7 +169,13 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
       })
     const { ip, target } = located
     if (!target) throw new Error('provider located no target')
-    const local = early ?? (await localAddress(prepared, ip, options))
+    let local = early ?? (await localAddress(prepared, ip, options))
+    if (local && located.hostCarries === false) {
+      log.info(
+        `not adding ${ip.block} to ${local.iface}: ${provider.name} maps it onto an address this host already has`,
+      )
+      local = undefined
+    }
     const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
     log.info(
       `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`,
@@ -202,6 +231,7 @@ async function localAddress(
     interface: prepared.interface,
     label: prepared.label,
     announce: DEFAULT_ANNOUNCE,
+    nodad: prepared.provider.probesLink,
   })
 }
 

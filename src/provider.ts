@@ -49,6 +49,11 @@ export interface Located {
   target?: Holder
   /** The state read while locating, so the engine need not read again. */
   state: IpState
+  /**
+   * False when the cloud maps the IP onto an address the host already has (an
+   * EC2 Elastic IP is NATed to a private address): the OS must not carry it.
+   */
+  hostCarries?: boolean
 }
 
 /**
@@ -62,15 +67,21 @@ export interface Provider {
   read(signal: AbortSignal): Promise<IpState>
   /**
    * Ask the API, once, to route the located IP to `target`. Return the state
-   * the API answered with when it tells one (saves a poll); void otherwise.
+   * the API answered with when it tells one (saves a poll); undefined otherwise.
    */
-  write(target: Holder, signal: AbortSignal): Promise<IpState | void>
+  write(target: Holder, signal: AbortSignal): Promise<IpState | undefined>
   /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number
   /** Of those, how many were sequential: requests sent side by side count once. */
   readonly roundTrips: number
   /** Release sockets so the process can exit promptly. */
   close(): void
+  /**
+   * The provider itself checked the link for other holders of the address (the
+   * local provider's probe), so the kernel's IPv6 duplicate address detection
+   * need not repeat it.
+   */
+  readonly probesLink?: boolean
 }
 
 /** What every provider gets; no flags, only plain settings. */
@@ -82,7 +93,7 @@ export interface ProviderContext {
   settings: Record<string, string>
 }
 
-export const PROVIDERS = ['ovh'] as const
+export const PROVIDERS = ['ovh', 'aws', 'local'] as const
 export type ProviderName = (typeof PROVIDERS)[number]
 
 export function checkProviderName(name: string): ProviderName {
@@ -98,6 +109,14 @@ export async function loadProvider(name: ProviderName, context: ProviderContext)
     case 'ovh': {
       const { OvhProvider } = await import('../providers/ovh.js')
       return OvhProvider.create(context)
+    }
+    case 'aws': {
+      const { AwsProvider } = await import('../providers/aws.js')
+      return AwsProvider.create(context)
+    }
+    case 'local': {
+      const { LocalProvider } = await import('../providers/local.js')
+      return LocalProvider.create(context)
     }
   }
 }

@@ -26,7 +26,13 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   try {
     const located = await provider.locate(
-      { ip: prepared.ip, ipId: prepared.ipId, project: prepared.project, needTarget: false },
+      {
+        ip: prepared.ip,
+        ipId: prepared.ipId,
+        project: prepared.project,
+        interface: prepared.interface,
+        needTarget: false,
+      },
       signal,
     )
     const { ip, state } = located

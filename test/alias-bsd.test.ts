@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BsdDriver, maskOfPrefix, parseIfconfig } from '../src/alias/bsd.js'
 import { pickDriver, platformOf, type Runner, type RunResult } from '../src/alias/driver.js'
-import { IpmoveError } from '../src/errors.js'
 import { parseIp } from '../src/validate.js'
 import { failure } from './helpers/errors.js'
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { configPath, type IpmoveConfig, loadConfig, resolveTarget } from '../src/config.js'
-import { ExitCode, IpmoveError } from '../src/errors.js'
+import { IpmoveError } from '../src/errors.js'
 import { redact } from '../src/output.js'
 import { usage } from './helpers/errors.js'
 
@@ -126,8 +126,8 @@ ip = 2001:DB8::/64
     )
     path = write('[ovh]\napplication_sekret = x\n')
     expect(usage(() => load(path))).toContain(`${path}: unknown key "application_sekret" in [ovh]`)
-    path = write('[aws]\nregion = eu-west-1\n')
-    expect(usage(() => load(path))).toContain(`${path}: unknown section [aws]`)
+    path = write('[gcp]\nregion = europe-west1\n')
+    expect(usage(() => load(path))).toContain(`${path}: unknown section [gcp]`)
     path = write('[ip.web]\nip[] = 203.0.113.10\n')
     expect(usage(() => load(path))).toContain(`${path}: [ip.web] ip[]: lists are not supported`)
   })
@@ -144,7 +144,8 @@ ip = 2001:DB8::/64
       ['label = a:b\n', 'label "a:b" is not a valid interface name'],
       ['timeout = 0\n', 'timeout must be a number of seconds'],
       ['timeout = soon\n', 'timeout must be a number of seconds'],
-      ['provider = aws\n', 'provider: unknown provider "aws"'],
+      ['provider = gcp\n', 'provider: unknown provider "gcp"'],
+      ['[aws]\nmode = nat\n', '[aws] mode'],
       [
         '[ovh]\nendpoint = http://api.example.com/1.0\n',
         '[ovh] endpoint "http://api.example.com/1.0" must be an https://',

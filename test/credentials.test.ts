@@ -12,7 +12,7 @@ import {
   resolveOvhCredentials,
   setOvhCredentials,
 } from '../src/credentials.js'
-import { ExitCode, IpmoveError } from '../src/errors.js'
+import { ExitCode } from '../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
 import { redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'

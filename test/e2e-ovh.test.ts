@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { OVH_IDS } from '../emulator/fixture.js'
 import { type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh.js'
 
 const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
@@ -39,6 +40,12 @@ function json(run: Run): Record<string, unknown> {
   const lines = run.stdout.trim().split('\n')
   expect(lines).toHaveLength(1)
   return JSON.parse(lines[0] as string)
+}
+
+/** Whichever of the two edge nodes does not hold the IP now, so that a move must write. */
+async function otherInstance(): Promise<string> {
+  const status = json(await ipmove(['status', '--project', 't18s', '--ip', IP, '--json'], env()))
+  return (status.holder as { name: string }).name === 'bi-edge-sbg-1' ? 'bi-edge-sbg-2' : 'bi-edge-sbg-1'
 }
 
 let emulator: RunningOvhEmulator
@@ -93,6 +100,15 @@ describe('ipmove against the OVH emulator', () => {
     })
   })
 
+  it('takes ipmoveOvh’s -ip-id instead of -ip', async () => {
+    const run = await ipmove(
+      ['-project', 't18s', '-ip-id', OVH_IDS.failoverIps.v4, '-instance', 'bi-edge-sbg-1', '--json'],
+      env(),
+    )
+    expect(run.stderr).toBe('')
+    expect(json(run)).toMatchObject({ ok: true, ip: `${IP}/32`, to: { name: 'bi-edge-sbg-1' } })
+  })
+
   it('status reports the holder as JSON', async () => {
     const run = await ipmove(['status', '--project', 't18s', '--ip', IP, '--json'], env())
     expect(run.code).toBe(0)
@@ -118,7 +134,7 @@ describe('ipmove against the OVH emulator', () => {
 
   it('exits 3 when the consumer key may not write, naming the refused call', async () => {
     const run = await ipmove(
-      ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-1', '--json'],
+      ['--project', 't18s', '--ip', IP, '--instance', await otherInstance(), '--json'],
       env({ OVH_CONSUMER_KEY: 'emulator-ck-readonly' }),
     )
     expect(run.code).toBe(3)

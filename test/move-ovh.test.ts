@@ -1,6 +1,6 @@
 import nock from 'nock'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { ExitCode, IpmoveError } from '../src/errors.js'
+import { ExitCode } from '../src/errors.js'
 import { type MoveOptions, moveIp } from '../src/move.js'
 import { MemoryLogger } from '../src/output.js'
 import { ipStatus } from '../src/status.js'

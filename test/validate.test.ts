@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { ExitCode, IpmoveError } from '../src/errors.js'
 import { parseIp, parseSeconds, validateInterface, validateName } from '../src/validate.js'
 import { usage } from './helpers/errors.js'
 

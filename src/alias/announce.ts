@@ -76,7 +76,8 @@ async function sendOne(tool: AnnounceTool, target: AnnounceTarget): Promise<void
 
 let detected: Promise<ArpingFlavour> | undefined
 
-function detectArping(): Promise<ArpingFlavour> {
+/** Which arping is installed, asked once per process (the announcer and the probe share it). */
+export function detectArping(): Promise<ArpingFlavour> {
   detected ??= runCommand(['arping', '-V'], { timeoutMs: 3000 }).then((result) => {
     const output = `${result.stdout}\n${result.stderr}`
     const flavour = arpingFlavour(output)

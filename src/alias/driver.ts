@@ -48,13 +48,22 @@ export interface AddressDriver {
 }
 
 export interface RunResult {
+  /** The exit code; -1 when `stopAfterMs` stopped the command by a signal. */
   code: number
   stdout: string
   stderr: string
+  /** `stopAfterMs` ran out before the command ended. */
+  stopped?: boolean
 }
 
 export interface RunOptions {
   timeoutMs?: number
+  /**
+   * Stop the command after this long and resolve with what it printed so far,
+   * instead of failing: for listeners such as a duplicate-address probe, whose
+   * silence is the answer.
+   */
+  stopAfterMs?: number
 }
 
 /** Runs one external command; resolves whatever its exit code, rejects only when it could not run. */
@@ -67,6 +76,7 @@ const PACKAGE_OF: Record<string, string> = {
   ip: 'iproute2',
   arping: 'iputils-arping (or arping)',
   na6: 'ipv6toolkit',
+  ndisc6: 'ndisc6',
   ifconfig: 'the base system (ifconfig)',
 }
 
@@ -90,12 +100,13 @@ export const runCommand: Runner = (argv, options = {}) => {
   const [file, ...args] = argv
   if (!file) throw new Error('runCommand needs a command')
   const timeoutMs = options.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS
+  const { stopAfterMs } = options
   return new Promise((resolve, reject) => {
     execFile(
       file,
       args,
       {
-        timeout: timeoutMs,
+        timeout: stopAfterMs ?? timeoutMs,
         maxBuffer: 4 * 1024 * 1024,
         env: { ...process.env, PATH: toolPath(process.env.PATH), LC_ALL: 'C' },
       },
@@ -108,6 +119,10 @@ export const runCommand: Runner = (argv, options = {}) => {
               command: file,
             }),
           )
+        }
+        if (failure.killed && stopAfterMs !== undefined) {
+          const code = typeof failure.code === 'number' ? failure.code : -1
+          return resolve({ code, stdout, stderr, stopped: true })
         }
         if (failure.killed) {
           return reject(

@@ -76,7 +76,7 @@ export function checkAnnounce(settings: AnnounceSettings | false): AnnounceSetti
 }
 
 /** Loopback and interfaces without a MAC (tun, wireguard) have no neighbours to tell. */
-function hasNeighbours(mac: string | undefined): mac is string {
+export function hasNeighbours(mac: string | undefined): mac is string {
   return Boolean(mac && !/^(00:)+00$/.test(mac))
 }
 

@@ -4,7 +4,8 @@
  * `ip netns exec NS node agent.mjs …`: the code under test then sees that
  * namespace's interfaces exactly as it would on a real host.
  *
- *   agent.mjs cmd <command id> [flags…]   run an oclif command (exit code as the CLI's)
+ *   agent.mjs cmd <command id> [flags…]   run an oclif command (exit code as the CLI's):
+ *                                         alias add|remove|show, release, move, status
  *   agent.mjs svc '<{"fn":…,"options":…}>'  call a service function, print one JSON line
  */
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -12,7 +13,9 @@ import type { Command } from '@oclif/core'
 import AliasAdd from '../../commands/alias/add.js'
 import AliasRemove from '../../commands/alias/remove.js'
 import AliasShow from '../../commands/alias/show.js'
+import Move from '../../commands/move.js'
 import Release from '../../commands/release.js'
+import Status from '../../commands/status.js'
 import { findAnnounceTool, startRefresh } from '../../src/alias/announce.js'
 import { addAlias, releaseAlias, removeAlias, showAliases } from '../../src/alias/service.js'
 import { IpmoveError } from '../../src/errors.js'
@@ -23,6 +26,8 @@ const commands: Record<string, Command.Class> = {
   'alias remove': AliasRemove,
   'alias show': AliasShow,
   release: Release,
+  move: Move,
+  status: Status,
 }
 
 interface RefreshFor {

@@ -145,6 +145,8 @@ async function buildAgent(): Promise<string> {
     target: 'node20',
     outfile,
     logLevel: 'warning',
+    // As in scripts/build.mjs: the native keyring loads only for `credentials`, oclif's TypeScript tooling never.
+    external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
     // Bundled CommonJS dependencies (oclif) still call require().
     banner: {
       js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",

@@ -1,0 +1,77 @@
+/**
+ * What the observer on the rig's LAN sees, read from the kernels themselves:
+ * neighbour entries, echo counters, captured announcements.
+ */
+import { type Exec, type Rig, type RigNode, waitFor } from './netns.js'
+
+/** ICMP echo requests a node has received so far (IPv4 or IPv6), from its own /proc/net counters. */
+export async function echoesIn(rig: Rig, node: RigNode, version: 4 | 6): Promise<number> {
+  if (version === 6) {
+    const text = (await rig.run(node, ['cat', '/proc/net/snmp6'])).stdout
+    return Number(/^Icmp6InEchos\s+(\d+)/m.exec(text)?.[1])
+  }
+  const lines = (await rig.run(node, ['cat', '/proc/net/snmp'])).stdout
+    .split('\n')
+    .filter((l) => l.startsWith('Icmp:'))
+  const names = lines[0]!.split(/\s+/)
+  const values = lines[1]!.split(/\s+/)
+  return Number(values[names.indexOf('InEchos')])
+}
+
+export function ping(rig: Rig, node: RigNode, address: string, count: number): Promise<Exec> {
+  return rig.run(node, [
+    'ping',
+    address.includes(':') ? '-6' : '-4',
+    '-c',
+    String(count),
+    '-i',
+    '0.2',
+    '-W',
+    '1',
+    address,
+  ])
+}
+
+/** A gratuitous ARP as tcpdump prints it: `Request who-has A (ff:ff:ff:ff:ff:ff) tell A`. */
+export function isGarp(line: string, address: string): boolean {
+  const a = address.replace(/\./g, '\\.')
+  return new RegExp(`Request who-has ${a} (\\([0-9a-f:]+\\) )?tell ${a},`).test(line)
+}
+
+/** An unsolicited neighbour advertisement for `address`, as tcpdump prints it. */
+export function isAdvertisement(line: string, address: string): boolean {
+  return line.includes(`neighbor advertisement, tgt is ${address}`)
+}
+
+/** Poll a node's neighbour table until `address` maps to `mac`; resolves with when that was first seen. */
+export function flipTo(
+  rig: Rig,
+  node: RigNode,
+  address: string,
+  mac: string,
+  timeoutMs: number,
+): Promise<number> {
+  return waitFor(
+    `${node.name}'s entry for ${address} to carry ${mac}`,
+    async () => ((await rig.neigh(node, address))?.lladdr === mac ? Date.now() : undefined),
+    timeoutMs,
+    5,
+  )
+}
+
+/**
+ * Ping `address` from `from` three times; how many echo requests each other
+ * node received meanwhile (by its own counters), so a test sees who answered.
+ */
+export async function pingedWho(
+  rig: Rig,
+  from: RigNode,
+  address: string,
+): Promise<{ code: number; received: Record<string, number> }> {
+  const version = address.includes(':') ? 6 : 4
+  const others = rig.nodes.filter((n) => n !== from)
+  const before = await Promise.all(others.map((n) => echoesIn(rig, n, version)))
+  const { code } = await ping(rig, from, address, 3)
+  const after = await Promise.all(others.map((n) => echoesIn(rig, n, version)))
+  return { code, received: Object.fromEntries(others.map((n, i) => [n.name, after[i]! - before[i]!])) }
+}
