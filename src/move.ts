@@ -197,7 +197,7 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
       await rollback(local, adding, log)
       throw error
     }
-    const alias = local && adding ? await finishLocal(local, adding, result, log) : undefined
+    const alias = local && adding ? await finishLocal(provider, local, adding, result, log) : undefined
     const durationMs = Date.now() - started
     log.info(summary(ip.block, result.outcome, result.from, target, durationMs))
     return {
@@ -249,6 +249,7 @@ async function rollback(local: LocalAddress | undefined, adding: Promise<boolean
 
 /** The API is done: the address must be on the interface, then announced. A failure here is exit 7. */
 async function finishLocal(
+  provider: Provider,
   local: LocalAddress,
   adding: Promise<boolean>,
   result: ReconcileResult,
@@ -264,9 +265,11 @@ async function finishLocal(
     return alias
   } catch (error) {
     const cloud =
-      result.outcome === 'accepted'
-        ? `the API accepted the move to ${describeHolder(result.to)}`
-        : `the API routes it to ${describeHolder(result.to)}`
+      provider.name === 'local'
+        ? 'no cloud API was involved'
+        : result.outcome === 'accepted'
+          ? `${provider.name} accepted the move to ${describeHolder(result.to)}`
+          : `${provider.name} now routes it to ${describeHolder(result.to)}`
     if (error instanceof IpmoveError && error.exitCode === ExitCode.LOCAL) {
       throw new IpmoveError(ExitCode.LOCAL, `${error.message} (${cloud})`, {
         ...error.details,

@@ -199,7 +199,7 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
     const lines = run.stderr.trim().split('\n')
     expect(lines).toHaveLength(1)
     expect(lines[0]).toMatch(
-      /^ipmove: error: adding 203\.0\.113\.10\/32 to eth0 needs root \(CAP_NET_ADMIN\) \(the API routes it to bi-edge-sbg-2 \(.+\)\)$/,
+      /^ipmove: error: adding 203\.0\.113\.10\/32 to eth0 needs root \(CAP_NET_ADMIN\) \(ovh now routes it to bi-edge-sbg-2 \(.+\)\)$/,
     )
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: false, error: { exitCode: 7, cloud: 'moved' } })
     expect(emulator.requests().some((l) => /POST \S+\/attach -> 200/.test(l))).toBe(true)

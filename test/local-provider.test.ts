@@ -145,10 +145,10 @@ function isolated(): { dir: string; env: Record<string, string> } {
   return { dir, env: { IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache') } }
 }
 
-describe('the local provider refuses bad input with exit 2', () => {
-  const { dir, env } = isolated()
-  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+const { dir, env } = isolated()
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
+describe('the local provider refuses bad input with exit 2', () => {
   it('before anything runs: no interface, --instance, a block', async () => {
     if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
       throw new Error('dist/ is missing: run `npm run build` first')
@@ -177,13 +177,11 @@ const timings: string[] = []
 
 describeRoot('the local provider on the real kernel (network namespaces)', () => {
   let rig: Rig
-  const { dir, env } = isolated()
   beforeAll(async () => {
     rig = await createRig('loc')
   })
   afterAll(async () => {
     await rig?.destroy()
-    rmSync(dir, { recursive: true, force: true })
     if (timings.length > 0) console.log(timings.join('\n'))
   })
 
