@@ -27,15 +27,11 @@
  * - fault paths: an API call's path is `/ACTION` (`/AssociateAddress`), the metadata
  *   service's its URL path (`/latest/api/token`).
  */
-import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http'
-import { isIP, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { ExitCode, IpmoveError, usageError } from '../src/errors.js'
-import type { Logger } from '../src/output.js'
-import { shown, validateName } from '../src/validate.js'
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import { isIP } from 'node:net'
+import { usageError } from '../src/errors.js'
+import { shown } from '../src/validate.js'
 import {
   defaultEc2Fixture,
   type Ec2Fixture,
@@ -46,24 +42,18 @@ import {
   type Ec2FixtureRouteTable,
   parseEc2Fixture,
 } from './aws-fixture.js'
-import { applyFault, describeFault, FaultInjector, type FaultSpec, parseFaultSpec } from './faults.js'
-import { envLines } from './ovh.js'
+import { type EmulateFlags, emulateServices } from './emulate.js'
+import {
+  type EmulatorOptions,
+  EmulatorServer,
+  type RecordedRequestBase,
+  type RunningEmulator,
+  sameText,
+} from './server.js'
 
-export interface Ec2EmulatorOptions {
-  /** 0 (default) picks a free port. */
-  port?: number
-  /** Default 127.0.0.1. */
-  host?: string
+export interface Ec2EmulatorOptions extends EmulatorOptions<Ec2Fixture> {
   /** How long a write takes to show in Describe*, ms. Default 500. */
   pendingMs?: number
-  faults?: Array<FaultSpec | string>
-  fixture?: Ec2Fixture
-  /** Where to write env.sh; default a fresh temporary directory, removed on close. */
-  dir?: string
-  /** Instance name or id the metadata service reports as "this host". */
-  thisHost?: string
-  /** Receives one debug line per request. */
-  log?: Logger
 }
 
 /** The live account: the fixture, changed by the writes that have settled. */
@@ -73,8 +63,7 @@ export interface Ec2EmulatorState extends Ec2Fixture {
   thisHost: string | undefined
 }
 
-export interface Ec2RecordedRequest {
-  method: string
+export interface Ec2RecordedRequest extends RecordedRequestBase {
   /** The URL path as sent. */
   path: string
   /** The EC2 action, for API calls. */
@@ -83,33 +72,21 @@ export interface Ec2RecordedRequest {
   params: Record<string, string>
   /** The access key that signed it, once checked. */
   accessKeyId?: string
-  /** 0 while unanswered, and for requests a reset or hang fault took. */
-  status: number
   /** The error code of a failed API call. */
   code?: string
-  /** The fault that took this request, in spec syntax. */
-  fault?: string
 }
 
-export interface RunningEc2Emulator {
+export interface RunningEc2Emulator extends RunningEmulator<Ec2EmulatorState, Ec2RecordedRequest> {
   /** http://127.0.0.1:PORT — both the EC2 endpoint and the metadata service. */
   url: string
-  port: number
   /** AWS_ENDPOINT_URL_EC2, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_EC2_METADATA_SERVICE_ENDPOINT. */
   env: Record<string, string>
-  /** Live and mutable: tests may change it, as another client would. */
-  state: Ec2EmulatorState
-  requests: Ec2RecordedRequest[]
-  addFault(spec: FaultSpec | string): void
-  close(): Promise<void>
 }
 
 export const EC2_API_VERSION = '2016-11-15'
 const XMLNS = `http://ec2.amazonaws.com/doc/${EC2_API_VERSION}/`
 /** SigV4's tolerance for the request's clock. */
 const MAX_SKEW_MS = 5 * 60_000
-const MAX_BODY = 1 << 20
-const MAX_RECORDED = 10_000
 const IMDS_MAX_TTL_S = 21_600
 const STATE_CODES: Record<Ec2FixtureInstance['state'], number> = {
   pending: 0,
@@ -265,12 +242,6 @@ function inCidr(ip: string, block: string): boolean {
   return Math.floor(toNumber(ip) / size) === Math.floor(toNumber(base) / size)
 }
 
-function urlHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1'
-  if (host === '::') return '[::1]'
-  return isIP(host) === 6 ? `[${host}]` : host
-}
-
 const hexId = (prefix: string) => `${prefix}-${randomBytes(9).toString('hex').slice(0, 17)}`
 
 function sha256(data: string | Buffer): string {
@@ -279,12 +250,6 @@ function sha256(data: string | Buffer): string {
 
 function hmac(key: string | Buffer, data: string): Buffer {
   return createHmac('sha256', key).update(data).digest()
-}
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 /** IAM-style action patterns: `*`, `ec2:*`, `ec2:Describe*`. */
@@ -383,26 +348,13 @@ export async function startEc2Emulator(options: Ec2EmulatorOptions = {}): Promis
 
 type Handler = (params: Params) => Record<string, XmlValue>
 
-class Ec2Emulator {
+class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
   readonly state: Ec2EmulatorState
-  readonly requests: Ec2RecordedRequest[] = []
-  private readonly faults: FaultInjector
-  private readonly pendingMs: number
-  private readonly host: string
-  private readonly timers = new Set<NodeJS.Timeout>()
-  private readonly sockets = new Set<Socket>()
   private readonly imdsTokens = new Map<string, number>()
   private readonly actions: Record<string, Handler>
-  private readonly log: Logger | undefined
-  private server: Server | undefined
-  private closed = false
 
-  constructor(private readonly options: Ec2EmulatorOptions) {
-    this.host = options.host ?? '127.0.0.1'
-    this.pendingMs = options.pendingMs ?? 500
-    if (!Number.isInteger(this.pendingMs) || this.pendingMs < 0)
-      throw usageError('pendingMs must be a whole number >= 0')
-    this.faults = new FaultInjector(options.faults ?? [])
+  constructor(options: Ec2EmulatorOptions) {
+    super(options, 500)
     const fixture = structuredClone(options.fixture ?? defaultEc2Fixture())
     this.state = { ...fixture, associations: {}, thisHost: undefined }
     for (const address of this.state.addresses) {
@@ -420,7 +372,6 @@ class Ec2Emulator {
       if (!found) throw usageError(`--this-host ${shown(options.thisHost)} is no instance of the fixture`)
       this.state.thisHost = found.id
     }
-    this.log = options.log
     this.actions = {
       DescribeAddresses: (p) => this.describeAddresses(p),
       AssociateAddress: (p) => this.associateAddress(p),
@@ -433,109 +384,41 @@ class Ec2Emulator {
     }
   }
 
-  async start(): Promise<RunningEc2Emulator> {
-    const createdDir = this.options.dir === undefined
-    const dir = this.options.dir ?? (await mkdtemp(join(tmpdir(), 'ipmove-aws-emulator-')))
-    if (!createdDir) await mkdir(dir, { recursive: true })
-    const server = createServer((req, res) => {
-      this.handle(req, res).catch((error: unknown) => {
-        // A bug in a handler: answer like EC2's own internal errors.
-        if (!res.headersSent && !res.destroyed) {
-          res.writeHead(500, { 'Content-Type': 'text/xml;charset=UTF-8' })
-          res.end(errorXml('InternalError', `emulator error: ${(error as Error).message}`, randomUUID()))
+  start(): Promise<RunningEc2Emulator> {
+    return this.listen({
+      tls: false,
+      dirPrefix: 'ipmove-aws-emulator-',
+      url: (origin) => origin,
+      env: (origin) => {
+        const credential = this.state.credentials[0]
+        return {
+          AWS_ENDPOINT_URL_EC2: origin,
+          AWS_ACCESS_KEY_ID: credential?.accessKeyId ?? '',
+          AWS_SECRET_ACCESS_KEY: credential?.secretAccessKey ?? '',
+          AWS_REGION: this.state.region,
+          AWS_EC2_METADATA_SERVICE_ENDPOINT: origin,
         }
-      })
-    })
-    this.server = server
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket)
-      socket.on('close', () => this.sockets.delete(socket))
-    })
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        reject(
-          new IpmoveError(
-            ExitCode.USAGE,
-            `cannot listen on ${this.host}:${this.options.port ?? 0}: ${error.code ?? error.message}`,
-          ),
-        )
-      })
-      server.listen(this.options.port ?? 0, this.host, () => resolve())
-    })
-    const address = server.address()
-    const port = typeof address === 'object' && address ? address.port : 0
-    const url = `http://${urlHost(this.host)}:${port}`
-    const credential = this.state.credentials[0]
-    const env: Record<string, string> = {
-      AWS_ENDPOINT_URL_EC2: url,
-      AWS_ACCESS_KEY_ID: credential?.accessKeyId ?? '',
-      AWS_SECRET_ACCESS_KEY: credential?.secretAccessKey ?? '',
-      AWS_REGION: this.state.region,
-      AWS_EC2_METADATA_SERVICE_ENDPOINT: url,
-    }
-    // env.sh appears only once the server listens: CI scripts can wait for it, then source it.
-    const envFile = join(dir, 'env.sh')
-    await writeFile(`${envFile}.tmp`, `${envLines(env).join('\n')}\n`)
-    await rename(`${envFile}.tmp`, envFile)
-    return {
-      url,
-      port,
-      env,
-      state: this.state,
-      requests: this.requests,
-      addFault: (spec) => this.faults.add(spec),
-      close: async () => {
-        await this.close()
-        if (createdDir) await rm(dir, { recursive: true, force: true })
       },
-    }
+    })
   }
 
-  private async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
-    this.faults.close()
-    const server = this.server
-    if (!server) return
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    server.closeAllConnections()
-    for (const socket of this.sockets) socket.destroy()
-    await closed
+  protected internalError(res: ServerResponse, error: Error): void {
+    res.writeHead(500, { 'Content-Type': 'text/xml;charset=UTF-8' })
+    res.end(errorXml('InternalError', `emulator error: ${error.message}`, randomUUID()))
   }
 
   /** Make a write visible after pendingMs: EC2 reads are eventually consistent. */
   private settle(change: () => void): void {
-    if (this.pendingMs === 0) {
-      change()
-      return
-    }
-    const timer = setTimeout(() => {
-      this.timers.delete(timer)
-      change()
-    }, this.pendingMs)
-    this.timers.add(timer)
+    if (this.pendingMs === 0) change()
+    else this.schedule(this.pendingMs, change)
   }
 
-  private async readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length
-      if (size > MAX_BODY) return undefined
-      chunks.push(chunk as Buffer)
-    }
-    return Buffer.concat(chunks)
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase()
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     const record: Ec2RecordedRequest = { method, path, params: {}, status: 0 }
     const body = await this.readBody(req)
-    this.requests.push(record)
-    if (this.requests.length > MAX_RECORDED) this.requests.shift()
+    this.record(record)
     const send = (status: number, contentType: string, text: string) => {
       record.status = status
       this.log?.debug(
@@ -568,31 +451,27 @@ class Ec2Emulator {
       record.action = action
     }
     const segments = imds ? path.split('/').slice(1) : [action ?? '']
-    const fault = this.faults.take(method, segments)
-    if (fault) {
-      record.fault = describeFault(fault)
-      const outcome = await applyFault(fault, req.socket, this.faults, (status, headers) => {
-        record.status = status
-        if (res.headersSent || res.destroyed) return
-        if (imds) {
-          res.writeHead(status, { 'Content-Type': 'text/plain', ...headers })
-          res.end(STATUS_CODES[status] ?? 'error')
-          return
-        }
-        const code =
-          status === 500
-            ? 'InternalError'
-            : status === 503
-              ? 'RequestLimitExceeded'
-              : status >= 500
-                ? 'Unavailable'
-                : 'InvalidParameterValue'
-        record.code = code
-        res.writeHead(status, { 'Content-Type': 'text/xml;charset=UTF-8', ...headers })
-        res.end(errorXml(code, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, randomUUID()))
-      })
-      if (outcome === 'answered') return
-    }
+    const faulted = await this.injectFault(method, segments, record, req.socket, (status, headers) => {
+      record.status = status
+      if (res.headersSent || res.destroyed) return
+      if (imds) {
+        res.writeHead(status, { 'Content-Type': 'text/plain', ...headers })
+        res.end(STATUS_CODES[status] ?? 'error')
+        return
+      }
+      const code =
+        status === 500
+          ? 'InternalError'
+          : status === 503
+            ? 'RequestLimitExceeded'
+            : status >= 500
+              ? 'Unavailable'
+              : 'InvalidParameterValue'
+      record.code = code
+      res.writeHead(status, { 'Content-Type': 'text/xml;charset=UTF-8', ...headers })
+      res.end(errorXml(code, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, randomUUID()))
+    })
+    if (faulted) return
 
     if (imds) {
       const answer = this.metadata(method, path, req)
@@ -1091,91 +970,20 @@ class Ec2Emulator {
     const { credentials, instanceRole, ...resources } = this.state
     return {
       ...resources,
-      faults: this.faults.faults.map((f) => ({
-        spec: describeFault(f.spec),
-        left: Number.isFinite(f.left) ? f.left : 'forever',
-      })),
-      requests: this.requests.length,
+      ...this.emulatorView(),
     }
   }
 }
 
 /** The flags of `ipmove emulate aws`, as typed on the command line. */
-export interface EmulateAwsFlags {
-  port?: string
-  host?: string
-  pendingMs?: string
-  faults?: string[]
-  fixtureFile?: string
-  dir?: string
-  thisHost?: string
-}
-
-function wholeNumber(flag: string, value: string, min: number, max: number): number {
-  if (!/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw usageError(`${flag} ${shown(value)} must be a whole number from ${min} to ${max}`)
-  }
-  return Number(value)
-}
-
-/** Turn command-line flags into emulator options; every mistake is a one-line usage error. */
-export async function ec2EmulatorOptionsFromFlags(flags: EmulateAwsFlags): Promise<Ec2EmulatorOptions> {
-  const options: Ec2EmulatorOptions = {}
-  if (flags.port !== undefined) options.port = wholeNumber('--port', flags.port, 0, 65_535)
-  if (flags.host !== undefined) {
-    if (!isIP(flags.host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(flags.host)) {
-      throw usageError(`--host ${shown(flags.host)} is not an IP address or host name`)
-    }
-    options.host = flags.host
-  }
-  if (flags.pendingMs !== undefined)
-    options.pendingMs = wholeNumber('--pending-ms', flags.pendingMs, 0, 3_600_000)
-  if (flags.dir !== undefined) {
-    if (flags.dir === '') throw usageError('--dir is empty')
-    options.dir = flags.dir
-  }
-  if (flags.thisHost !== undefined) options.thisHost = validateName('--this-host', flags.thisHost)
-  options.faults = (flags.faults ?? []).map(parseFaultSpec)
-  if (flags.fixtureFile !== undefined) {
-    let text: string
-    try {
-      text = await readFile(flags.fixtureFile, 'utf8')
-    } catch (error) {
-      throw usageError(
-        `--fixture ${shown(flags.fixtureFile)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
-      )
-    }
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch (error) {
-      throw usageError(`--fixture ${shown(flags.fixtureFile)} is not JSON: ${(error as Error).message}`)
-    }
-    options.fixture = parseEc2Fixture(json, `--fixture ${flags.fixtureFile}`)
-  }
-  return options
-}
+export type EmulateAwsFlags = Omit<EmulateFlags, 'clockSkew'>
 
 /**
- * The service behind `ipmove emulate aws`: start the emulator, hand it to `onReady`
- * (which prints the env lines), and close it cleanly once `signal` aborts.
+ * `ipmove emulate aws`: its flags as emulator options (every mistake a one-line usage
+ * error), and the service that runs the emulator until `signal` aborts.
  */
-export async function emulateAws(
-  flags: EmulateAwsFlags,
-  signal: AbortSignal,
-  onReady: (emulator: RunningEc2Emulator) => void,
-  log?: Logger,
-): Promise<void> {
-  const options = await ec2EmulatorOptionsFromFlags(flags)
-  if (signal.aborted) return
-  const emulator = await startEc2Emulator({ ...options, log })
-  try {
-    onReady(emulator)
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve()
-      else signal.addEventListener('abort', () => resolve(), { once: true })
-    })
-  } finally {
-    await emulator.close()
-  }
-}
+export const { optionsFromFlags: ec2EmulatorOptionsFromFlags, emulate: emulateAws } = emulateServices<
+  EmulateAwsFlags,
+  Ec2Fixture,
+  RunningEc2Emulator
+>(parseEc2Fixture, startEc2Emulator)

@@ -26,17 +26,11 @@
  * - the metadata service (real: http://169.254.169.254) is served on the same
  *   HTTPS port; its availability_zone is OpenStack's default "nova", not the region.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
-import { createServer, type Server } from 'node:https'
-import { isIP, type Socket } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { ExitCode, IpmoveError, usageError } from '../src/errors.js'
-import type { Logger } from '../src/output.js'
-import { shown, validateName } from '../src/validate.js'
-import { applyFault, describeFault, FaultInjector, type FaultSpec, parseFaultSpec } from './faults.js'
+import { usageError } from '../src/errors.js'
+import { shown } from '../src/validate.js'
+import { type EmulateFlags, emulateServices } from './emulate.js'
 import {
   defaultOvhFixture,
   type OvhAccessRule,
@@ -47,25 +41,23 @@ import {
   type OvhFixtureProject,
   parseOvhFixture,
 } from './fixture.js'
-import { generateTls } from './tls.js'
+import {
+  type EmulatorOptions,
+  EmulatorServer,
+  type RecordedRequestBase,
+  type RunningEmulator,
+  sameText,
+} from './server.js'
 
-export interface OvhEmulatorOptions {
-  /** 0 (default) picks a free port. */
-  port?: number
-  /** Default 127.0.0.1. */
-  host?: string
+export { envLines } from './server.js'
+
+export interface OvhEmulatorOptions extends EmulatorOptions<OvhFixture> {
   /** How long a move takes, ms. Default 3000. */
   pendingMs?: number
-  faults?: Array<FaultSpec | string>
-  fixture?: OvhFixture
   /** Offset of the server clock from the real one, to exercise /auth/time delta handling. */
   clockSkewSeconds?: number
   /** Where to write ca.pem and env.sh; default a fresh temporary directory, removed on close. */
   dir?: string
-  /** Instance name or id the metadata service reports as "this host". */
-  thisHost?: string
-  /** Receives one debug line per request. */
-  log?: Logger
 }
 
 export interface OvhFailoverIpState extends OvhFixtureFailoverIp {
@@ -119,31 +111,20 @@ export interface OvhEmulatorState {
   thisHost: string | undefined
 }
 
-export interface RecordedRequest {
-  method: string
+export interface RecordedRequest extends RecordedRequestBase {
   /** The request target exactly as sent: raw path and query. */
   path: string
-  /** 0 while unanswered, and for requests a reset or hang fault took. */
-  status: number
   /** The request body text. */
   body: string
   responseBody: string
-  /** The fault that took this request, in spec syntax. */
-  fault?: string
 }
 
-export interface RunningOvhEmulator {
+export interface RunningOvhEmulator extends RunningEmulator<OvhEmulatorState, RecordedRequest> {
   /** e.g. https://127.0.0.1:PORT/1.0 */
   url: string
-  port: number
   caFile: string
   /** OVH_ENDPOINT, OVH_APPLICATION_KEY, OVH_APPLICATION_SECRET, OVH_CONSUMER_KEY, NODE_EXTRA_CA_CERTS, IPMOVE_OPENSTACK_METADATA_URL. */
   env: Record<string, string>
-  /** Live and mutable: tests may change it between calls. */
-  state: OvhEmulatorState
-  requests: RecordedRequest[]
-  addFault(spec: FaultSpec | string): void
-  close(): Promise<void>
 }
 
 /** Clock tolerance of the signature check, seconds. */
@@ -151,9 +132,6 @@ export const OVH_TIMESTAMP_TOLERANCE_S = 30
 const API_PREFIX = '1.0'
 const METADATA_PATH = ['openstack', 'latest', 'meta_data.json']
 const TOKEN_LIFETIME_S = 3600
-const MAX_BODY = 1 << 20
-/** Old entries go first so a long CI run cannot grow memory without bound. */
-const MAX_RECORDED = 10_000
 const INVALID_URL = 'Got an invalid (or empty) URL'
 
 /** An answer in OVH's error format, thrown by handlers. */
@@ -201,12 +179,6 @@ function ruleMatches(rule: OvhAccessRule, method: string, path: string): boolean
 
 function sha1(text: string): string {
   return createHash('sha1').update(text).digest('hex')
-}
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a)
-  const y = Buffer.from(b)
-  return x.length === y.length && timingSafeEqual(x, y)
 }
 
 interface RouteContext {
@@ -275,37 +247,18 @@ function findThisHost(
   return byName[0]
 }
 
-function urlHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1'
-  if (host === '::') return '[::1]'
-  return isIP(host) === 6 ? `[${host}]` : host
-}
-
 export async function startOvhEmulator(options: OvhEmulatorOptions = {}): Promise<RunningOvhEmulator> {
   return new OvhEmulator(options).start()
 }
 
-class OvhEmulator {
+class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
   readonly state: OvhEmulatorState
-  readonly requests: RecordedRequest[] = []
-  private readonly faults: FaultInjector
-  private readonly pendingMs: number
-  private readonly host: string
-  private readonly timers = new Set<NodeJS.Timeout>()
-  private readonly sockets = new Set<Socket>()
   private readonly routes: Route[]
-  private readonly log: Logger | undefined
-  private server: Server | undefined
-  private closed = false
   private queryCounter = 0
   private nextTaskId = 4_200_001
 
-  constructor(private readonly options: OvhEmulatorOptions) {
-    this.host = options.host ?? '127.0.0.1'
-    this.pendingMs = options.pendingMs ?? 3000
-    if (!Number.isInteger(this.pendingMs) || this.pendingMs < 0)
-      throw usageError('pendingMs must be a whole number >= 0')
-    this.faults = new FaultInjector(options.faults ?? [])
+  constructor(options: OvhEmulatorOptions) {
+    super(options, 3000)
     this.state = initialState(
       options.fixture ?? defaultOvhFixture(),
       options.clockSkewSeconds ?? 0,
@@ -319,103 +272,36 @@ class OvhEmulator {
     if (options.thisHost && !findThisHost(this.state)) {
       throw usageError(`--this-host ${shown(options.thisHost)} is no instance of the fixture`)
     }
-    this.log = options.log
     this.routes = this.buildRoutes()
   }
 
   async start(): Promise<RunningOvhEmulator> {
-    // Wildcard addresses are no names to connect to; clients then use loopback.
-    const tls = await generateTls([this.host].filter((h) => h !== '0.0.0.0' && h !== '::'))
-    const createdDir = this.options.dir === undefined
-    const dir = this.options.dir ?? (await mkdtemp(join(tmpdir(), 'ipmove-ovh-emulator-')))
-    if (!createdDir) await mkdir(dir, { recursive: true })
-    const caFile = join(dir, 'ca.pem')
-    await writeFile(caFile, tls.caCert)
-
-    const server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-      this.handle(req, res).catch((error: unknown) => {
-        // A bug in a handler: answer like the API's own internal errors.
-        if (!res.headersSent && !res.destroyed) {
-          res.writeHead(500, {
-            'Content-Type': 'application/json; charset=utf-8',
-            'X-Ovh-QueryID': this.queryId(),
-          })
-          res.end(JSON.stringify(errorBody(500, `emulator error: ${(error as Error).message}`)))
+    const running = await this.listen({
+      tls: true,
+      dirPrefix: 'ipmove-ovh-emulator-',
+      url: (origin) => `${origin}/${API_PREFIX}`,
+      env: (origin, caFile) => {
+        const application = this.state.applications[0]
+        const consumer = this.state.consumers.find((c) => c.applicationKey === application?.key)
+        return {
+          OVH_ENDPOINT: `${origin}/${API_PREFIX}`,
+          OVH_APPLICATION_KEY: application?.key ?? '',
+          OVH_APPLICATION_SECRET: application?.secret ?? '',
+          OVH_CONSUMER_KEY: consumer?.key ?? '',
+          NODE_EXTRA_CA_CERTS: caFile!,
+          IPMOVE_OPENSTACK_METADATA_URL: `${origin}/${METADATA_PATH.join('/')}`,
         }
-      })
-    })
-    this.server = server
-    // Raw sockets, so that close() can end hung and half-open connections too.
-    server.on('connection', (socket: Socket) => {
-      this.sockets.add(socket)
-      socket.on('close', () => this.sockets.delete(socket))
-    })
-    // A client that drops the TLS handshake must not crash the emulator.
-    server.on('tlsClientError', () => {})
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => {
-        reject(
-          new IpmoveError(
-            ExitCode.USAGE,
-            `cannot listen on ${this.host}:${this.options.port ?? 0}: ${error.code ?? error.message}`,
-          ),
-        )
-      })
-      server.listen(this.options.port ?? 0, this.host, () => resolve())
-    })
-    const address = server.address()
-    const port = typeof address === 'object' && address ? address.port : 0
-    const origin = `https://${urlHost(this.host)}:${port}`
-    const application = this.state.applications[0]
-    const consumer = this.state.consumers.find((c) => c.applicationKey === application?.key)
-    const env: Record<string, string> = {
-      OVH_ENDPOINT: `${origin}/${API_PREFIX}`,
-      OVH_APPLICATION_KEY: application?.key ?? '',
-      OVH_APPLICATION_SECRET: application?.secret ?? '',
-      OVH_CONSUMER_KEY: consumer?.key ?? '',
-      NODE_EXTRA_CA_CERTS: caFile,
-      IPMOVE_OPENSTACK_METADATA_URL: `${origin}/${METADATA_PATH.join('/')}`,
-    }
-    // env.sh appears only once the server listens: CI scripts can wait for it, then source it.
-    const envFile = join(dir, 'env.sh')
-    await writeFile(`${envFile}.tmp`, `${envLines(env).join('\n')}\n`)
-    await rename(`${envFile}.tmp`, envFile)
-
-    return {
-      url: env.OVH_ENDPOINT!,
-      port,
-      caFile,
-      env,
-      state: this.state,
-      requests: this.requests,
-      addFault: (spec) => this.faults.add(spec),
-      close: async () => {
-        await this.close()
-        if (createdDir) await rm(dir, { recursive: true, force: true })
       },
-    }
+    })
+    return { ...running, caFile: running.caFile! }
   }
 
-  private async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    for (const timer of this.timers) clearTimeout(timer)
-    this.timers.clear()
-    this.faults.close()
-    const server = this.server
-    if (!server) return
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()))
-    server.closeAllConnections()
-    for (const socket of this.sockets) socket.destroy()
-    await closed
-  }
-
-  private schedule(ms: number, action: () => void): void {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer)
-      action()
-    }, ms)
-    this.timers.add(timer)
+  protected internalError(res: ServerResponse, error: Error): void {
+    res.writeHead(500, {
+      'Content-Type': 'application/json; charset=utf-8',
+      'X-Ovh-QueryID': this.queryId(),
+    })
+    res.end(JSON.stringify(errorBody(500, `emulator error: ${error.message}`)))
   }
 
   private queryId(): string {
@@ -433,18 +319,7 @@ class OvhEmulator {
     return new Date(this.nowMs()).toISOString()
   }
 
-  private async readBody(req: IncomingMessage): Promise<string | undefined> {
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length
-      if (size > MAX_BODY) return undefined
-      chunks.push(chunk as Buffer)
-    }
-    return Buffer.concat(chunks).toString('utf8')
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = (req.method ?? 'GET').toUpperCase()
     const rawTarget = req.url ?? '/'
     const record: RecordedRequest = { method, path: rawTarget, status: 0, body: '', responseBody: '' }
@@ -470,10 +345,9 @@ class OvhEmulator {
       headers?: Record<string, string>,
     ) => send(status, errorBody(status, message, errorCode), headers)
 
-    const body = await this.readBody(req)
+    const body = (await this.readBody(req))?.toString('utf8')
     record.body = body ?? ''
-    this.requests.push(record)
-    if (this.requests.length > MAX_RECORDED) this.requests.shift()
+    this.record(record)
     if (body === undefined) {
       sendError(413, 'Request body too large')
       req.socket.destroy()
@@ -499,17 +373,13 @@ class OvhEmulator {
     }
 
     const apiSegments = segments[0] === API_PREFIX ? segments.slice(1) : segments
-    const fault = this.faults.take(method, apiSegments)
-    if (fault) {
-      record.fault = describeFault(fault)
-      const outcome = await applyFault(fault, req.socket, this.faults, (status, headers) =>
-        sendError(status, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, undefined, headers),
-      )
-      if (outcome === 'answered') {
-        if (record.status === 0)
-          this.log?.debug(`emulator: ${method} ${rawTarget} -> no answer (fault ${record.fault})`)
-        return
-      }
+    const faulted = await this.injectFault(method, apiSegments, record, req.socket, (status, headers) =>
+      sendError(status, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, undefined, headers),
+    )
+    if (faulted) {
+      if (record.status === 0)
+        this.log?.debug(`emulator: ${method} ${rawTarget} -> no answer (fault ${record.fault})`)
+      return
     }
 
     try {
@@ -684,11 +554,7 @@ class OvhEmulator {
         ...project,
         failoverIps: project.failoverIps.map((ip) => ({ ...ip, ...this.failoverView(ip) })),
       })),
-      faults: this.faults.faults.map((f) => ({
-        spec: describeFault(f.spec),
-        left: Number.isFinite(f.left) ? f.left : 'forever',
-      })),
-      requests: this.requests.length,
+      ...this.emulatorView(),
     }
   }
 
@@ -916,94 +782,15 @@ class OvhEmulator {
   }
 }
 
-/** `export NAME=value` lines, quoted for sh where a value needs it. */
-export function envLines(env: Record<string, string>): string[] {
-  return Object.entries(env).map(([name, value]) => {
-    const quoted = /^[A-Za-z0-9_@%+=:,./-]*$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`
-    return `export ${name}=${quoted}`
-  })
-}
-
 /** The flags of `ipmove emulate ovh`, as typed on the command line. */
-export interface EmulateOvhFlags {
-  port?: string
-  host?: string
-  pendingMs?: string
-  faults?: string[]
-  fixtureFile?: string
-  clockSkew?: string
-  dir?: string
-  thisHost?: string
-}
-
-function wholeNumber(flag: string, value: string, min: number, max: number): number {
-  if (!/^-?\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw usageError(`${flag} ${shown(value)} must be a whole number from ${min} to ${max}`)
-  }
-  return Number(value)
-}
-
-/** Turn command-line flags into emulator options; every mistake is a one-line usage error. */
-export async function ovhEmulatorOptionsFromFlags(flags: EmulateOvhFlags): Promise<OvhEmulatorOptions> {
-  const options: OvhEmulatorOptions = {}
-  if (flags.port !== undefined) options.port = wholeNumber('--port', flags.port, 0, 65_535)
-  if (flags.host !== undefined) {
-    if (!isIP(flags.host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(flags.host)) {
-      throw usageError(`--host ${shown(flags.host)} is not an IP address or host name`)
-    }
-    options.host = flags.host
-  }
-  if (flags.pendingMs !== undefined)
-    options.pendingMs = wholeNumber('--pending-ms', flags.pendingMs, 0, 3_600_000)
-  if (flags.clockSkew !== undefined) {
-    options.clockSkewSeconds = wholeNumber('--clock-skew', flags.clockSkew, -31_536_000, 31_536_000)
-  }
-  if (flags.dir !== undefined) {
-    if (flags.dir === '') throw usageError('--dir is empty')
-    options.dir = flags.dir
-  }
-  if (flags.thisHost !== undefined) options.thisHost = validateName('--this-host', flags.thisHost)
-  options.faults = (flags.faults ?? []).map(parseFaultSpec)
-  if (flags.fixtureFile !== undefined) {
-    let text: string
-    try {
-      text = await readFile(flags.fixtureFile, 'utf8')
-    } catch (error) {
-      throw usageError(
-        `--fixture ${shown(flags.fixtureFile)}: ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
-      )
-    }
-    let json: unknown
-    try {
-      json = JSON.parse(text)
-    } catch (error) {
-      throw usageError(`--fixture ${shown(flags.fixtureFile)} is not JSON: ${(error as Error).message}`)
-    }
-    options.fixture = parseOvhFixture(json, `--fixture ${flags.fixtureFile}`)
-  }
-  return options
-}
+export type EmulateOvhFlags = EmulateFlags
 
 /**
- * The service behind `ipmove emulate ovh`: start the emulator, hand it to `onReady`
- * (which prints the env lines), and close it cleanly once `signal` aborts.
+ * `ipmove emulate ovh`: its flags as emulator options (every mistake a one-line usage
+ * error), and the service that runs the emulator until `signal` aborts.
  */
-export async function emulateOvh(
-  flags: EmulateOvhFlags,
-  signal: AbortSignal,
-  onReady: (emulator: RunningOvhEmulator) => void,
-  log?: Logger,
-): Promise<void> {
-  const options = await ovhEmulatorOptionsFromFlags(flags)
-  if (signal.aborted) return
-  const emulator = await startOvhEmulator({ ...options, log })
-  try {
-    onReady(emulator)
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve()
-      else signal.addEventListener('abort', () => resolve(), { once: true })
-    })
-  } finally {
-    await emulator.close()
-  }
-}
+export const { optionsFromFlags: ovhEmulatorOptionsFromFlags, emulate: emulateOvh } = emulateServices<
+  EmulateOvhFlags,
+  OvhFixture,
+  RunningOvhEmulator
+>(parseOvhFixture, startOvhEmulator)

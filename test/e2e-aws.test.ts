@@ -4,15 +4,14 @@
  * Run `npm run build` first (`npm test` does).
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningEc2Emulator, startEc2Emulator } from '../emulator/aws.js'
 import { EIP_WEB, ENI_WEB3, RTB_MAIN, RTB_PRIVATE, WEB1, WEB2 } from '../emulator/aws-fixture.js'
+import { BIN, ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 
-const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 const EIP = '203.0.113.5'
 const READONLY = {
@@ -20,58 +19,17 @@ const READONLY = {
   AWS_SECRET_ACCESS_KEY: 'ipmove-emulator-readonly-secret-key-00001',
 }
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function ipmove(args: string[], env: NodeJS.ProcessEnv, onSpawn?: () => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    onSpawn?.()
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk
-    })
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk
-    })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-function json(run: Run): Record<string, unknown> {
-  const lines = run.stdout.trim().split('\n')
-  expect(lines).toHaveLength(1)
-  return JSON.parse(lines[0] as string)
-}
-
 let emulator: RunningEc2Emulator
 
 /** A hook's environment: the emulator's variables, an empty config, a fresh cache and HOME. */
-function env(from: RunningEc2Emulator = emulator, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const dir = mkdtempSync(join(tmpdir(), 'ipmove-e2e-aws-'))
-  const config = join(dir, 'ipmove.conf')
-  writeFileSync(config, '', { mode: 0o600 })
-  return {
-    PATH: process.env.PATH,
-    HOME: dir,
-    ...from.env,
-    IPMOVE_CONFIG: config,
-    IPMOVE_CACHE_DIR: join(dir, 'cache'),
-    ...extra,
-  }
-}
+const env = (from: RunningEc2Emulator = emulator, extra: Record<string, string> = {}) =>
+  isolatedEnv({ ...from.env, ...extra })
 
 const writes = (e: RunningEc2Emulator, action: string) => e.requests.filter((r) => r.action === action)
 const aws = (...args: string[]) => ['--provider', 'aws', ...args]
 
 beforeAll(async () => {
-  if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
-    throw new Error('dist/ is missing: run `npm run build` first')
-  }
+  requireBuild()
   emulator = await startEc2Emulator({ pendingMs: 200, thisHost: 'web-2' })
 })
 

@@ -3,44 +3,12 @@
  * OVH emulator over real HTTPS with the emulator's own CA. Run `npm run build`
  * first (`npm test` does).
  */
-import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { OVH_IDS } from '../emulator/fixture.js'
 import { type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh.js'
+import { ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 
-const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 const IP = '203.0.113.10'
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function ipmove(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk
-    })
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk
-    })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
-function json(run: Run): Record<string, unknown> {
-  const lines = run.stdout.trim().split('\n')
-  expect(lines).toHaveLength(1)
-  return JSON.parse(lines[0] as string)
-}
 
 /** Whichever of the two edge nodes does not hold the IP now, so that a move must write. */
 async function otherInstance(): Promise<string> {
@@ -51,19 +19,12 @@ async function otherInstance(): Promise<string> {
 let emulator: RunningOvhEmulator
 let baseEnv: NodeJS.ProcessEnv
 
-function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const dir = mkdtempSync(join(tmpdir(), 'ipmove-e2e-'))
-  const config = join(dir, 'ipmove.conf')
-  writeFileSync(config, '', { mode: 0o600 })
-  return { ...baseEnv, HOME: dir, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
-}
+const env = (extra: Record<string, string> = {}) => isolatedEnv({ ...baseEnv, ...extra })
 
 beforeAll(async () => {
-  if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
-    throw new Error('dist/ is missing: run `npm run build` first')
-  }
+  requireBuild()
   emulator = await startOvhEmulator({ pendingMs: 300, thisHost: 'bi-edge-sbg-2' })
-  baseEnv = { PATH: process.env.PATH, ...emulator.env }
+  baseEnv = emulator.env
 })
 
 afterAll(async () => {

@@ -1,16 +1,10 @@
-/**
- * The `local` provider: claim an address on a LAN with no cloud API. The probe's
- * parsing runs everywhere against recorded tool output; the claims run on the
- * real kernel, in the namespace rig, through the real `move` and `status` commands.
- */
-import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseProbeAnswers, parseProbeTimeout, probeArgv } from '../src/alias/probe.js'
 import { IpmoveError } from '../src/errors.js'
+import { ipmove, requireBuild } from './helpers/cli.js'
 import { captureTime, createRig, describeRoot, type Rig } from './rig/netns.js'
 import { flipTo, isAdvertisement, isGarp, ping, pingedWho } from './rig/observe.js'
 
@@ -114,29 +108,6 @@ describe('the duplicate-address probe', () => {
   })
 })
 
-const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
-
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk
-    })
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk
-    })
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
-}
-
 /** An empty config and a fresh cache, so this machine's own ipmove files play no part. */
 function isolated(): { dir: string; env: Record<string, string> } {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-local-'))
@@ -150,9 +121,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('the local provider refuses bad input with exit 2', () => {
   it('before anything runs: no interface, --instance, a block', async () => {
-    if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
-      throw new Error('dist/ is missing: run `npm run build` first')
-    }
+    requireBuild()
     const cases: Array<[string[], RegExp]> = [
       [['--provider', 'local', '--ip', '192.0.2.50'], /needs --interface/],
       [['status', '--provider', 'local', '--ip', '2001:db8::50', '--json'], /needs --interface/],
@@ -164,7 +133,7 @@ describe('the local provider refuses bad input with exit 2', () => {
       [['--provider', 'local', '--ip', '192.0.2.50', '--interface', 'eth0;reboot'], /not a valid interface/],
     ]
     for (const [args, message] of cases) {
-      const run = await cli(args, { PATH: process.env.PATH, ...env })
+      const run = await ipmove(args, { PATH: process.env.PATH, ...env })
       expect(run.code, args.join(' ')).toBe(2)
       const lines = run.stderr.trim().split('\n')
       expect(lines, args.join(' ')).toHaveLength(1)

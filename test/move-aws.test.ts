@@ -4,7 +4,7 @@
  */
 import { networkInterfaces } from 'node:os'
 import nock from 'nock'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { MemoryCache } from '../src/cache.js'
 import { ExitCode, IpmoveError } from '../src/errors.js'
 import { type MoveOptions, moveIp } from '../src/move.js'
@@ -25,6 +25,7 @@ import {
   SUBNET_B,
   VPC,
 } from './helpers/ec2-nock.js'
+import { guardNock } from './helpers/nock-guard.js'
 
 const FAST = { first: 10, max: 40 }
 const WEB1 = 'i-0aaaaaaaaaaaaaaa1'
@@ -88,16 +89,8 @@ async function failed(promise: Promise<unknown>): Promise<IpmoveError> {
   return error as IpmoveError
 }
 
-beforeAll(() => {
-  nock.disableNetConnect()
-})
-
-afterEach(() => {
-  // Every expected call happened, and no interceptor was left over.
-  const pending = nock.pendingMocks()
-  nock.cleanAll()
-  expect(pending).toEqual([])
-})
+// Every expected call happens, no other, and nothing leaves the machine.
+guardNock()
 
 describe('eip mode', () => {
   it('moves cold: looks up side by side, associates once, re-reads until EC2 shows the target', async () => {

@@ -1,10 +1,11 @@
 import nock from 'nock'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ExitCode } from '../src/errors.js'
 import { type MoveOptions, moveIp } from '../src/move.js'
 import { MemoryLogger } from '../src/output.js'
 import { ipStatus } from '../src/status.js'
 import { failure } from './helpers/errors.js'
+import { guardNock } from './helpers/nock-guard.js'
 import { CONSUMER_KEY, ORIGIN, OvhApi, reply, testEnv } from './helpers/ovh-nock.js'
 
 const PROJECT = '0123456789abcdef0123456789abcdef'
@@ -57,16 +58,8 @@ function options(env: NodeJS.ProcessEnv, extra: Partial<MoveOptions> = {}): Move
 /** nock 14 only delivers errors given as Error objects. */
 const connectionReset = () => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
 
-beforeAll(() => {
-  nock.disableNetConnect()
-})
-
-afterEach(() => {
-  // Every expected call happened, and no interceptor was left over.
-  const pending = nock.pendingMocks()
-  nock.cleanAll()
-  expect(pending).toEqual([])
-})
+// Every expected call happens, no other, and nothing leaves the machine.
+guardNock()
 
 describe('move on OVH Public Cloud', () => {
   it('moves cold: resolves names, writes once, polls until done, and reports from → to', async () => {

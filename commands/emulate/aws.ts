@@ -1,6 +1,5 @@
-import { Flags } from '@oclif/core'
 import { emulateAws } from '../../emulator/aws.js'
-import { envLines } from '../../emulator/ovh.js'
+import { emulateCommandFlags, runEmulateCommand } from '../../emulator/emulate-command.js'
 import { BaseCommand } from '../../src/command.js'
 
 export default class EmulateAws extends BaseCommand {
@@ -24,56 +23,16 @@ path=/AssociateAddress,status=503,times=2`
     '<%= config.bin %> emulate aws --pending-ms 2000 --fault "path=/Describe*,status=503"',
   ]
 
-  static override flags = {
-    port: Flags.string({ description: 'Port to listen on; 0 picks a free one.', default: '0' }),
-    host: Flags.string({ description: 'Address to listen on.', default: '127.0.0.1' }),
-    'pending-ms': Flags.string({
+  static override flags = emulateCommandFlags({
+    pendingMs: {
       description: 'How long a write takes to show in Describe* answers, in milliseconds.',
       default: '500',
-    }),
-    fault: Flags.string({ description: 'Inject a fault (repeatable); see above.', multiple: true }),
-    fixture: Flags.string({
-      description: 'JSON file with the account to serve (same shape as the default fixture).',
-    }),
-    dir: Flags.string({ description: 'Directory for env.sh (default: a temporary one, removed on exit).' }),
-    'this-host': Flags.string({
-      description: 'Instance name or id the metadata service reports as this host.',
-    }),
-  }
+    },
+    dir: 'Directory for env.sh (default: a temporary one, removed on exit).',
+  })
 
   async run(): Promise<void> {
     const { flags } = await this.parse(EmulateAws)
-    const controller = new AbortController()
-    const stop = () => controller.abort()
-    process.once('SIGINT', stop)
-    process.once('SIGTERM', stop)
-    try {
-      await emulateAws(
-        {
-          port: flags.port,
-          host: flags.host,
-          pendingMs: flags['pending-ms'],
-          faults: flags.fault,
-          fixtureFile: flags.fixture,
-          dir: flags.dir,
-          thisHost: flags['this-host'],
-        },
-        controller.signal,
-        (emulator) => {
-          if (flags.json) {
-            const { url, port, env } = emulator
-            this.output.result({ ok: true, url, port, env })
-            return
-          }
-          for (const line of envLines(emulator.env)) this.output.info(line)
-          // A shell comment, so the whole output can be sourced.
-          this.output.info(`# ipmove EC2 emulator listening on ${emulator.url} (stop with Ctrl-C or SIGTERM)`)
-        },
-        this.output,
-      )
-    } finally {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-    }
+    await runEmulateCommand(this.output, flags, 'EC2', emulateAws)
   }
 }

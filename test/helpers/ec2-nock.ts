@@ -1,8 +1,6 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import nock from 'nock'
 import { Ec2Error, errorXml, responseXml, verifySigV4, type XmlValue } from '../../emulator/aws.js'
+import { isolatedEnv } from './cli.js'
 
 /** The real regional endpoint the SDK resolves: nock answers for it, nothing leaves the machine. */
 export const REGION = 'eu-west-3'
@@ -13,19 +11,12 @@ export const SECRET_KEY = 'ipmove-nock-test-secret-key-0123456789ab'
 
 /** An environment with static keys, a region, an empty config and a private cache directory. */
 export function awsTestEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const dir = mkdtempSync(join(tmpdir(), 'ipmove-aws-test-'))
-  const config = join(dir, 'ipmove.conf')
-  writeFileSync(config, '', { mode: 0o600 })
-  return {
-    PATH: process.env.PATH,
-    HOME: dir,
+  return isolatedEnv({
     AWS_ACCESS_KEY_ID: ACCESS_KEY,
     AWS_SECRET_ACCESS_KEY: SECRET_KEY,
     AWS_REGION: REGION,
-    IPMOVE_CONFIG: config,
-    IPMOVE_CACHE_DIR: join(dir, 'cache'),
     ...extra,
-  }
+  })
 }
 
 /** A non-200 answer: an EC2 error code (its HTTP status as EC2 sends it, unless given). */

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto'
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import nock from 'nock'
+import { isolatedEnv } from './cli.js'
 
 /** The real ovh-eu endpoint: nock answers for it, nothing leaves the machine. */
 export const ORIGIN = 'https://eu.api.ovh.com'
@@ -12,22 +10,15 @@ export const CONSUMER_KEY = 'test-consumer-key-abcdef'
 
 /** An environment with credentials, an empty config and a private cache directory. */
 export function testEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const dir = mkdtempSync(join(tmpdir(), 'ipmove-test-'))
-  const config = join(dir, 'ipmove.conf')
-  writeFileSync(config, '', { mode: 0o600 })
-  return {
-    PATH: process.env.PATH,
-    HOME: dir,
+  return isolatedEnv({
     OVH_ENDPOINT: 'ovh-eu',
     OVH_APPLICATION_KEY: APP_KEY,
     OVH_APPLICATION_SECRET: APP_SECRET,
     OVH_CONSUMER_KEY: CONSUMER_KEY,
-    IPMOVE_CONFIG: config,
-    IPMOVE_CACHE_DIR: join(dir, 'cache'),
-    // This host, when --instance is omitted: answered by nock below when a test wants it.
+    // This host, when --instance is omitted: answered by nock when a test wants it.
     IPMOVE_OPENSTACK_METADATA_URL: 'http://169.254.169.254/openstack/latest/meta_data.json',
     ...extra,
-  }
+  })
 }
 
 /**

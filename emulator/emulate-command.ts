@@ -1,0 +1,108 @@
+/**
+ * What `ipmove emulate ovh` and `ipmove emulate aws` share as oclif commands:
+ * their flags, and a run until SIGINT or SIGTERM that prints the environment
+ * pointing clients at the emulator. Kept apart from emulate.ts so that the
+ * emulators, which tests import, do not load oclif.
+ */
+import { Flags } from '@oclif/core'
+import type { Logger, Output } from '../src/output.js'
+import type { EmulateFlags } from './emulate.js'
+import { envLines } from './server.js'
+
+/**
+ * The oclif flags of `ipmove emulate …`: what `--pending-ms` and `--dir` mean differs
+ * by API, and `extra` flags stand before `--dir`.
+ */
+export function emulateCommandFlags<Extra extends object = object>(
+  own: { pendingMs: { description: string; default: string }; dir: string },
+  extra: Extra = {} as Extra,
+) {
+  return {
+    port: Flags.string({ description: 'Port to listen on; 0 picks a free one.', default: '0' }),
+    host: Flags.string({ description: 'Address to listen on.', default: '127.0.0.1' }),
+    'pending-ms': Flags.string(own.pendingMs),
+    fault: Flags.string({ description: 'Inject a fault (repeatable); see above.', multiple: true }),
+    fixture: Flags.string({
+      description: 'JSON file with the account to serve (same shape as the default fixture).',
+    }),
+    ...extra,
+    dir: Flags.string({ description: own.dir }),
+    'this-host': Flags.string({
+      description: 'Instance name or id the metadata service reports as this host.',
+    }),
+  }
+}
+
+/** What `ipmove emulate …` prints once its emulator listens. */
+interface ReadyEmulator {
+  url: string
+  port: number
+  /** The HTTPS emulator's CA; left out of the JSON where there is none. */
+  caFile?: string
+  env: Record<string, string>
+}
+
+/** The parsed flags of `ipmove emulate …`, named as on the command line. */
+export interface EmulateCommandFlags {
+  json: boolean
+  port?: string
+  host?: string
+  'pending-ms'?: string
+  'clock-skew'?: string
+  fault?: string[]
+  fixture?: string
+  dir?: string
+  'this-host'?: string
+}
+
+/**
+ * The run of `ipmove emulate …`: serve until SIGINT or SIGTERM, and print the
+ * environment once the emulator listens, as sourceable lines or, with --json,
+ * one object.
+ */
+export async function runEmulateCommand<Running extends ReadyEmulator>(
+  output: Output,
+  flags: EmulateCommandFlags,
+  /** The API's name in the "listening" line: OVH, EC2. */
+  api: string,
+  emulate: (
+    flags: EmulateFlags,
+    signal: AbortSignal,
+    onReady: (emulator: Running) => void,
+    log: Logger,
+  ) => Promise<void>,
+): Promise<void> {
+  const controller = new AbortController()
+  const stop = () => controller.abort()
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    await emulate(
+      {
+        port: flags.port,
+        host: flags.host,
+        pendingMs: flags['pending-ms'],
+        clockSkew: flags['clock-skew'],
+        faults: flags.fault,
+        fixtureFile: flags.fixture,
+        dir: flags.dir,
+        thisHost: flags['this-host'],
+      },
+      controller.signal,
+      (emulator) => {
+        if (flags.json) {
+          const { url, port, caFile, env } = emulator
+          output.result({ ok: true, url, port, caFile, env })
+          return
+        }
+        for (const line of envLines(emulator.env)) output.info(line)
+        // A shell comment, so the whole output can be sourced.
+        output.info(`# ipmove ${api} emulator listening on ${emulator.url} (stop with Ctrl-C or SIGTERM)`)
+      },
+      output,
+    )
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+  }
+}
