@@ -275,7 +275,7 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
       ['status', '--provider', 'local', '--ip', address, '--interface', 'eth0', '--json'],
       { env },
     )
-    expect(JSON.parse(nobody.stdout)).toMatchObject({ holder: null, note: 'nobody answered within 300 ms' })
+    expect(JSON.parse(nobody.stdout)).toMatchObject({ holder: null, note: 'nobody answered within 100 ms' })
 
     // [local] probe-timeout bounds the wait; a bad value is refused before anything runs.
     const quick = join(dir, 'quick.conf')
@@ -392,7 +392,7 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     await release(b, address)
     const silent = await rig.agentCmd(obs, status, { env: habets })
     expect(silent.code, silent.stderr).toBe(0)
-    expect(JSON.parse(silent.stdout)).toMatchObject({ holder: null, note: 'nobody answered within 300 ms' })
+    expect(JSON.parse(silent.stdout)).toMatchObject({ holder: null, note: 'nobody answered within 100 ms' })
   })
 
   it('exits 7 for a missing interface, and when not root after saying who answers', async () => {

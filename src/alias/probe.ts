@@ -28,10 +28,11 @@ export interface ProbeResult {
 }
 
 /**
- * A LAN neighbour answers within a millisecond or two; a generous bound that
- * still costs little downtime when the old holder is dead (the usual failover).
+ * A LAN neighbour answers within a millisecond or two. The probe only tells
+ * who else answers (ipmove claims the address anyway), and when the old holder
+ * is dead — the usual failover — the whole wait is downtime: keep it short.
  */
-export const DEFAULT_PROBE_MS = 300
+export const DEFAULT_PROBE_MS = 100
 const MAX_PROBE_MS = 10_000
 
 /** `probe-timeout = SECONDS` in the config's `[local]` section, as milliseconds. */
