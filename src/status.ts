@@ -42,6 +42,14 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
     log.info(
       `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(state.holder)}${pending}`,
     )
+    if (local) {
+      const on = prepared.interface ? ` on ${prepared.interface}` : ''
+      log.info(
+        local.carried
+          ? `this host carries ${ip.block} on ${local.interfaces.join(', ')}`
+          : `this host does not carry ${ip.block}${on}`,
+      )
+    }
     return {
       ip: ip.block,
       provider: provider.name,

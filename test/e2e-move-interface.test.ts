@@ -122,10 +122,16 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
     return rig.run(node, [...as, process.execPath, BIN, ...args], { env: { ...env, ...files } })
   }
 
+  /** The cloud's holder, and whether `node` carries the address, as `status --json` reports them. */
   async function holder(node: RigNode, env: Record<string, string>): Promise<string> {
+    const result = await status(node, env)
+    return (result.holder as { name: string }).name
+  }
+
+  async function status(node: RigNode, env: Record<string, string>): Promise<Record<string, unknown>> {
     const run = await ipmove(node, ['status', '--project', 't18s', '--ip', IP, '--json'], env)
     expect(run.code, run.stderr).toBe(0)
-    return (JSON.parse(run.stdout) as { holder: { name: string } }).holder.name
+    return JSON.parse(run.stdout)
   }
 
   /** Watch a node's addresses through the kernel's own notifications. */
@@ -170,7 +176,10 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
       alias: { ip: `${IP}/32`, interface: 'eth0', changed: true, announced: { count: 5, intervalMs: 200 } },
     })
     expect(emulator.requests().some((l) => /POST \S+\/attach -> 200/.test(l))).toBe(true)
-    expect(await holder(b, emulator.env)).toBe('bi-edge-sbg-2')
+    expect(await status(b, emulator.env)).toMatchObject({
+      holder: { name: 'bi-edge-sbg-2' },
+      local: { carried: true, interfaces: ['eth0'] },
+    })
     expect(await rig.address(b, IP)).toMatchObject({ family: 'inet', prefixlen: 32 })
     expect(frames).toHaveLength(5)
     for (const frame of frames) expect(frame).toContain(`${b.mac} > ff:ff:ff:ff:ff:ff`)

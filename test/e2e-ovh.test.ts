@@ -74,7 +74,15 @@ describe('ipmove against the OVH emulator', () => {
     const run = await ipmove(['status', '--project', 't18s', '--ip', IP, '--json'], env())
     expect(run.code).toBe(0)
     const result = json(run)
-    expect(result).toMatchObject({ ok: true, kind: 'cloud', pending: false })
+    // This test host never carries the emulator's address.
+    expect(result).toMatchObject({
+      ok: true,
+      kind: 'cloud',
+      pending: false,
+      local: { carried: false, interfaces: [] },
+    })
+    const human = await ipmove(['status', '--project', 't18s', '--ip', IP], env())
+    expect(human.stdout).toMatch(/^this host does not carry 203\.0\.113\.10\/32$/m)
     expect((result.holder as { name: string }).name).toMatch(/^bi-edge-sbg-[12]$/)
   })
 
