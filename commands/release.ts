@@ -16,7 +16,7 @@ export default class Release extends BaseCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Release)
-    const result = await releaseAlias({ ip: flags.ip, interface: flags.interface })
+    const result = await releaseAlias({ ip: flags.ip, interface: flags.interface }, this.output)
     this.output.info(
       result.changed
         ? `released ${result.ip} from ${result.interface}`

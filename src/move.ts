@@ -4,6 +4,7 @@ import { type AddAliasResult, type Announced, LocalAddress } from './alias/servi
 import { FileCache, type IdCache, MemoryCache } from './cache.js'
 import { loadConfig, resolveTarget } from './config.js'
 import { ExitCode, IpmoveError, usageError } from './errors.js'
+import { withIpLock } from './lock.js'
 import type { Logger } from './output.js'
 import {
   checkProviderName,
@@ -140,82 +141,92 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
     { ...options, providerSettings: { ...options.providerSettings, ...dryRun } },
     log,
   )
-  const { provider } = prepared
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   const asked = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
   try {
-    // Check the local side (interface, driver, arping) before the cloud is touched.
-    const early = prepared.ip ? await localAddress(prepared, prepared.ip, options) : undefined
-    const located = await provider
-      .locate(
-        {
-          ip: prepared.ip,
-          ipId: prepared.ipId,
-          project: prepared.project,
-          instance: prepared.instance,
-          interface: prepared.interface,
-          needTarget: true,
-        },
-        signal,
-      )
-      .catch((error: unknown) => {
-        if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
-          throw new IpmoveError(
-            ExitCode.TIMEOUT,
-            `timed out looking up ${asked}: ${(error as Error).message}`,
-          )
-        }
-        throw error
-      })
-    const { ip, target } = located
-    if (!target) throw new Error('provider located no target')
-    let local = early ?? (await localAddress(prepared, ip, options))
-    if (local && located.hostCarries === false) {
-      log.info(
-        `not adding ${ip.block} to ${local.iface}: ${provider.name} maps it onto an address this host already has`,
-      )
-      local = undefined
-    }
-    const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
-    log.info(
-      `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`,
+    // One move or release of an IP at a time on this host; the wait counts toward --timeout.
+    return await withIpLock(asked, { env: options.env ?? process.env, signal, log }, () =>
+      moveLocked(prepared, options, log, { started, signal, asked }),
     )
-
-    // The address goes on the interface while the API routes it (OVH answers as
-    // soon as routing completes); the LAN hears of it once the API says done.
-    const adding = local?.add()
-    adding?.catch(() => {}) // awaited below
-    let result: ReconcileResult
-    try {
-      result = await reconcile(
-        provider,
-        located,
-        { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
-        log,
-      )
-    } catch (error) {
-      await rollback(local, adding, log)
-      throw error
-    }
-    const alias = local && adding ? await finishLocal(provider, local, adding, result, log) : undefined
-    const durationMs = Date.now() - started
-    log.info(summary(ip.block, result.outcome, result.from, target, durationMs))
-    return {
-      ip: ip.block,
-      provider: provider.name,
-      kind: located.kind,
-      project: located.scope,
-      from: result.from,
-      to: target,
-      outcome: result.outcome,
-      changed: result.writes > 0,
-      ...(alias ? { alias } : {}),
-      durationMs,
-      requests: provider.requests,
-      roundTrips: provider.roundTrips,
-    }
   } finally {
-    provider.close()
+    prepared.provider.close()
+  }
+}
+
+/** The move itself, under this host's lock on the IP. */
+async function moveLocked(
+  prepared: Prepared,
+  options: MoveOptions,
+  log: Logger,
+  { started, signal, asked }: { started: number; signal: AbortSignal; asked: string },
+): Promise<MoveResult> {
+  const { provider } = prepared
+  // Check the local side (interface, driver, arping) before the cloud is touched.
+  const early = prepared.ip ? await localAddress(prepared, prepared.ip, options) : undefined
+  const located = await provider
+    .locate(
+      {
+        ip: prepared.ip,
+        ipId: prepared.ipId,
+        project: prepared.project,
+        instance: prepared.instance,
+        interface: prepared.interface,
+        needTarget: true,
+      },
+      signal,
+    )
+    .catch((error: unknown) => {
+      if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
+        throw new IpmoveError(ExitCode.TIMEOUT, `timed out looking up ${asked}: ${(error as Error).message}`)
+      }
+      throw error
+    })
+  const { ip, target } = located
+  if (!target) throw new Error('provider located no target')
+  let local = early ?? (await localAddress(prepared, ip, options))
+  if (local && located.hostCarries === false) {
+    log.info(
+      `not adding ${ip.block} to ${local.iface}: ${provider.name} maps it onto an address this host already has`,
+    )
+    local = undefined
+  }
+  const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
+  log.info(
+    `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(located.state.holder)}`,
+  )
+
+  // The address goes on the interface while the API routes it (OVH answers as
+  // soon as routing completes); the LAN hears of it once the API says done.
+  const adding = local?.add()
+  adding?.catch(() => {}) // awaited below
+  let result: ReconcileResult
+  try {
+    result = await reconcile(
+      provider,
+      located,
+      { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
+      log,
+    )
+  } catch (error) {
+    await rollback(local, adding, log)
+    throw error
+  }
+  const alias = local && adding ? await finishLocal(provider, local, adding, result, log) : undefined
+  const durationMs = Date.now() - started
+  log.info(summary(ip.block, result.outcome, result.from, target, durationMs))
+  return {
+    ip: ip.block,
+    provider: provider.name,
+    kind: located.kind,
+    project: located.scope,
+    from: result.from,
+    to: target,
+    outcome: result.outcome,
+    changed: result.writes > 0,
+    ...(alias ? { alias } : {}),
+    durationMs,
+    requests: provider.requests,
+    roundTrips: provider.roundTrips,
   }
 }
 

@@ -70,6 +70,18 @@ describe('ipmove against the OVH emulator', () => {
     expect(json(run)).toMatchObject({ ok: true, ip: `${IP}/32`, to: { name: 'bi-edge-sbg-1' } })
   })
 
+  it('serialises two hooks moving one IP on one host: one writes, the other finds it in place', async () => {
+    const e = env() // one host: one lock directory for both runs
+    const target = await otherInstance()
+    const posts = () => emulator.requests.filter((r) => r.method === 'POST').length
+    const before = posts()
+    const args = ['--project', 't18s', '--ip', IP, '--instance', target, '--json']
+    const runs = await Promise.all([ipmove(args, e), ipmove(args, e)])
+    const outcomes = runs.map((run) => json(run).outcome).sort()
+    expect(outcomes).toEqual(['in-place', 'moved'])
+    expect(posts() - before).toBe(1)
+  })
+
   it('status reports the holder as JSON', async () => {
     const run = await ipmove(['status', '--project', 't18s', '--ip', IP, '--json'], env())
     expect(run.code).toBe(0)

@@ -1,4 +1,6 @@
 import { IpmoveError, usageError } from '../errors.js'
+import { DEFAULT_LOCK_WAIT_MS, withIpLock } from '../lock.js'
+import { type Logger, MemoryLogger } from '../output.js'
 import { type IpBlock, parseIp, shown, validateInterface } from '../validate.js'
 import { type AnnounceSettings, type AnnounceTool, announceBurst, findAnnounceTool } from './announce.js'
 import { type AddressDriver, type AddressEntry, findAddress, localError, pickDriver } from './driver.js'
@@ -163,8 +165,14 @@ export async function removeAlias(options: AliasTarget): Promise<AliasResult> {
  * The demoted state of a failover pair: drop the address, announce nothing
  * (the new holder does that), and never touch the cloud.
  */
-export async function releaseAlias(options: AliasTarget): Promise<AliasResult> {
-  return removeAlias(options)
+export async function releaseAlias(
+  options: AliasTarget,
+  log: Logger = new MemoryLogger(),
+): Promise<AliasResult> {
+  const ip = toBlock(options.ip)
+  // A move of the same IP still running on this host finishes first, then the address goes.
+  const lock = { env: process.env, signal: AbortSignal.timeout(DEFAULT_LOCK_WAIT_MS), log }
+  return withIpLock(ip.block, lock, () => removeAlias({ ...options, ip }))
 }
 
 /** Every address of one interface, or of all. */

@@ -60,6 +60,7 @@ export function isolatedEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
     HOME: dir,
     IPMOVE_CONFIG: config,
     IPMOVE_CACHE_DIR: join(dir, 'cache'),
+    IPMOVE_LOCK_DIR: join(dir, 'locks'),
     ...extra,
   }
 }
