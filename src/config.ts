@@ -35,6 +35,16 @@ export interface IpmoveConfig {
 
 const SETTING_KEYS = ['provider', 'project', 'instance', 'interface', 'timeout', 'label'] as const
 
+type NamedSetting = 'project' | 'instance' | 'interface' | 'label'
+
+/** The settings checked alike from a flag and from the file; `where` names the source in errors. */
+const NAMED_SETTINGS: Record<NamedSetting, (value: string, where: string) => string> = {
+  project: (value, where) => validateName(where, value),
+  instance: (value, where) => validateName(where, value),
+  interface: validateInterface,
+  label: validateInterface,
+}
+
 interface ProviderSchema {
   keys: readonly string[]
   secrets: readonly string[]
@@ -155,32 +165,19 @@ function readSettings(values: Record<string, string>, path: string, section: str
   const prefix = section ? `${path} [${section}]` : path
   for (const [key, value] of Object.entries(values)) {
     const where = `${prefix} ${key}`
-    switch (key) {
-      case 'provider':
-        try {
-          settings.provider = checkProviderName(value)
-        } catch (error) {
-          if (error instanceof IpmoveError) throw usageError(`${where}: ${error.message}`)
-          throw error
-        }
-        break
-      case 'project':
-        settings.project = validateName(where, value)
-        break
-      case 'instance':
-        settings.instance = validateName(where, value)
-        break
-      case 'interface':
-        settings.interface = validateInterface(value, where)
-        break
-      case 'timeout':
-        settings.timeoutMs = parseSeconds(where, value)
-        break
-      case 'label':
-        settings.label = validateInterface(value, where)
-        break
-      default:
-        throw unknownKey(path, section, key, section ? ['ip', ...SETTING_KEYS] : SETTING_KEYS)
+    if (Object.hasOwn(NAMED_SETTINGS, key)) {
+      settings[key as NamedSetting] = NAMED_SETTINGS[key as NamedSetting](value, where)
+    } else if (key === 'provider') {
+      try {
+        settings.provider = checkProviderName(value)
+      } catch (error) {
+        if (error instanceof IpmoveError) throw usageError(`${where}: ${error.message}`)
+        throw error
+      }
+    } else if (key === 'timeout') {
+      settings.timeoutMs = parseSeconds(where, value)
+    } else {
+      throw unknownKey(path, section, key, section ? ['ip', ...SETTING_KEYS] : SETTING_KEYS)
     }
   }
   return settings
@@ -232,10 +229,10 @@ export function resolveTarget(
 
   const checked: Settings = {}
   if (given.provider !== undefined) checked.provider = checkProviderName(given.provider)
-  if (given.project !== undefined) checked.project = validateName('--project', given.project)
-  if (given.instance !== undefined) checked.instance = validateName('--instance', given.instance)
-  if (given.interface !== undefined) checked.interface = validateInterface(given.interface, '--interface')
-  if (given.label !== undefined) checked.label = validateInterface(given.label, '--label')
+  for (const key of Object.keys(NAMED_SETTINGS) as NamedSetting[]) {
+    const value = given[key]
+    if (value !== undefined) checked[key] = NAMED_SETTINGS[key](value, `--${key}`)
+  }
   if (given.timeoutMs !== undefined) {
     if (!Number.isFinite(given.timeoutMs) || given.timeoutMs <= 0)
       throw usageError('--timeout must be positive')

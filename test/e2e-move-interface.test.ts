@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { captureTime, createRig, describeRoot, type Exec, type Rig, type RigNode } from './rig/netns.js'
-import { flipTo, isGarp, ping, pingedWho } from './rig/observe.js'
+import { aHolds, captureAnnouncements, flipTo, pingedWho, release } from './rig/observe.js'
 
 const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 const IP = '203.0.113.10'
@@ -155,17 +155,14 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
     const { a, b, obs } = rig
     const emulator = await startEmulator(b)
     // A carried it before (the old holder); the observer knows A's MAC for it.
-    const onA = await rig.agentCmd(a, ['alias', 'add', '--ip', IP, '--interface', 'eth0', '--no-announce'])
-    expect(onA.code, onA.stderr).toBe(0)
-    expect((await ping(rig, obs, IP, 1)).code).toBe(0)
-    expect((await rig.neigh(obs, IP))?.lladdr).toBe(a.mac)
-    expect((await rig.agentCmd(a, ['release', '--ip', IP, '--interface', 'eth0'])).code).toBe(0)
+    await aHolds(rig, IP)
+    await release(rig, a, IP)
 
-    const capture = await rig.capture(obs, ['arp'])
+    const capture = await captureAnnouncements(rig, obs, IP)
     const moving = ipmove(b, [...MOVE, '--interface', 'eth0'], emulator.env)
     const flippedAt = await flipTo(rig, obs, IP, b.mac, 10_000)
     const run = await moving
-    const frames = (await capture.stop()).filter((l) => isGarp(l, IP))
+    const frames = await capture.stop()
 
     expect(run.code, run.stderr).toBe(0)
     expect(JSON.parse(run.stdout)).toMatchObject({
@@ -186,8 +183,7 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
     expect(flippedAt - captureTime(frames[0]!)).toBeLessThanOrEqual(200)
     expect(await pingedWho(rig, obs, IP)).toEqual({ code: 0, received: { a: 0, b: 3 } })
 
-    const released = await rig.agentCmd(b, ['release', '--ip', IP, '--interface', 'eth0'])
-    expect(released.code, released.stderr).toBe(0)
+    await release(rig, b, IP)
   })
 
   it('exits 7 on a missing interface before any request reaches the emulator', async () => {
@@ -223,9 +219,9 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
       'path=/cloud/project/*/ip/failover/*/attach,method=POST,status=403',
     ])
     const monitor = monitorAddresses(b)
-    const capture = await rig.capture(obs, ['arp'])
+    const capture = await captureAnnouncements(rig, obs, IP)
     const run = await ipmove(b, [...MOVE, '--interface', 'eth0'], emulator.env)
-    const frames = (await capture.stop()).filter((l) => isGarp(l, IP))
+    const frames = await capture.stop()
     const events = await monitor.stop()
 
     expect(run.code, run.stderr).toBe(3)

@@ -6,7 +6,7 @@ import { parseProbeAnswers, parseProbeTimeout, probeArgv } from '../src/alias/pr
 import { IpmoveError } from '../src/errors.js'
 import { ipmove, requireBuild } from './helpers/cli.js'
 import { captureTime, createRig, describeRoot, type Rig } from './rig/netns.js'
-import { flipTo, isAdvertisement, isGarp, ping, pingedWho } from './rig/observe.js'
+import { aHolds, captureAnnouncements, carry, flipTo, pingedWho, release } from './rig/observe.js'
 
 /*
  * Recorded on Debian 12 in two network namespaces on a veth pair, 192.0.2.50 and
@@ -154,32 +154,9 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     if (timings.length > 0) console.log(timings.join('\n'))
   })
 
-  /** A carries the address and the observer has learnt A's MAC for it. */
-  async function aHolds(address: string): Promise<void> {
-    const add = await rig.agentCmd(rig.a, [
-      'alias',
-      'add',
-      '--ip',
-      address,
-      '--interface',
-      'eth0',
-      '--nodad',
-      '--no-announce',
-    ])
-    expect(add.code, add.stderr).toBe(0)
-    expect((await ping(rig, rig.obs, address, 1)).code).toBe(0)
-    expect((await rig.neigh(rig.obs, address))?.lladdr).toBe(rig.a.mac)
-  }
-
-  async function release(node: typeof rig.a, address: string): Promise<void> {
-    const released = await rig.agentCmd(node, ['release', '--ip', address, '--interface', 'eth0'])
-    expect(released.code, released.stderr).toBe(0)
-  }
-
   /** B runs `ipmove --provider local` while the observer watches its neighbour table and the wire. */
   async function bClaims(address: string) {
-    const v6 = address.includes(':')
-    const capture = await rig.capture(rig.obs, v6 ? ['icmp6', 'and', 'ip6[40]', '==', '136'] : ['arp'])
+    const capture = await captureAnnouncements(rig, rig.obs, address)
     const started = Date.now()
     const claim = rig.agentCmd(
       rig.b,
@@ -188,9 +165,7 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     )
     const flippedAt = await flipTo(rig, rig.obs, address, rig.b.mac, 5000)
     const run = await claim
-    const frames = (await capture.stop()).filter((l) =>
-      v6 ? isAdvertisement(l, address) : isGarp(l, address),
-    )
+    const frames = await capture.stop()
     expect(run.code, run.stderr).toBe(0)
     const result = JSON.parse(run.stdout) as Record<string, unknown>
     const first = captureTime(frames[0]!)
@@ -204,7 +179,7 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
   it('IPv4 while A still answers: names A’s MAC, claims anyway, the observer flips to B and B answers', async () => {
     const { a, b } = rig
     const address = '192.0.2.50'
-    await aHolds(address)
+    await aHolds(rig, address)
 
     const { run, result, frames, flippedAt, first } = await bClaims(address)
     expect(result).toMatchObject({
@@ -230,23 +205,14 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     for (const frame of frames) expect(frame).toContain(`${b.mac} > ff:ff:ff:ff:ff:ff`)
     expect(flippedAt - first).toBeLessThanOrEqual(200)
     expect(await pingedWho(rig, rig.obs, address)).toEqual({ code: 0, received: { a: 0, b: 3 } })
-    await release(a, address)
+    await release(rig, a, address)
   })
 
   it('status reports who answers: B to the observer, this host on B', async () => {
     const { b, obs } = rig
     const address = '192.0.2.50'
     // B carries it (as the claim above left it: this add is then a no-op).
-    const carried = await rig.agentCmd(b, [
-      'alias',
-      'add',
-      '--ip',
-      address,
-      '--interface',
-      'eth0',
-      '--no-announce',
-    ])
-    expect(carried.code, carried.stderr).toBe(0)
+    await carry(rig, b, address)
     const fromObserver = await rig.agentCmd(
       obs,
       ['status', '--provider', 'local', '--ip', address, '--interface', 'eth0', '--json'],
@@ -269,7 +235,7 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     )
     expect(here.code, here.stderr).toBe(0)
     expect(here.stdout).toContain(`${address}/32 (local lan) is on this host on eth0 (${b.mac})`)
-    await release(b, address)
+    await release(rig, b, address)
     const nobody = await rig.agentCmd(
       obs,
       ['status', '--provider', 'local', '--ip', address, '--interface', 'eth0', '--json'],
@@ -303,8 +269,8 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
   it('IPv4 after A released it: nobody answered, B claims, the observer flips within one interval', async () => {
     const { a, b } = rig
     const address = '192.0.2.51'
-    await aHolds(address)
-    await release(a, address)
+    await aHolds(rig, address)
+    await release(rig, a, address)
     const { run, result, flippedAt, first } = await bClaims(address)
     expect(result).toMatchObject({
       from: null,
@@ -329,13 +295,13 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
       changed: false,
       alias: { changed: false, announced: { count: 5 } },
     })
-    await release(b, address)
+    await release(rig, b, address)
   })
 
   it('IPv6 while A still answers: ndisc6 names A, B claims without waiting out DAD, the observer flips', async () => {
     const { a, b } = rig
     const address = '2001:db8::50'
-    await aHolds(address)
+    await aHolds(rig, address)
     const { result, frames, flippedAt, first } = await bClaims(address)
     expect(result).toMatchObject({
       ip: `${address}/128`,
@@ -353,14 +319,14 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     expect(flippedAt - first).toBeLessThanOrEqual(200)
     expect(await pingedWho(rig, rig.obs, address)).toEqual({ code: 0, received: { a: 0, b: 3 } })
 
-    await release(a, address)
+    await release(rig, a, address)
     const status = await rig.agentCmd(
       rig.obs,
       ['status', '--provider', 'local', '--ip', address, '--interface', 'eth0', '--json'],
       { env },
     )
     expect(JSON.parse(status.stdout)).toMatchObject({ holder: { id: b.mac }, note: `answered by ${b.mac}` })
-    await release(b, address)
+    await release(rig, b, address)
   })
 
   // Debian's arping (Habets) conflicts with iputils-arping; CI unpacks it beside and points here.
@@ -369,7 +335,7 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
     const { a, b, obs } = rig
     const address = '192.0.2.53'
     const habets = { ...env, PATH: `${habetsDir}:${process.env.PATH}` }
-    await aHolds(address)
+    await aHolds(rig, address)
     const claim = rig.agentCmd(
       b,
       ['move', '--provider', 'local', '--ip', address, '--interface', 'eth0', '--json'],
@@ -385,11 +351,11 @@ describeRoot('the local provider on the real kernel (network namespaces)', () =>
       to: { id: b.mac },
       alias: { changed: true, announced: { tool: 'arping (habets)' } },
     })
-    await release(a, address)
+    await release(rig, a, address)
     const status = ['status', '--provider', 'local', '--ip', address, '--interface', 'eth0', '--json']
     const answered = await rig.agentCmd(obs, status, { env: habets })
     expect(JSON.parse(answered.stdout)).toMatchObject({ holder: { id: b.mac }, note: `answered by ${b.mac}` })
-    await release(b, address)
+    await release(rig, b, address)
     const silent = await rig.agentCmd(obs, status, { env: habets })
     expect(silent.code, silent.stderr).toBe(0)
     expect(JSON.parse(silent.stdout)).toMatchObject({ holder: null, note: 'nobody answered within 100 ms' })

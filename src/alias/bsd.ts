@@ -3,16 +3,16 @@ import {
   type AddRequest,
   type AddressDriver,
   type AddressEntry,
+  addOnce,
   canonical,
   findAddress,
-  firstLine,
   localError,
   type RemoveRequest,
   type Runner,
-  type RunResult,
   runCommand,
   scopeOf,
-  settle,
+  type ToolComplaints,
+  toolFailure,
 } from './driver.js'
 
 export type BsdFlavour = 'openbsd' | 'freebsd'
@@ -96,17 +96,12 @@ export function parseIfconfig(text: string): AddressEntry[] {
   return entries
 }
 
-function ifconfigFailure(result: RunResult, iface: string, doing: string): Error {
-  const text = `${result.stderr}\n${result.stdout}`
-  if (/does not exist|no such interface|Device not configured/i.test(text)) {
-    return localError(`interface ${iface} does not exist`, { interface: iface })
-  }
-  if (/Operation not permitted|permission denied/i.test(text)) {
-    return localError(`${doing} needs root`, { interface: iface })
-  }
-  return localError(`${doing} failed: ${firstLine(text) || `ifconfig exited with ${result.code}`}`, {
-    interface: iface,
-  })
+const IFCONFIG: ToolComplaints = {
+  tool: 'ifconfig',
+  missing: /does not exist|no such interface|Device not configured/i,
+  denied: /Operation not permitted|permission denied/i,
+  needs: 'root',
+  exists: /File exists/i,
 }
 
 /**
@@ -126,7 +121,7 @@ export class BsdDriver implements AddressDriver {
     const argv = iface ? ['ifconfig', iface] : ['ifconfig', this.flavour === 'openbsd' ? '-A' : '-a']
     const result = await this.run(argv)
     if (result.code !== 0) {
-      throw ifconfigFailure(result, iface ?? 'all', `listing addresses of ${iface ?? 'all interfaces'}`)
+      throw toolFailure(IFCONFIG, result, iface ?? 'all', `listing addresses of ${iface ?? 'all interfaces'}`)
     }
     const entries = parseIfconfig(result.stdout)
     if (!iface) return entries
@@ -151,21 +146,8 @@ export class BsdDriver implements AddressDriver {
   }
 
   async add(request: AddRequest): Promise<boolean> {
-    const { ip, iface, label } = request
-    if (label) throw usageError('--label exists only on Linux: BSD interfaces have no address labels')
-    const present = findAddress(await this.list(iface), ip, iface)
-    if (present?.state === 'dadfailed') {
-      await this.remove({ ip, iface })
-    } else if (present) {
-      await settle(this, ip, iface)
-      return false
-    }
-    const result = await this.run(this.addArgv(request))
-    if (result.code !== 0 && !/File exists/i.test(result.stderr)) {
-      throw ifconfigFailure(result, iface, `adding ${ip.block} to ${iface}`)
-    }
-    await settle(this, ip, iface)
-    return result.code === 0
+    if (request.label) throw usageError('--label exists only on Linux: BSD interfaces have no address labels')
+    return addOnce(this, request, IFCONFIG, () => this.run(this.addArgv(request)))
   }
 
   async remove(request: RemoveRequest): Promise<boolean> {
@@ -174,6 +156,6 @@ export class BsdDriver implements AddressDriver {
     const result = await this.run(this.removeArgv(request))
     if (result.code === 0) return true
     if (/Can't assign requested address/i.test(result.stderr)) return false
-    throw ifconfigFailure(result, iface, `removing ${ip.block} from ${iface}`)
+    throw toolFailure(IFCONFIG, result, iface, `removing ${ip.block} from ${iface}`)
   }
 }

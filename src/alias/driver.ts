@@ -169,6 +169,53 @@ export function findAddress(entries: AddressEntry[], ip: IpBlock, iface: string)
   return entries.find((e) => e.iface === iface && e.address === ip.address)
 }
 
+/** How a platform's address tool complains, to turn its words into the one-line message an operator needs. */
+export interface ToolComplaints {
+  tool: string
+  missing: RegExp
+  denied: RegExp
+  /** What `doing` needs when `denied` matched, such as `root`. */
+  needs: string
+  /** The address is there already: another process added it between our look and our add. */
+  exists: RegExp
+}
+
+export function toolFailure(tool: ToolComplaints, result: RunResult, iface: string, doing: string): Error {
+  const text = `${result.stderr}\n${result.stdout}`
+  if (tool.missing.test(text)) return localError(`interface ${iface} does not exist`, { interface: iface })
+  if (tool.denied.test(text)) return localError(`${doing} needs ${tool.needs}`, { interface: iface })
+  return localError(`${doing} failed: ${firstLine(text) || `${tool.tool} exited with ${result.code}`}`, {
+    interface: iface,
+  })
+}
+
+/**
+ * The idempotent add every driver does around its own command (`addNow`): an
+ * address already there is only waited on, one that failed duplicate address
+ * detection earlier is taken off and tried afresh.
+ */
+export async function addOnce(
+  driver: AddressDriver,
+  { ip, iface }: AddRequest,
+  tool: ToolComplaints,
+  addNow: () => Promise<RunResult>,
+): Promise<boolean> {
+  const present = findAddress(await driver.list(iface), ip, iface)
+  if (present?.state === 'dadfailed') {
+    // Left over from an earlier conflict: try again, DAD decides afresh.
+    await driver.remove({ ip, iface })
+  } else if (present) {
+    await settle(driver, ip, iface)
+    return false
+  }
+  const result = await addNow()
+  if (result.code !== 0 && !tool.exists.test(result.stderr)) {
+    throw toolFailure(tool, result, iface, `adding ${ip.block} to ${iface}`)
+  }
+  await settle(driver, ip, iface)
+  return result.code === 0
+}
+
 export interface SettleOptions {
   timeoutMs: number
   pollMs: number

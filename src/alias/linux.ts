@@ -2,15 +2,15 @@ import {
   type AddRequest,
   type AddressDriver,
   type AddressEntry,
+  addOnce,
   canonical,
   findAddress,
-  firstLine,
   localError,
   type RemoveRequest,
-  type RunResult,
   runCommand,
   scopeOf,
-  settle,
+  type ToolComplaints,
+  toolFailure,
 } from './driver.js'
 
 /** The parts of `ip -j addr show` that ipmove reads. */
@@ -62,18 +62,12 @@ export function parseIpAddrJson(json: string): AddressEntry[] {
   return entries
 }
 
-/** Turn iproute2's complaint into the one-line message an operator needs. */
-function ipFailure(result: RunResult, iface: string, doing: string): Error {
-  const text = `${result.stderr}\n${result.stdout}`
-  if (/Cannot find device|does not exist/i.test(text)) {
-    return localError(`interface ${iface} does not exist`, { interface: iface })
-  }
-  if (/Operation not permitted|Permission denied/i.test(text)) {
-    return localError(`${doing} needs root (CAP_NET_ADMIN)`, { interface: iface })
-  }
-  return localError(`${doing} failed: ${firstLine(text) || `ip exited with ${result.code}`}`, {
-    interface: iface,
-  })
+const IPROUTE2: ToolComplaints = {
+  tool: 'ip',
+  missing: /Cannot find device|does not exist/i,
+  denied: /Operation not permitted|Permission denied/i,
+  needs: 'root (CAP_NET_ADMIN)',
+  exists: /already assigned|File exists/i,
 }
 
 /** Linux through iproute2. Addresses are added as /32 or /128 unless the IP is a block. */
@@ -83,30 +77,17 @@ export class LinuxDriver implements AddressDriver {
     if (iface) argv.push('dev', iface)
     const result = await runCommand(argv)
     if (result.code !== 0) {
-      throw ipFailure(result, iface ?? 'all', `listing addresses of ${iface ?? 'all interfaces'}`)
+      throw toolFailure(IPROUTE2, result, iface ?? 'all', `listing addresses of ${iface ?? 'all interfaces'}`)
     }
     return parseIpAddrJson(result.stdout || '[]')
   }
 
-  async add({ ip, iface, label, nodad }: AddRequest): Promise<boolean> {
-    const present = findAddress(await this.list(iface), ip, iface)
-    if (present?.state === 'dadfailed') {
-      // Left over from an earlier conflict: try again, DAD decides afresh.
-      await this.remove({ ip, iface })
-    } else if (present) {
-      await settle(this, ip, iface)
-      return false
-    }
+  add(request: AddRequest): Promise<boolean> {
+    const { ip, iface, label, nodad } = request
     const argv = ['ip', 'addr', 'add', ip.block, 'dev', iface]
     if (label && ip.version === 4) argv.push('label', `${iface}:${label}`)
     if (nodad && ip.version === 6) argv.push('nodad')
-    const result = await runCommand(argv)
-    // Another process may have added it between our look and our add.
-    if (result.code !== 0 && !/already assigned|File exists/i.test(result.stderr)) {
-      throw ipFailure(result, iface, `adding ${ip.block} to ${iface}`)
-    }
-    await settle(this, ip, iface)
-    return result.code === 0
+    return addOnce(this, request, IPROUTE2, () => runCommand(argv))
   }
 
   async remove({ ip, iface }: RemoveRequest): Promise<boolean> {
@@ -117,6 +98,6 @@ export class LinuxDriver implements AddressDriver {
     const result = await runCommand(['ip', 'addr', 'del', block, 'dev', iface])
     if (result.code === 0) return true
     if (/not found|Cannot assign requested address/i.test(result.stderr)) return false
-    throw ipFailure(result, iface, `removing ${block} from ${iface}`)
+    throw toolFailure(IPROUTE2, result, iface, `removing ${block} from ${iface}`)
   }
 }

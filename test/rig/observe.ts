@@ -1,8 +1,10 @@
 /**
  * What the observer on the rig's LAN sees, read from the kernels themselves:
- * neighbour entries, echo counters, captured announcements.
+ * neighbour entries, echo counters, captured announcements; and the quiet
+ * moves (no announcement) that set a scene for it.
  */
-import { type Exec, type Rig, type RigNode, waitFor } from './netns.js'
+import { expect } from 'vitest'
+import { type Capture, type Exec, type Rig, type RigNode, waitFor } from './netns.js'
 
 /** ICMP echo requests a node has received so far (IPv4 or IPv6), from its own /proc/net counters. */
 export async function echoesIn(rig: Rig, node: RigNode, version: 4 | 6): Promise<number> {
@@ -43,6 +45,16 @@ export function isAdvertisement(line: string, address: string): boolean {
   return line.includes(`neighbor advertisement, tgt is ${address}`)
 }
 
+/** Capture on `node` the announcements for `address`: gratuitous ARPs, or unsolicited NAs for IPv6. */
+export async function captureAnnouncements(rig: Rig, node: RigNode, address: string): Promise<Capture> {
+  const v6 = address.includes(':')
+  const capture = await rig.capture(node, v6 ? ['icmp6', 'and', 'ip6[40]', '==', '136'] : ['arp'])
+  return {
+    stop: async () =>
+      (await capture.stop()).filter((l) => (v6 ? isAdvertisement(l, address) : isGarp(l, address))),
+  }
+}
+
 /** Poll a node's neighbour table until `address` maps to `mac`; resolves with when that was first seen. */
 export function flipTo(
   rig: Rig,
@@ -74,4 +86,24 @@ export async function pingedWho(
   const { code } = await ping(rig, from, address, 3)
   const after = await Promise.all(others.map((n) => echoesIn(rig, n, version)))
   return { code, received: Object.fromEntries(others.map((n, i) => [n.name, after[i]! - before[i]!])) }
+}
+
+/** `node` carries `address` on eth0 without announcing it (`alias add --no-announce`, plus `flags`). */
+export async function carry(rig: Rig, node: RigNode, address: string, ...flags: string[]): Promise<void> {
+  const argv = ['alias', 'add', '--ip', address, '--interface', 'eth0', ...flags, '--no-announce']
+  const add = await rig.agentCmd(node, argv)
+  expect(add.code, add.stderr).toBe(0)
+}
+
+/** `node` no longer carries `address` on eth0. */
+export async function release(rig: Rig, node: RigNode, address: string): Promise<void> {
+  const released = await rig.agentCmd(node, ['release', '--ip', address, '--interface', 'eth0'])
+  expect(released.code, released.stderr).toBe(0)
+}
+
+/** A carries the address (no DAD) and the observer has learnt A's MAC for it. */
+export async function aHolds(rig: Rig, address: string): Promise<void> {
+  await carry(rig, rig.a, address, '--nodad')
+  expect((await ping(rig, rig.obs, address, 1)).code).toBe(0)
+  expect((await rig.neigh(rig.obs, address))?.lladdr).toBe(rig.a.mac)
 }
