@@ -116,9 +116,10 @@ export class OvhProvider implements Provider {
     if (request.ipId !== undefined && !request.project) {
       throw usageError('--ip-id needs --project: only Public Cloud failover IPs are known by id')
     }
-    // This host's identity comes from the metadata service, not the OVH API:
-    // ask for it while the API calls run.
-    const self = request.needTarget && !request.instance ? this.thisInstance(signal) : undefined
+    // This host's identity comes from the metadata service, not the OVH API: ask
+    // for it while the API calls run. Only Public Cloud instances have one.
+    const self =
+      request.needTarget && !request.instance && request.project ? this.thisInstance(signal) : undefined
     self?.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
     if (request.project) {
       const projectId = await this.projectId(request.project, signal)

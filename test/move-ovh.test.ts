@@ -423,13 +423,23 @@ describe('bad input', () => {
     ['a huge value', { instance: 'a'.repeat(10_000) }],
     ['an invalid interface', { interface: 'eth0; reboot' }],
     ['an unknown provider', { provider: 'nowhere' }],
+    ['a classic IP without --instance', { project: undefined, instance: undefined }],
   ]
   for (const [what, extra] of cases) {
-    it(`exits 2 before any API call for ${what}`, async () => {
-      // No interceptor: any request would throw a nock "disallowed" error instead.
-      const error = await failure(moveIp(options(testEnv(), extra), new MemoryLogger()))
-      expect(error.exitCode).toBe(ExitCode.USAGE)
-      expect(error.message.split('\n')).toHaveLength(1)
+    it(`exits 2 before any request for ${what}`, async () => {
+      // No interceptor: nock reports every request, the metadata service's included.
+      const requests: string[] = []
+      const record = (req: { path?: string }) => requests.push(req.path ?? '?')
+      nock.emitter.on('no match', record)
+      try {
+        const error = await failure(moveIp(options(testEnv(), extra), new MemoryLogger()))
+        expect(error.exitCode).toBe(ExitCode.USAGE)
+        expect(error.message.split('\n')).toHaveLength(1)
+        await new Promise((resolve) => setTimeout(resolve, 20)) // let a stray request surface
+        expect(requests).toEqual([])
+      } finally {
+        nock.emitter.removeListener('no match', record)
+      }
     })
   }
 })
