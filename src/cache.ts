@@ -23,7 +23,7 @@ interface Entry {
   e: number
 }
 
-export const DEFAULT_TTL_MS = 24 * 3600_000
+const DEFAULT_TTL_MS = 24 * 3600_000
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv): string {
   if (env.IPMOVE_CACHE_DIR) return env.IPMOVE_CACHE_DIR
@@ -35,10 +35,12 @@ export class FileCache implements IdCache {
   private entries: Record<string, Entry> = {}
   private dirty = false
 
+  /** `file` undefined: a cache in memory only, forgotten at exit. */
   constructor(
-    private readonly file: string,
+    private readonly file: string | undefined,
     private readonly now: () => number = Date.now,
   ) {
+    if (file === undefined) return
     try {
       const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown
       if (parsed && typeof parsed === 'object') this.entries = parsed as Record<string, Entry>
@@ -76,7 +78,7 @@ export class FileCache implements IdCache {
   }
 
   save(): void {
-    if (!this.dirty) return
+    if (!this.dirty || this.file === undefined) return
     try {
       mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
       // Write then rename, so a concurrent reader never sees half a file.
@@ -90,10 +92,9 @@ export class FileCache implements IdCache {
   }
 }
 
-/** A cache that forgets everything (`--no-cache`, tests). */
+/** A cache that forgets everything at exit (`--no-cache`). */
 export class MemoryCache extends FileCache {
   constructor(now?: () => number) {
-    super('', now)
+    super(undefined, now)
   }
-  override save(): void {}
 }
