@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { awsFlags, awsSettingsFromFlags } from '../src/aws-flags.js'
+import { awsFlags, awsSettingsFromFlags } from '../providers/aws/flags.js'
 import { BaseCommand } from '../src/command.js'
 import { ipStatus } from '../src/status.js'
 import { parseSeconds } from '../src/validate.js'

@@ -107,15 +107,15 @@ export function checkProviderName(name: string): ProviderName {
 export async function loadProvider(name: ProviderName, context: ProviderContext): Promise<Provider> {
   switch (name) {
     case 'ovh': {
-      const { OvhProvider } = await import('../providers/ovh.js')
+      const { OvhProvider } = await import('../providers/ovh/provider.js')
       return OvhProvider.create(context)
     }
     case 'aws': {
-      const { AwsProvider } = await import('../providers/aws.js')
+      const { AwsProvider } = await import('../providers/aws/provider.js')
       return AwsProvider.create(context)
     }
     case 'local': {
-      const { LocalProvider } = await import('../providers/local.js')
+      const { LocalProvider } = await import('../providers/local/provider.js')
       return LocalProvider.create(context)
     }
   }

@@ -11,7 +11,7 @@ import {
   parseOvhEndpoint,
   resolveOvhCredentials,
   setOvhCredentials,
-} from '../src/credentials.js'
+} from '../providers/ovh/credentials.js'
 import { ExitCode } from '../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
 import { redact } from '../src/output.js'

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { AWS_MODES, awsPolicy } from '../../src/aws.js'
+import { AWS_MODES, awsPolicy } from '../../providers/aws/settings.js'
 import { BaseCommand } from '../../src/command.js'
 
 export default class AwsPolicy extends BaseCommand {

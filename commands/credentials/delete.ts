@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
+import { deleteOvhCredentials } from '../../providers/ovh/credentials.js'
 import { BaseCommand } from '../../src/command.js'
-import { deleteOvhCredentials } from '../../src/credentials.js'
 import { systemKeyring } from '../../src/keyring.js'
 
 export default class CredentialsDelete extends BaseCommand {

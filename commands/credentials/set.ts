@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core'
+import { setOvhCredentials } from '../../providers/ovh/credentials.js'
 import { BaseCommand } from '../../src/command.js'
-import { setOvhCredentials } from '../../src/credentials.js'
 import { systemKeyring } from '../../src/keyring.js'
 
 export default class CredentialsSet extends BaseCommand {

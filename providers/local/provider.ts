@@ -7,13 +7,20 @@
  * host is the holder, so another host that still answers is warned about,
  * not obeyed.
  */
-import { localError, pickDriver } from '../src/alias/driver.js'
-import { DEFAULT_PROBE_MS, parseProbeTimeout, probeAddress } from '../src/alias/probe.js'
-import { hasNeighbours } from '../src/alias/service.js'
-import { usageError } from '../src/errors.js'
-import type { Logger } from '../src/output.js'
-import type { Holder, IpState, Located, LocateRequest, Provider, ProviderContext } from '../src/provider.js'
-import { validateInterface } from '../src/validate.js'
+import { localError, pickDriver } from '../../src/alias/driver.js'
+import { DEFAULT_PROBE_MS, parseProbeTimeout, probeAddress } from '../../src/alias/probe.js'
+import { hasNeighbours } from '../../src/alias/service.js'
+import { usageError } from '../../src/errors.js'
+import type { Logger } from '../../src/output.js'
+import type {
+  Holder,
+  IpState,
+  Located,
+  LocateRequest,
+  Provider,
+  ProviderContext,
+} from '../../src/provider.js'
+import { validateInterface } from '../../src/validate.js'
 
 export class LocalProvider implements Provider {
   readonly name = 'local'

@@ -6,13 +6,20 @@
  */
 import { createHash } from 'node:crypto'
 import { homedir } from 'node:os'
-import type { IdCache } from '../src/cache.js'
-import { type OvhCredentials, resolveOvhCredentials } from '../src/credentials.js'
-import { ExitCode, IpmoveError, notFound, usageError } from '../src/errors.js'
-import type { Logger } from '../src/output.js'
-import type { Holder, IpState, Located, LocateRequest, Provider, ProviderContext } from '../src/provider.js'
-import { type IpBlock, parseIp } from '../src/validate.js'
-import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from './http.js'
+import type { IdCache } from '../../src/cache.js'
+import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
+import type { Logger } from '../../src/output.js'
+import type {
+  Holder,
+  IpState,
+  Located,
+  LocateRequest,
+  Provider,
+  ProviderContext,
+} from '../../src/provider.js'
+import { type IpBlock, parseIp } from '../../src/validate.js'
+import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from '../http.js'
+import { type OvhCredentials, resolveOvhCredentials } from './credentials.js'
 
 /** OpenStack's link-local metadata service, which OVH Public Cloud instances have. */
 const METADATA_URL = 'http://169.254.169.254/openstack/latest/meta_data.json'

@@ -4,8 +4,8 @@
  * `@aws-sdk/client-ec2` (providers/aws.ts is the only module that does).
  */
 import { isIP } from 'node:net'
-import { usageError } from './errors.js'
-import { shown } from './validate.js'
+import { usageError } from '../../src/errors.js'
+import { shown } from '../../src/validate.js'
 
 export const AWS_MODES = ['eip', 'private', 'route'] as const
 export type AwsMode = (typeof AWS_MODES)[number]

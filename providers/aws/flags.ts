@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { AWS_MODES } from './aws.js'
+import { AWS_MODES } from './settings.js'
 
 /** The flags `move` and `status` take for AWS; they reach the provider as plain settings. */
 export const awsFlags = {

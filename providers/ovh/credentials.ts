@@ -1,9 +1,9 @@
 import { join, resolve } from 'node:path'
-import { ExitCode, IpmoveError, usageError } from './errors.js'
-import { type KeyringLike, KeyringUnavailable, systemKeyring } from './keyring.js'
-import { registerSecret } from './output.js'
-import { assertPrivate, type IniData, parseIni, readSettingsFile } from './secure-file.js'
-import { shown } from './validate.js'
+import { ExitCode, IpmoveError, usageError } from '../../src/errors.js'
+import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../../src/keyring.js'
+import { registerSecret } from '../../src/output.js'
+import { assertPrivate, type IniData, parseIni, readSettingsFile } from '../../src/secure-file.js'
+import { shown } from '../../src/validate.js'
 
 /** API base URLs by endpoint name, as in go-ovh and python-ovh. */
 export const OVH_ENDPOINTS: Readonly<Record<string, string>> = {

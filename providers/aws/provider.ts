@@ -33,6 +33,20 @@ import {
   type Route,
   type RouteTable,
 } from '@aws-sdk/client-ec2'
+import type { IdCache } from '../../src/cache.js'
+import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
+import { type Logger, registerSecret } from '../../src/output.js'
+import type {
+  Holder,
+  IpState,
+  Located,
+  LocateRequest,
+  Provider,
+  ProviderContext,
+} from '../../src/provider.js'
+import { describeHolder, sameHolder } from '../../src/provider.js'
+import { type IpBlock, parseIp } from '../../src/validate.js'
+import { HttpClient, type HttpResponse, TransportError } from '../http.js'
 import {
   ALLOCATION_ID,
   type AwsMode,
@@ -40,14 +54,7 @@ import {
   checkAwsSetting,
   INSTANCE_ID,
   parseAwsSettings,
-} from '../src/aws.js'
-import type { IdCache } from '../src/cache.js'
-import { ExitCode, IpmoveError, notFound, usageError } from '../src/errors.js'
-import { type Logger, registerSecret } from '../src/output.js'
-import type { Holder, IpState, Located, LocateRequest, Provider, ProviderContext } from '../src/provider.js'
-import { describeHolder, sameHolder } from '../src/provider.js'
-import { type IpBlock, parseIp } from '../src/validate.js'
-import { HttpClient, type HttpResponse, TransportError } from './http.js'
+} from './settings.js'
 
 const IMDS_IPV4 = 'http://169.254.169.254'
 const IMDS_IPV6 = 'http://[fd00:ec2::254]'
