@@ -8,8 +8,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type RunningEc2Emulator, startEc2Emulator } from '../emulator/aws.js'
-import { EIP_WEB, ENI_WEB3, RTB_MAIN, RTB_PRIVATE, WEB1, WEB2 } from '../emulator/aws-fixture.js'
+import { EIP_WEB, ENI_WEB3, RTB_MAIN, RTB_PRIVATE, WEB1, WEB2 } from '../emulator/aws/fixture.js'
+import { type RunningEc2Emulator, startEc2Emulator } from '../emulator/aws/server.js'
 import { BIN, ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))

@@ -4,8 +4,8 @@
  * first (`npm test` does).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { OVH_IDS } from '../emulator/fixture.js'
-import { type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh.js'
+import { OVH_IDS } from '../emulator/ovh/fixture.js'
+import { type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh/server.js'
 import { ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 
 const IP = '203.0.113.10'

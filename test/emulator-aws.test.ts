@@ -19,7 +19,6 @@ import {
   ReplaceRouteCommand,
 } from '@aws-sdk/client-ec2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ec2EmulatorOptionsFromFlags, type RunningEc2Emulator, startEc2Emulator } from '../emulator/aws.js'
 import {
   defaultEc2Fixture,
   EIP_WEB,
@@ -33,7 +32,12 @@ import {
   RTB_SPARE,
   WEB1,
   WEB2,
-} from '../emulator/aws-fixture.js'
+} from '../emulator/aws/fixture.js'
+import {
+  ec2EmulatorOptionsFromFlags,
+  type RunningEc2Emulator,
+  startEc2Emulator,
+} from '../emulator/aws/server.js'
 import { ExitCode, IpmoveError } from '../src/errors.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'

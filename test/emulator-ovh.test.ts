@@ -6,14 +6,14 @@ import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { defaultOvhFixture, OVH_ADDRESSES, OVH_CREDENTIALS, OVH_IDS } from '../emulator/fixture.js'
+import { defaultOvhFixture, OVH_ADDRESSES, OVH_CREDENTIALS, OVH_IDS } from '../emulator/ovh/fixture.js'
 import {
   emulateOvh,
   envLines,
   type OvhEmulatorOptions,
   type RunningOvhEmulator,
   startOvhEmulator,
-} from '../emulator/ovh.js'
+} from '../emulator/ovh/server.js'
 import { IpmoveError } from '../src/errors.js'
 
 // Real HTTPS on loopback, verified against the emulator's own throw-away CA.

@@ -1,4 +1,4 @@
-import { emulateAws } from '../../emulator/aws.js'
+import { emulateAws } from '../../emulator/aws/server.js'
 import { emulateCommandFlags, runEmulateCommand } from '../../emulator/emulate-command.js'
 import { BaseCommand } from '../../src/command.js'
 

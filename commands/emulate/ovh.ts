@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { emulateCommandFlags, runEmulateCommand } from '../../emulator/emulate-command.js'
-import { emulateOvh } from '../../emulator/ovh.js'
+import { emulateOvh } from '../../emulator/ovh/server.js'
 import { BaseCommand } from '../../src/command.js'
 
 export default class EmulateOvh extends BaseCommand {

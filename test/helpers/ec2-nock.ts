@@ -1,5 +1,5 @@
 import nock from 'nock'
-import { Ec2Error, errorXml, responseXml, verifySigV4, type XmlValue } from '../../emulator/aws.js'
+import { Ec2Error, errorXml, responseXml, verifySigV4, type XmlValue } from '../../emulator/aws/server.js'
 import { isolatedEnv } from './cli.js'
 
 /** The real regional endpoint the SDK resolves: nock answers for it, nothing leaves the machine. */

@@ -1,4 +1,4 @@
-import { usageError } from '../src/errors.js'
+import { usageError } from '../../src/errors.js'
 
 /**
  * The OVH emulator's default account: credentials, two Public Cloud projects and

@@ -5,8 +5,8 @@
  * 198.51.100.0/24 inside the VPC, 192.0.2.0/24 for route VIPs.
  */
 import { isIP } from 'node:net'
-import { usageError } from '../src/errors.js'
-import { shown } from '../src/validate.js'
+import { usageError } from '../../src/errors.js'
+import { shown } from '../../src/validate.js'
 
 export interface Ec2FixtureCredential {
   accessKeyId: string

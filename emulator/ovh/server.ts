@@ -28,9 +28,16 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
-import { usageError } from '../src/errors.js'
-import { shown } from '../src/validate.js'
-import { type EmulateFlags, emulateServices } from './emulate.js'
+import { usageError } from '../../src/errors.js'
+import { shown } from '../../src/validate.js'
+import { type EmulateFlags, emulateServices } from '../emulate.js'
+import {
+  type EmulatorOptions,
+  EmulatorServer,
+  type RecordedRequestBase,
+  type RunningEmulator,
+  sameText,
+} from '../server.js'
 import {
   defaultOvhFixture,
   type OvhAccessRule,
@@ -41,15 +48,8 @@ import {
   type OvhFixtureProject,
   parseOvhFixture,
 } from './fixture.js'
-import {
-  type EmulatorOptions,
-  EmulatorServer,
-  type RecordedRequestBase,
-  type RunningEmulator,
-  sameText,
-} from './server.js'
 
-export { envLines } from './server.js'
+export { envLines } from '../server.js'
 
 export interface OvhEmulatorOptions extends EmulatorOptions<OvhFixture> {
   /** How long a move takes, ms. Default 3000. */

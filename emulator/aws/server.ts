@@ -30,8 +30,16 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import { isIP } from 'node:net'
-import { usageError } from '../src/errors.js'
-import { shown } from '../src/validate.js'
+import { usageError } from '../../src/errors.js'
+import { shown } from '../../src/validate.js'
+import { type EmulateFlags, emulateServices } from '../emulate.js'
+import {
+  type EmulatorOptions,
+  EmulatorServer,
+  type RecordedRequestBase,
+  type RunningEmulator,
+  sameText,
+} from '../server.js'
 import {
   defaultEc2Fixture,
   type Ec2Fixture,
@@ -41,15 +49,7 @@ import {
   type Ec2FixtureInterface,
   type Ec2FixtureRouteTable,
   parseEc2Fixture,
-} from './aws-fixture.js'
-import { type EmulateFlags, emulateServices } from './emulate.js'
-import {
-  type EmulatorOptions,
-  EmulatorServer,
-  type RecordedRequestBase,
-  type RunningEmulator,
-  sameText,
-} from './server.js'
+} from './fixture.js'
 
 export interface Ec2EmulatorOptions extends EmulatorOptions<Ec2Fixture> {
   /** How long a write takes to show in Describe*, ms. Default 500. */
