@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { awsFlags, awsSettingsFromFlags } from '../providers/aws/flags.js'
 import { BaseCommand } from '../src/command.js'
-import { moveIp } from '../src/move.js'
+import { moveIp } from '../src/services/move.js'
 import { parseSeconds } from '../src/validate.js'
 
 export default class Move extends BaseCommand {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { awsFlags, awsSettingsFromFlags } from '../providers/aws/flags.js'
 import { BaseCommand } from '../src/command.js'
-import { ipStatus } from '../src/status.js'
+import { ipStatus } from '../src/services/status.js'
 import { parseSeconds } from '../src/validate.js'
 
 export default class Status extends BaseCommand {

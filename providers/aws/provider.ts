@@ -34,8 +34,6 @@ import {
   type RouteTable,
 } from '@aws-sdk/client-ec2'
 import type { IdCache } from '../../src/cache.js'
-import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { type Logger, registerSecret } from '../../src/output.js'
 import type {
   Holder,
   IpState,
@@ -43,8 +41,10 @@ import type {
   LocateRequest,
   Provider,
   ProviderContext,
-} from '../../src/provider.js'
-import { describeHolder, sameHolder } from '../../src/provider.js'
+} from '../../src/core/provider.js'
+import { describeHolder, sameHolder } from '../../src/core/provider.js'
+import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
+import { type Logger, registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, TransportError } from '../http.js'
 import {

@@ -10,8 +10,6 @@
 import { localError, pickDriver } from '../../src/alias/driver.js'
 import { DEFAULT_PROBE_MS, parseProbeTimeout, probeAddress } from '../../src/alias/probe.js'
 import { hasNeighbours } from '../../src/alias/service.js'
-import { usageError } from '../../src/errors.js'
-import type { Logger } from '../../src/output.js'
 import type {
   Holder,
   IpState,
@@ -19,7 +17,9 @@ import type {
   LocateRequest,
   Provider,
   ProviderContext,
-} from '../../src/provider.js'
+} from '../../src/core/provider.js'
+import { usageError } from '../../src/errors.js'
+import type { Logger } from '../../src/output.js'
 import { validateInterface } from '../../src/validate.js'
 
 export class LocalProvider implements Provider {

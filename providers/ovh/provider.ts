@@ -7,8 +7,6 @@
 import { createHash } from 'node:crypto'
 import { homedir } from 'node:os'
 import type { IdCache } from '../../src/cache.js'
-import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
-import type { Logger } from '../../src/output.js'
 import type {
   Holder,
   IpState,
@@ -16,7 +14,9 @@ import type {
   LocateRequest,
   Provider,
   ProviderContext,
-} from '../../src/provider.js'
+} from '../../src/core/provider.js'
+import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
+import type { Logger } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from '../http.js'
 import { type OvhCredentials, resolveOvhCredentials } from './credentials.js'

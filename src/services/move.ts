@@ -1,11 +1,8 @@
 import { homedir } from 'node:os'
-import { DEFAULT_ANNOUNCE } from './alias/announce.js'
-import { type AddAliasResult, type Announced, LocalAddress } from './alias/service.js'
-import { FileCache, type IdCache, MemoryCache } from './cache.js'
-import { loadConfig, resolveTarget } from './config.js'
-import { ExitCode, IpmoveError, usageError } from './errors.js'
-import { withIpLock } from './lock.js'
-import type { Logger } from './output.js'
+import { DEFAULT_ANNOUNCE } from '../alias/announce.js'
+import { type AddAliasResult, type Announced, LocalAddress } from '../alias/service.js'
+import { FileCache, type IdCache, MemoryCache } from '../cache.js'
+import { loadConfig, resolveTarget } from '../config.js'
 import {
   checkProviderName,
   describeHolder,
@@ -13,9 +10,12 @@ import {
   loadProvider,
   type Provider,
   type ProviderName,
-} from './provider.js'
-import { type Outcome, type ReconcileResult, reconcile } from './reconcile.js'
-import { type IpBlock, validateName } from './validate.js'
+} from '../core/provider.js'
+import { type Outcome, type ReconcileResult, reconcile } from '../core/reconcile.js'
+import { ExitCode, IpmoveError, usageError } from '../errors.js'
+import { withIpLock } from '../lock.js'
+import type { Logger } from '../output.js'
+import { type IpBlock, validateName } from '../validate.js'
 
 export const DEFAULT_TIMEOUT_MS = 120_000
 

@@ -1,7 +1,7 @@
-import type { IdCache } from './cache.js'
-import { usageError } from './errors.js'
-import type { Logger } from './output.js'
-import type { IpBlock } from './validate.js'
+import type { IdCache } from '../cache.js'
+import { usageError } from '../errors.js'
+import type { Logger } from '../output.js'
+import type { IpBlock } from '../validate.js'
 
 /** A machine the API can route an IP to (an instance, a dedicated server, an ENI…). */
 export interface Holder {
@@ -107,15 +107,15 @@ export function checkProviderName(name: string): ProviderName {
 export async function loadProvider(name: ProviderName, context: ProviderContext): Promise<Provider> {
   switch (name) {
     case 'ovh': {
-      const { OvhProvider } = await import('../providers/ovh/provider.js')
+      const { OvhProvider } = await import('../../providers/ovh/provider.js')
       return OvhProvider.create(context)
     }
     case 'aws': {
-      const { AwsProvider } = await import('../providers/aws/provider.js')
+      const { AwsProvider } = await import('../../providers/aws/provider.js')
       return AwsProvider.create(context)
     }
     case 'local': {
-      const { LocalProvider } = await import('../providers/local/provider.js')
+      const { LocalProvider } = await import('../../providers/local/provider.js')
       return LocalProvider.create(context)
     }
   }

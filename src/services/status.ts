@@ -1,8 +1,8 @@
-import { showAliases } from './alias/service.js'
+import { showAliases } from '../alias/service.js'
+import { describeHolder, type Holder } from '../core/provider.js'
+import type { Logger } from '../output.js'
+import type { IpBlock } from '../validate.js'
 import { prepare, type TargetOptions } from './move.js'
-import type { Logger } from './output.js'
-import { describeHolder, type Holder } from './provider.js'
-import type { IpBlock } from './validate.js'
 
 export interface StatusResult {
   ip: string

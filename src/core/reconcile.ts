@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ExitCode, IpmoveError } from './errors.js'
-import type { Logger } from './output.js'
+import { ExitCode, IpmoveError } from '../errors.js'
+import type { Logger } from '../output.js'
 import {
   describeHolder,
   type Holder,
