@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { awsFlags, awsSettingsFromFlags } from '../providers/aws/flags.js'
 import { BaseCommand } from '../src/command.js'
+import { providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
 import { moveIp } from '../src/services/move.js'
 import { parseSeconds } from '../src/validate.js'
 
@@ -42,7 +42,7 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
       allowNo: true,
       hidden: true,
     }),
-    ...awsFlags,
+    ...providerFlags,
   }
 
   async run(): Promise<void> {
@@ -60,7 +60,7 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
         wait: flags.wait,
         dryRun: flags['dry-run'],
         cache: flags.cache,
-        providerSettings: awsSettingsFromFlags(flags),
+        providerSettings: providerSettingsFromFlags(flags),
       },
       this.output,
     )

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { awsFlags, awsSettingsFromFlags } from '../providers/aws/flags.js'
 import { BaseCommand } from '../src/command.js'
+import { providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
 import { ipStatus } from '../src/services/status.js'
 import { parseSeconds } from '../src/validate.js'
 
@@ -17,7 +17,7 @@ export default class Status extends BaseCommand {
     provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
     interface: Flags.string({ description: 'Also report whether this interface carries the address.' }),
     timeout: Flags.string({ description: 'Give up after this many seconds [default: 120].' }),
-    ...awsFlags,
+    ...providerFlags,
   }
 
   async run(): Promise<void> {
@@ -31,7 +31,7 @@ export default class Status extends BaseCommand {
         interface: flags.interface,
         timeoutMs: flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout),
         configPath: flags.config,
-        providerSettings: awsSettingsFromFlags(flags),
+        providerSettings: providerSettingsFromFlags(flags),
       },
       this.output,
     )

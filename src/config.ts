@@ -1,9 +1,6 @@
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import { AWS_SETTING_KEYS, checkAwsSetting } from '../providers/aws/settings.js'
-import { OVH_SECRET_KEYS, OVH_SETTING_KEYS, parseOvhEndpoint } from '../providers/ovh/credentials.js'
-import { parseProbeTimeout } from './alias/probe.js'
-import { checkProviderName, PROVIDERS, type ProviderName } from './core/provider.js'
+import { PROVIDER_NAMES, PROVIDERS, providerNamed } from '../providers/index.js'
 import { IpmoveError, usageError } from './errors.js'
 import { registerSecret } from './output.js'
 import { assertPrivate, parseIni, readSettingsFile } from './secure-file.js'
@@ -11,7 +8,7 @@ import { type IpBlock, parseIp, parseSeconds, shown, validateInterface, validate
 
 /** What a command may take from flags, a named IP entry or the defaults. */
 export interface Settings {
-  /** A name from PROVIDERS once validated. */
+  /** A name from the provider registry once validated. */
   provider?: string
   /** OVH project name or id. */
   project?: string
@@ -28,7 +25,7 @@ export interface IpmoveConfig {
   path?: string
   defaults: Settings
   /** `[ovh]` and such: provider settings, validated, possibly holding secrets. */
-  providers: Partial<Record<ProviderName, Record<string, string>>>
+  providers: Record<string, Record<string, string>>
   /** `[ip.NAME]` entries by NAME. */
   ips: Record<string, Settings & { ip: IpBlock }>
 }
@@ -43,33 +40,6 @@ const NAMED_SETTINGS: Record<NamedSetting, (value: string, where: string) => str
   instance: (value, where) => validateName(where, value),
   interface: validateInterface,
   label: validateInterface,
-}
-
-interface ProviderSchema {
-  keys: readonly string[]
-  secrets: readonly string[]
-  check(key: string, value: string, where: string): void
-}
-
-const PROVIDER_SCHEMAS: Record<ProviderName, ProviderSchema> = {
-  ovh: {
-    keys: OVH_SETTING_KEYS,
-    secrets: OVH_SECRET_KEYS,
-    check(key, value, where) {
-      if (key === 'endpoint') parseOvhEndpoint(value, where)
-      else if (!value) throw usageError(`${where} is empty`)
-    },
-  },
-  aws: {
-    keys: AWS_SETTING_KEYS,
-    secrets: [],
-    check: (key, value, where) => checkAwsSetting(key, value, where),
-  },
-  local: {
-    keys: ['probe-timeout'],
-    secrets: [],
-    check: (_key, value, where) => parseProbeTimeout(value, where),
-  },
 }
 
 export interface ConfigOptions {
@@ -117,9 +87,9 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
 
   // Secrets first: a file that is not private is refused whatever else is wrong in it.
   let secret = false
-  for (const name of PROVIDERS) {
-    const section = data.sections.get(name)
-    for (const key of PROVIDER_SCHEMAS[name].secrets) {
+  for (const provider of PROVIDERS) {
+    const section = data.sections.get(provider.name)
+    for (const key of provider.settings.secrets) {
       if (section?.[key]) {
         secret = true
         registerSecret(section[key])
@@ -138,17 +108,16 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
       if (!values.ip) throw usageError(`${path}: [${section}] needs an ip = ADDRESS line`)
       const { ip, ...rest } = values
       config.ips[name] = { ...readSettings(rest, path, section), ip: parseIp(ip, `${path} [${section}] ip`) }
-    } else if ((PROVIDERS as readonly string[]).includes(section)) {
-      const provider = section as ProviderName
-      const schema = PROVIDER_SCHEMAS[provider]
+    } else if (PROVIDER_NAMES.includes(section)) {
+      const schema = providerNamed(section).settings
       for (const [key, value] of Object.entries(values)) {
         if (!schema.keys.includes(key)) throw unknownKey(path, section, key, schema.keys)
         schema.check(key, value, `${path} [${section}] ${key}`)
       }
-      config.providers[provider] = { ...values }
+      config.providers[section] = { ...values }
     } else {
       throw usageError(
-        `${path}: unknown section [${section}] (known: ${PROVIDERS.map((p) => `[${p}]`).join(', ')}, [ip.NAME])`,
+        `${path}: unknown section [${section}] (known: ${PROVIDER_NAMES.map((p) => `[${p}]`).join(', ')}, [ip.NAME])`,
       )
     }
   }
@@ -169,7 +138,7 @@ function readSettings(values: Record<string, string>, path: string, section: str
       settings[key as NamedSetting] = NAMED_SETTINGS[key as NamedSetting](value, where)
     } else if (key === 'provider') {
       try {
-        settings.provider = checkProviderName(value)
+        settings.provider = providerNamed(value).name
       } catch (error) {
         if (error instanceof IpmoveError) throw usageError(`${where}: ${error.message}`)
         throw error
@@ -228,7 +197,7 @@ export function resolveTarget(
   }
 
   const checked: Settings = {}
-  if (given.provider !== undefined) checked.provider = checkProviderName(given.provider)
+  if (given.provider !== undefined) checked.provider = providerNamed(given.provider).name
   for (const key of Object.keys(NAMED_SETTINGS) as NamedSetting[]) {
     const value = given[key]
     if (value !== undefined) checked[key] = NAMED_SETTINGS[key](value, `--${key}`)

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { BsdDriver, maskOfPrefix, parseIfconfig } from '../src/alias/bsd.js'
-import { pickDriver, platformOf, type Runner, type RunResult } from '../src/alias/driver.js'
+import type { Runner, RunResult } from '../src/alias/driver.js'
+import { pickDriver, platformOf } from '../src/alias/platform.js'
 import { parseIp } from '../src/validate.js'
 import { failure } from './helpers/errors.js'
 

@@ -5,8 +5,8 @@
 import { networkInterfaces } from 'node:os'
 import nock from 'nock'
 import { describe, expect, it } from 'vitest'
+import { providerNamed } from '../providers/index.js'
 import { MemoryCache } from '../src/cache.js'
-import { loadProvider } from '../src/core/provider.js'
 import { ExitCode, IpmoveError } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import { type MoveOptions, moveIp } from '../src/services/move.js'
@@ -211,7 +211,7 @@ describe('eip mode', () => {
         .on('DescribeAddresses', eipFilter, eipOn(WEB1, ENI1))
         .on('AssociateAddress', { NetworkInterfaceId: ENI2B }, { associationId: 'eipassoc-6' })
       const env = awsTestEnv({ AWS_EC2_METADATA_SERVICE_ENDPOINT: 'http://169.254.169.254' })
-      const provider = await loadProvider('aws', {
+      const provider = await providerNamed('aws').load({
         env,
         cache: new MemoryCache(),
         log: new MemoryLogger(),

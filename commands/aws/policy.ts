@@ -1,6 +1,8 @@
 import { Flags } from '@oclif/core'
-import { AWS_MODES, awsPolicy } from '../../providers/aws/settings.js'
+import { providerNamed } from '../../providers/index.js'
 import { BaseCommand } from '../../src/command.js'
+
+const policy = providerNamed('aws').policy!
 
 export default class AwsPolicy extends BaseCommand {
   static override summary = 'Print the minimal IAM policy ipmove needs on AWS, for one mode or several.'
@@ -16,14 +18,14 @@ Narrow the writes' Resource to your addresses, interfaces or route tables if you
   static override flags = {
     mode: Flags.string({
       description: 'Mode to allow (repeatable) [default: eip].',
-      options: [...AWS_MODES],
+      options: [...policy.modes],
       multiple: true,
     }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(AwsPolicy)
-    const result = awsPolicy({ modes: flags.mode ?? [] })
+    const result = policy.build(flags.mode ?? [])
     if (flags.json) this.output.result({ ok: true, ...result })
     else this.output.info(JSON.stringify(result.policy, null, 2))
   }

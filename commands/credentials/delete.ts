@@ -1,7 +1,10 @@
 import { Args } from '@oclif/core'
-import { deleteOvhCredentials } from '../../providers/ovh/credentials.js'
+import { PROVIDERS, providerNamed } from '../../providers/index.js'
 import { BaseCommand } from '../../src/command.js'
 import { systemKeyring } from '../../src/keyring.js'
+
+/** Providers whose credentials ipmove keeps in the OS keyring. */
+const KEYRING_PROVIDERS = PROVIDERS.filter((p) => p.credentials).map((p) => p.name)
 
 export default class CredentialsDelete extends BaseCommand {
   static override summary = 'Delete the OVH API credentials stored in the OS keyring.'
@@ -10,18 +13,19 @@ export default class CredentialsDelete extends BaseCommand {
   static override examples = ['<%= config.bin %> credentials delete ovh']
 
   static override args = {
-    provider: Args.string({ description: 'The provider.', options: ['ovh'], required: true }),
+    provider: Args.string({ description: 'The provider.', options: KEYRING_PROVIDERS, required: true }),
   }
 
   async run(): Promise<void> {
-    await this.parse(CredentialsDelete)
+    const { args } = await this.parse(CredentialsDelete)
+    const store = providerNamed(args.provider).credentials!
     const keyring = systemKeyring()
-    const deleted = await deleteOvhCredentials(keyring)
+    const deleted = await store.delete(keyring)
     this.output.info(
       deleted
-        ? `deleted the OVH credentials from ${keyring.description}`
-        : `no OVH credentials in ${keyring.description}`,
+        ? `deleted the ${store.title} credentials from ${keyring.description}`
+        : `no ${store.title} credentials in ${keyring.description}`,
     )
-    this.output.result({ ok: true, provider: 'ovh', deleted })
+    this.output.result({ ok: true, provider: args.provider, deleted })
   }
 }

@@ -1,7 +1,10 @@
 import { Args, Flags } from '@oclif/core'
-import { setOvhCredentials } from '../../providers/ovh/credentials.js'
+import { PROVIDERS, providerNamed } from '../../providers/index.js'
 import { BaseCommand } from '../../src/command.js'
 import { systemKeyring } from '../../src/keyring.js'
+
+/** Providers whose credentials ipmove keeps in the OS keyring. */
+const KEYRING_PROVIDERS = PROVIDERS.filter((p) => p.credentials).map((p) => p.name)
 
 export default class CredentialsSet extends BaseCommand {
   static override summary = 'Store OVH API credentials in the OS keyring.'
@@ -17,7 +20,7 @@ The keyring is the last place ipmove looks for credentials, after flags, OVH_* v
   ]
 
   static override args = {
-    provider: Args.string({ description: 'The provider.', options: ['ovh'], required: true }),
+    provider: Args.string({ description: 'The provider.', options: KEYRING_PROVIDERS, required: true }),
   }
 
   static override flags = {
@@ -26,16 +29,17 @@ The keyring is the last place ipmove looks for credentials, after flags, OVH_* v
   }
 
   async run(): Promise<void> {
-    const { flags } = await this.parse(CredentialsSet)
+    const { args, flags } = await this.parse(CredentialsSet)
+    const store = providerNamed(args.provider).credentials!
     const keyring = systemKeyring()
-    const { endpointName } = await setOvhCredentials({
+    const { endpointName } = await store.set({
       input: process.stdin,
       prompts: process.stderr,
       endpoint: flags.endpoint,
       oauth2: flags.oauth2,
       keyring,
     })
-    this.output.info(`stored OVH credentials for ${endpointName} in ${keyring.description}`)
-    this.output.result({ ok: true, provider: 'ovh', endpoint: endpointName })
+    this.output.info(`stored ${store.title} credentials for ${endpointName} in ${keyring.description}`)
+    this.output.result({ ok: true, provider: args.provider, endpoint: endpointName })
   }
 }

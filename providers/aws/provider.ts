@@ -194,6 +194,7 @@ function retryToken(count: number): RetryToken {
 
 export class AwsProvider implements Provider {
   readonly name = 'aws'
+  readonly hasCloudApi = true
   private readonly client: EC2Client
   private readonly retry: HookRetryStrategy
   /** The metadata service, asked only when --instance is omitted. */

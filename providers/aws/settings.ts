@@ -1,7 +1,7 @@
 /**
  * AWS settings, ids and IAM policies: everything about AWS that needs no SDK,
  * so that the config file, `ipmove aws policy` and flag checks never load
- * `@aws-sdk/client-ec2` (providers/aws.ts is the only module that does).
+ * `@aws-sdk/client-ec2` (providers/aws/provider.ts is the only module that does).
  */
 import { isIP } from 'node:net'
 import { usageError } from '../../src/errors.js'

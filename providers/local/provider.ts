@@ -7,7 +7,8 @@
  * host is the holder, so another host that still answers is warned about,
  * not obeyed.
  */
-import { localError, pickDriver } from '../../src/alias/driver.js'
+import { localError } from '../../src/alias/driver.js'
+import { pickDriver } from '../../src/alias/platform.js'
 import { DEFAULT_PROBE_MS, parseProbeTimeout, probeAddress } from '../../src/alias/probe.js'
 import { hasNeighbours } from '../../src/alias/service.js'
 import type {
@@ -24,6 +25,7 @@ import { validateInterface } from '../../src/validate.js'
 
 export class LocalProvider implements Provider {
   readonly name = 'local'
+  readonly hasCloudApi = false
   readonly requests = 0
   readonly roundTrips = 0
   /** The probe already looked for other holders: the kernel's IPv6 DAD would only repeat it, a second slower. */

@@ -1,8 +1,10 @@
 import { join, resolve } from 'node:path'
+import type { SetCredentialsOptions } from '../../src/core/provider.js'
 import { ExitCode, IpmoveError, usageError } from '../../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../../src/keyring.js'
 import { registerSecret } from '../../src/output.js'
 import { assertPrivate, type IniData, parseIni, readSettingsFile } from '../../src/secure-file.js'
+import { readAll, readLine } from '../../src/terminal.js'
 import { shown } from '../../src/validate.js'
 
 /** API base URLs by endpoint name, as in go-ovh and python-ovh. */
@@ -460,18 +462,6 @@ export function parseCredentialLines(text: string): Record<string, string> {
   return values
 }
 
-export interface SetCredentialsOptions {
-  /** Standard input: `key=value` lines, or a terminal to prompt on. */
-  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown }
-  /** Where prompts go (stderr, so stdout stays for --json). */
-  prompts: NodeJS.WritableStream
-  /** --endpoint */
-  endpoint?: string
-  /** --oauth2: prompt for a service account's client id and secret. */
-  oauth2: boolean
-  keyring: KeyringLike
-}
-
 /** `ipmove credentials set ovh`: read a credential set from stdin or prompts and store it. */
 export async function setOvhCredentials(options: SetCredentialsOptions): Promise<{ endpointName: string }> {
   let values: Record<string, string>
@@ -517,18 +507,6 @@ function keyringError(keyring: KeyringLike, error: unknown): IpmoveError {
   )
 }
 
-async function readAll(input: NodeJS.ReadableStream): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of input) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer)
-    size += buffer.length
-    if (size > 64 * 1024) throw usageError('standard input is too long for a credential set')
-    chunks.push(buffer)
-  }
-  return Buffer.concat(chunks).toString('utf8')
-}
-
 async function promptCredentials(options: SetCredentialsOptions): Promise<Record<string, string>> {
   const ask = (question: string, echo: boolean) => readLine(options.input, options.prompts, question, echo)
   const values: Record<string, string> = {}
@@ -542,47 +520,4 @@ async function promptCredentials(options: SetCredentialsOptions): Promise<Record
     values.consumer_key = await ask('consumer key (not shown): ', false)
   }
   return values
-}
-
-/** One line from a terminal in raw mode, echoed or not; Ctrl-C or Ctrl-D on an empty line cancels. */
-function readLine(
-  input: SetCredentialsOptions['input'],
-  output: NodeJS.WritableStream,
-  question: string,
-  echo: boolean,
-): Promise<string> {
-  output.write(question)
-  input.setRawMode!(true)
-  input.resume()
-  return new Promise((resolvePromise, reject) => {
-    let value = ''
-    const finish = () => {
-      input.off('data', onData)
-      input.setRawMode!(false)
-      input.pause()
-      output.write('\n')
-    }
-    const onData = (chunk: Buffer | string) => {
-      for (const ch of chunk.toString()) {
-        if (ch === '\r' || ch === '\n') {
-          finish()
-          resolvePromise(value.trim())
-          return
-        }
-        if (ch === '\u0003' || (ch === '\u0004' && value === '')) {
-          finish()
-          reject(usageError('cancelled'))
-          return
-        }
-        if (ch === '\u007f' || ch === '\b') {
-          if (value && echo) output.write('\b \b')
-          value = value.slice(0, -1)
-        } else if (ch >= ' ') {
-          value += ch
-          if (echo) output.write(ch)
-        }
-      }
-    }
-    input.on('data', onData)
-  })
 }

@@ -75,6 +75,7 @@ type Location =
 
 export class OvhProvider implements Provider {
   readonly name = 'ovh'
+  readonly hasCloudApi = true
   private readonly http: HttpClient
   private location: Location | undefined
   private project: Holder | undefined

@@ -253,20 +253,3 @@ export async function settle(
     await sleep(options.pollMs)
   }
 }
-
-export type Platform = 'linux' | 'openbsd' | 'freebsd'
-
-export function platformOf(name: NodeJS.Platform | string): Platform {
-  if (name === 'linux' || name === 'openbsd' || name === 'freebsd') return name
-  throw localError(`ipmove cannot configure addresses on ${name} (only Linux, OpenBSD and FreeBSD)`)
-}
-
-/** The driver for this machine; BSD and Linux modules load lazily. */
-export async function pickDriver(platform: Platform = platformOf(process.platform)): Promise<AddressDriver> {
-  if (platform === 'linux') {
-    const { LinuxDriver } = await import('./linux.js')
-    return new LinuxDriver()
-  }
-  const { BsdDriver } = await import('./bsd.js')
-  return new BsdDriver(platform)
-}

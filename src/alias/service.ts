@@ -3,7 +3,8 @@ import { DEFAULT_LOCK_WAIT_MS, withIpLock } from '../lock.js'
 import { type Logger, MemoryLogger } from '../output.js'
 import { type IpBlock, parseIp, shown, validateInterface } from '../validate.js'
 import { type AnnounceSettings, type AnnounceTool, announceBurst, findAnnounceTool } from './announce.js'
-import { type AddressDriver, type AddressEntry, findAddress, localError, pickDriver } from './driver.js'
+import { type AddressDriver, type AddressEntry, findAddress, localError } from './driver.js'
+import { pickDriver } from './platform.js'
 
 export interface AddAliasOptions {
   /** `192.0.2.50`, `2001:db8::50` or a block; a bare address becomes /32 or /128. */

@@ -1,5 +1,5 @@
 import type { IdCache } from '../cache.js'
-import { usageError } from '../errors.js'
+import type { KeyringLike } from '../keyring.js'
 import type { Logger } from '../output.js'
 import type { IpBlock } from '../validate.js'
 
@@ -82,6 +82,8 @@ export interface Provider {
    * need not repeat it.
    */
   readonly probesLink?: boolean
+  /** False when no cloud API is involved (the local provider): reports then say so. */
+  readonly hasCloudApi: boolean
 }
 
 /** What every provider gets; no flags, only plain settings. */
@@ -93,32 +95,70 @@ export interface ProviderContext {
   settings: Record<string, string>
 }
 
-export const PROVIDERS = ['ovh', 'aws', 'local'] as const
-export type ProviderName = (typeof PROVIDERS)[number]
-
-export function checkProviderName(name: string): ProviderName {
-  if (!(PROVIDERS as readonly string[]).includes(name)) {
-    throw usageError(`unknown provider ${JSON.stringify(name)} (known: ${PROVIDERS.join(', ')})`)
-  }
-  return name as ProviderName
+/** A flag `move` and `status` take for one provider; its value reaches the provider as the setting `key`. */
+export interface ProviderFlag {
+  /** The flag is `--KEY`, and the setting it sets is `KEY`. */
+  key: string
+  description: string
+  /** The only values the flag accepts. */
+  options?: readonly string[]
+  /** Repeatable; the values reach the provider joined by commas. */
+  multiple?: boolean
 }
 
-/** Providers load lazily: a hook that moves an OVH IP never parses another cloud's SDK. */
-export async function loadProvider(name: ProviderName, context: ProviderContext): Promise<Provider> {
-  switch (name) {
-    case 'ovh': {
-      const { OvhProvider } = await import('../../providers/ovh/provider.js')
-      return OvhProvider.create(context)
-    }
-    case 'aws': {
-      const { AwsProvider } = await import('../../providers/aws/provider.js')
-      return AwsProvider.create(context)
-    }
-    case 'local': {
-      const { LocalProvider } = await import('../../providers/local/provider.js')
-      return LocalProvider.create(context)
-    }
-  }
+/** A provider's `[NAME]` section of the config file (and its flags). */
+export interface ProviderSettingsSchema {
+  /** Keys the section may hold. */
+  keys: readonly string[]
+  /** Of those, the ones whose presence makes the file secret (it must then be chmod 600). */
+  secrets: readonly string[]
+  /** Check one value, naming it `where` in the one-line error (exit 2). */
+  check(key: string, value: string, where: string): void
+}
+
+/**
+ * What the engine and the commands know of a provider without loading it: its
+ * settings, flags and helpers are light; `load` imports the provider itself,
+ * so a hook that moves an OVH IP never parses another cloud's SDK.
+ */
+export interface ProviderDescriptor {
+  readonly name: string
+  readonly settings: ProviderSettingsSchema
+  readonly flags?: readonly ProviderFlag[]
+  /** What separates one account's id cache from another's, without any secret in it. */
+  accountKey(env: NodeJS.ProcessEnv, settings: Record<string, string>): string
+  load(context: ProviderContext): Promise<Provider>
+  /** `ipmove NAME policy`: the least access ipmove needs there (AWS: an IAM policy). */
+  readonly policy?: PolicyHelper
+  /** `ipmove credentials set|delete NAME`: credentials kept in the OS keyring. */
+  readonly credentials?: CredentialStore
+}
+
+export interface PolicyHelper {
+  /** The modes a policy can be asked for; the first is the default. */
+  modes: readonly string[]
+  build(modes: readonly string[]): { modes: string[]; policy: object }
+}
+
+export interface SetCredentialsOptions {
+  /** Standard input: `key=value` lines, or a terminal to prompt on. */
+  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown }
+  /** Where prompts go (stderr, so stdout stays for --json). */
+  prompts: NodeJS.WritableStream
+  /** --endpoint */
+  endpoint?: string
+  /** --oauth2: prompt for a service account's client id and secret. */
+  oauth2: boolean
+  keyring: KeyringLike
+}
+
+export interface CredentialStore {
+  /** How messages name the credentials, e.g. "OVH". */
+  title: string
+  /** Read a credential set from stdin or prompts and store it; returns the endpoint it is for. */
+  set(options: SetCredentialsOptions): Promise<{ endpointName: string }>
+  /** False when nothing was stored. */
+  delete(keyring: KeyringLike): Promise<boolean>
 }
 
 export function sameHolder(a: Holder | null | undefined, b: Holder | null | undefined): boolean {

@@ -1,16 +1,10 @@
 import { homedir } from 'node:os'
+import { DEFAULT_PROVIDER, providerNamed } from '../../providers/index.js'
 import { DEFAULT_ANNOUNCE } from '../alias/announce.js'
 import { type AddAliasResult, type Announced, LocalAddress } from '../alias/service.js'
 import { FileCache, type IdCache, MemoryCache } from '../cache.js'
 import { loadConfig, resolveTarget } from '../config.js'
-import {
-  checkProviderName,
-  describeHolder,
-  type Holder,
-  loadProvider,
-  type Provider,
-  type ProviderName,
-} from '../core/provider.js'
+import { describeHolder, type Holder, type Provider } from '../core/provider.js'
 import { type Outcome, type ReconcileResult, reconcile } from '../core/reconcile.js'
 import { ExitCode, IpmoveError, usageError } from '../errors.js'
 import { withIpLock } from '../lock.js'
@@ -88,20 +82,20 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   if (options.ipId !== undefined) validateName('--ip-id', options.ipId)
   const merged = resolveTarget(config, {
     ip: options.ip,
-    provider: options.provider === undefined ? undefined : checkProviderName(options.provider),
+    provider: options.provider === undefined ? undefined : providerNamed(options.provider).name,
     project: options.project,
     instance: options.instance,
     interface: options.interface,
     timeoutMs: options.timeoutMs,
   })
   // resolveTarget validated every value, from flags and config alike.
-  const providerName = checkProviderName(merged.provider ?? 'ovh')
-  const settings = { ...config.providers[providerName], ...options.providerSettings }
+  const descriptor = providerNamed(merged.provider ?? DEFAULT_PROVIDER)
+  const settings = { ...config.providers[descriptor.name], ...options.providerSettings }
   const cache: IdCache =
     options.cache === false
       ? new MemoryCache()
-      : FileCache.forAccount(env, providerName, accountKey(providerName, env, settings))
-  const provider = await loadProvider(providerName, { env, cache, log, settings })
+      : FileCache.forAccount(env, descriptor.name, descriptor.accountKey(env, settings))
+  const provider = await descriptor.load({ env, cache, log, settings })
   return {
     ip: merged.ip,
     ipId: options.ipId,
@@ -112,24 +106,6 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
     label: merged.label,
     timeoutMs: merged.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   }
-}
-
-/** What separates one account's cache from another's, without any secret in it. */
-function accountKey(
-  provider: ProviderName,
-  env: NodeJS.ProcessEnv,
-  settings: Record<string, string>,
-): string {
-  const parts =
-    provider === 'aws'
-      ? [
-          settings.endpoint ?? env.AWS_ENDPOINT_URL_EC2,
-          settings.region ?? env.AWS_REGION,
-          settings.profile ?? env.AWS_PROFILE,
-          env.AWS_ACCESS_KEY_ID,
-        ]
-      : [env.OVH_ENDPOINT ?? settings.endpoint, env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID]
-  return parts.map((part) => part ?? '').join('|')
 }
 
 /** `ipmove move`: the API's holder becomes the desired one, exactly once, within the timeout. */
@@ -275,12 +251,11 @@ async function finishLocal(
     )
     return alias
   } catch (error) {
-    const cloud =
-      provider.name === 'local'
-        ? 'no cloud API was involved'
-        : result.outcome === 'accepted'
-          ? `${provider.name} accepted the move to ${describeHolder(result.to)}`
-          : `${provider.name} now routes it to ${describeHolder(result.to)}`
+    const cloud = !provider.hasCloudApi
+      ? 'no cloud API was involved'
+      : result.outcome === 'accepted'
+        ? `${provider.name} accepted the move to ${describeHolder(result.to)}`
+        : `${provider.name} now routes it to ${describeHolder(result.to)}`
     if (error instanceof IpmoveError && error.exitCode === ExitCode.LOCAL) {
       throw new IpmoveError(ExitCode.LOCAL, `${error.message} (${cloud})`, {
         ...error.details,

@@ -1,0 +1,31 @@
+/** OVHcloud as the registry sees it: settings, the keyring store and the cache's account key. */
+import type { ProviderDescriptor } from '../../src/core/provider.js'
+import { usageError } from '../../src/errors.js'
+import {
+  deleteOvhCredentials,
+  OVH_SECRET_KEYS,
+  OVH_SETTING_KEYS,
+  parseOvhEndpoint,
+  setOvhCredentials,
+} from './credentials.js'
+
+export const ovh: ProviderDescriptor = {
+  name: 'ovh',
+  settings: {
+    keys: OVH_SETTING_KEYS,
+    secrets: OVH_SECRET_KEYS,
+    check(key, value, where) {
+      if (key === 'endpoint') parseOvhEndpoint(value, where)
+      else if (!value) throw usageError(`${where} is empty`)
+    },
+  },
+  accountKey: (env, settings) =>
+    [env.OVH_ENDPOINT ?? settings.endpoint, env.OVH_APPLICATION_KEY ?? env.OVH_CLIENT_ID]
+      .map((part) => part ?? '')
+      .join('|'),
+  async load(context) {
+    const { OvhProvider } = await import('./provider.js')
+    return OvhProvider.create(context)
+  },
+  credentials: { title: 'OVH', set: setOvhCredentials, delete: deleteOvhCredentials },
+}

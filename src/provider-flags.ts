@@ -1,0 +1,37 @@
+/**
+ * The registry's provider flags as oclif flags (the CLI edge), and their
+ * values back as provider settings: commands need not know which cloud
+ * takes which flag.
+ */
+import { Flags } from '@oclif/core'
+import { PROVIDER_FLAGS } from '../providers/index.js'
+
+type OclifFlag = ReturnType<typeof Flags.string>
+
+/** The flags `move` and `status` take for providers. */
+export const providerFlags: Record<string, OclifFlag> = Object.fromEntries(
+  PROVIDER_FLAGS.map((flag) => [
+    flag.key,
+    (flag.multiple
+      ? Flags.string({
+          description: flag.description,
+          options: flag.options && [...flag.options],
+          multiple: true,
+        })
+      : Flags.string({
+          description: flag.description,
+          options: flag.options && [...flag.options],
+        })) as OclifFlag,
+  ]),
+)
+
+/** The given provider flags as settings; absent flags leave the config file's values alone. */
+export function providerSettingsFromFlags(flags: Record<string, unknown>): Record<string, string> {
+  const settings: Record<string, string> = {}
+  for (const { key } of PROVIDER_FLAGS) {
+    const value = flags[key]
+    if (typeof value === 'string') settings[key] = value
+    else if (Array.isArray(value) && value.length > 0) settings[key] = value.join(',')
+  }
+  return settings
+}
