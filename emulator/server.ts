@@ -17,7 +17,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import { isIP, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ExitCode, IpmoveError, usageError } from '../src/errors.js'
+import { IpmoveError, usageError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
 import { applyFault, describeFault, FaultInjector, type FaultSpec } from './faults.js'
 import { generateTls } from './tls.js'
@@ -142,7 +142,7 @@ export abstract class EmulatorServer<State, Recorded extends RecordedRequestBase
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(
           new IpmoveError(
-            ExitCode.USAGE,
+            'usage',
             `cannot listen on ${this.host}:${this.options.port ?? 0}: ${error.code ?? error.message}`,
           ),
         )

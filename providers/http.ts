@@ -2,7 +2,7 @@ import http, { type IncomingHttpHeaders } from 'node:http'
 import https from 'node:https'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pRetry from 'p-retry'
-import { ExitCode, IpmoveError } from '../src/errors.js'
+import { IpmoveError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
@@ -212,10 +212,10 @@ export class HttpClient {
   }
 }
 
-/** The exit-8 error for an API that could not be reached. */
+/** The error for an API that could not be reached; an ambiguous write may have landed all the same. */
 export function unreachable(api: string, error: TransportError): IpmoveError {
-  // `ambiguous` tells the engine a write may have landed: re-read before writing again.
-  return new IpmoveError(ExitCode.UNREACHABLE, `${api} unreachable: ${error.message}`, {
+  const kind = error.ambiguous ? 'ambiguous-write' : 'unreachable'
+  return new IpmoveError(kind, `${api} unreachable: ${error.message}`, {
     ambiguous: error.ambiguous,
   })
 }

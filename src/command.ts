@@ -1,5 +1,6 @@
 import { Command, Flags } from '@oclif/core'
-import { ExitCode, exitCodeName, IpmoveError } from './errors.js'
+import { type ErrorKind, IpmoveError } from './errors.js'
+import { exitOf } from './exit-codes.js'
 import { Output } from './output.js'
 
 /**
@@ -30,29 +31,28 @@ export abstract class BaseCommand extends Command {
     return this.outputInstance
   }
 
-  protected override async catch(
-    error: Error & { exitCode?: number; oclif?: { exit?: number } },
-  ): Promise<never> {
+  protected override async catch(error: Error & { oclif?: { exit?: number } }): Promise<never> {
     // this.exit() throws an oclif ExitError: let it through untouched.
     if (error.oclif?.exit !== undefined && error.message.startsWith('EEXIT')) throw error
-    let exitCode: number
+    let kind: ErrorKind
     let message: string
     let details: Record<string, unknown> | undefined
     if (error instanceof IpmoveError) {
-      exitCode = error.exitCode
+      kind = error.kind
       message = error.message
       details = error.details
     } else if (error.oclif?.exit !== undefined) {
       // oclif's own parse errors: unknown flag, missing value…
-      exitCode = ExitCode.USAGE
+      kind = 'usage'
       message = error.message.split('\n')[0] ?? 'invalid usage'
     } else {
-      exitCode = ExitCode.INTERNAL
+      kind = 'internal'
       message = `internal error: ${error.message} (please report this with --debug output)`
       this.output.debug(error.stack ?? '')
     }
+    const { code, exitCode } = exitOf(kind)
     this.output.error(message)
-    this.output.result({ ok: false, error: { code: exitCodeName(exitCode), exitCode, message, ...details } })
+    this.output.result({ ok: false, error: { code, exitCode, message, ...details } })
     this.exit(exitCode)
   }
 }

@@ -1,62 +1,59 @@
 /**
- * Exit codes are a public contract: hooks and scripts branch on them, and the
- * README documents each one. Never renumber; only append.
+ * What went wrong, as a kind the engine can steer on: a long-running process
+ * retries `busy`, waits out `unreachable`, stops claiming on `superseded`, and
+ * never retries `usage`. Only the CLI edge (src/exit-codes.ts) turns kinds
+ * into the documented exit numbers.
  */
-export const ExitCode = {
-  /** Moved, or already in place. */
-  OK: 0,
-  /** Unexpected internal error (a bug). */
-  INTERNAL: 1,
-  /** Usage or invalid input, detected before any API call. */
-  USAGE: 2,
-  /** Authentication or permission refused by the API. */
-  AUTH: 3,
-  /** Project, IP or instance not found, or a name is ambiguous. */
-  NOT_FOUND: 4,
-  /** Timed out waiting for the API to finish. */
-  TIMEOUT: 5,
-  /** Another operation holds the IP. */
-  BUSY: 6,
-  /** Configuring the address on this host failed. */
-  LOCAL: 7,
-  /** The API could not be reached, even after retries. */
-  UNREACHABLE: 8,
-} as const
+export const ERROR_KINDS = [
+  /** Bad input or setup, found before any API call. */
+  'usage',
+  /** The API refused the credentials or the permission. */
+  'auth',
+  /** A project, IP or instance does not exist, or a name is ambiguous. */
+  'not-found',
+  /** The time given (--timeout) ran out. */
+  'timeout',
+  /** Another operation holds the IP now: wait and decide again. */
+  'busy',
+  /** Another holder took the IP while our move ran: someone else decided, do not fight it. */
+  'superseded',
+  /** Configuring or announcing the address on this host failed. */
+  'local',
+  /** The API could not be reached, even after retries; nothing was written. */
+  'unreachable',
+  /** A write failed without an answer: it may or may not have landed, so re-read before writing again. */
+  'ambiguous-write',
+  /** The API answered with a failure it gives no better kind for (an error status, a failed task). */
+  'provider-failed',
+  /** A bug in ipmove. */
+  'internal',
+] as const
 
-export type ExitCodeName = keyof typeof ExitCode
-export type ExitCodeValue = (typeof ExitCode)[ExitCodeName]
-
-const NAMES = Object.fromEntries(Object.entries(ExitCode).map(([k, v]) => [v, k])) as Record<
-  ExitCodeValue,
-  ExitCodeName
->
+export type ErrorKind = (typeof ERROR_KINDS)[number]
 
 /**
  * An error whose message is fit for a one-line report to an operator. Anything
- * thrown that is not an IpmoveError is a bug and exits 1.
+ * thrown that is not an IpmoveError is a bug.
  */
 export class IpmoveError extends Error {
-  readonly exitCode: ExitCodeValue
+  readonly kind: ErrorKind
   /** Extra machine-readable facts for --json (never secrets). */
   readonly details: Record<string, unknown> | undefined
 
-  constructor(exitCode: ExitCodeValue, message: string, details?: Record<string, unknown>) {
+  constructor(kind: ErrorKind, message: string, details?: Record<string, unknown>) {
     super(message)
     this.name = 'IpmoveError'
-    this.exitCode = exitCode
+    this.kind = kind
     this.details = details
   }
+}
 
-  get code(): ExitCodeName {
-    return NAMES[this.exitCode]
-  }
+/** Whether `error` is an IpmoveError of one of `kinds`. */
+export function isKind(error: unknown, ...kinds: ErrorKind[]): error is IpmoveError {
+  return error instanceof IpmoveError && kinds.includes(error.kind)
 }
 
 export const usageError = (message: string, details?: Record<string, unknown>) =>
-  new IpmoveError(ExitCode.USAGE, message, details)
+  new IpmoveError('usage', message, details)
 export const notFound = (message: string, details?: Record<string, unknown>) =>
-  new IpmoveError(ExitCode.NOT_FOUND, message, details)
-
-export function exitCodeName(code: number): string {
-  return NAMES[code as ExitCodeValue] ?? 'INTERNAL'
-}
+  new IpmoveError('not-found', message, details)

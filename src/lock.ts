@@ -2,7 +2,7 @@ import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ExitCode, IpmoveError } from './errors.js'
+import { IpmoveError } from './errors.js'
 import type { Logger } from './output.js'
 
 const RETRY_MS = 50
@@ -60,7 +60,7 @@ export async function withIpLock<T>(
     try {
       await sleep(RETRY_MS, undefined, { signal: options.signal })
     } catch {
-      throw new IpmoveError(ExitCode.BUSY, `another ipmove (pid ${holder}) is still working on ${key}`)
+      throw new IpmoveError('busy', `another ipmove (pid ${holder}) is still working on ${key}`)
     }
   }
   try {

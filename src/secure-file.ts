@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { decode } from 'ini'
-import { ExitCode, IpmoveError, usageError } from './errors.js'
+import { IpmoveError, usageError } from './errors.js'
 
 /** A settings file as read, with the facts the permission checks need. */
 export interface SettingsFile {
@@ -34,7 +34,7 @@ export function readSettingsFile(path: string): SettingsFile | undefined {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new IpmoveError(ExitCode.USAGE, `cannot read ${path}: permission denied`, {
+      throw new IpmoveError('usage', `cannot read ${path}: permission denied`, {
         file: path,
         errno: 'EACCES',
       })

@@ -170,7 +170,7 @@ describe('BSD driver commands', () => {
       [['ifconfig', 'vtnet0', 'inet6', '2001:db8::50', '-alias'], ok()],
     ])
     const error = await failure(new BsdDriver('freebsd', run).add({ ip: v6, iface: 'vtnet0' }))
-    expect(error.exitCode).toBe(7)
+    expect(error.kind).toBe('local')
     expect(error.message).toBe(
       '2001:db8::50/128 failed duplicate address detection on vtnet0: another host on the link uses it (removed it again)',
     )
@@ -208,7 +208,7 @@ describe('BSD driver commands', () => {
     const freebsd = script([[['ifconfig', 'eth9'], fail('ifconfig: interface eth9 does not exist')]])
     for (const driver of [new BsdDriver('openbsd', openbsd), new BsdDriver('freebsd', freebsd)]) {
       const error = await failure(driver.add({ ip: v4, iface: 'eth9' }))
-      expect([error.exitCode, error.message]).toEqual([7, 'interface eth9 does not exist'])
+      expect([error.kind, error.message]).toEqual(['local', 'interface eth9 does not exist'])
     }
     // OpenBSD reads a name without a unit number as a group and prints its members.
     const group = script([[['ifconfig', 'egress'], ok(OPENBSD_VIO0)]])
@@ -225,13 +225,13 @@ describe('BSD driver commands', () => {
       ],
     ])
     const error = await failure(new BsdDriver('openbsd', run).add({ ip: v4, iface: 'vio0' }))
-    expect([error.exitCode, error.message]).toEqual([7, 'adding 192.0.2.50/32 to vio0 needs root'])
+    expect([error.kind, error.message]).toEqual(['local', 'adding 192.0.2.50/32 to vio0 needs root'])
   })
 
   it('refuses labels, which BSD interfaces do not have, before running anything', async () => {
     const run = script([])
     const error = await failure(new BsdDriver('freebsd', run).add({ ip: v4, iface: 'vtnet0', label: 'vip' }))
-    expect(error.exitCode).toBe(2)
+    expect(error.kind).toBe('usage')
   })
 
   it('is picked for the BSDs, and other platforms are refused', async () => {

@@ -7,14 +7,14 @@ describe('runCommand, the one runner for external tools', () => {
   it('turns a missing program into exit 7 that names what to install', async () => {
     const error = await runCommand(['ipmove-no-such-tool', '--version']).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(IpmoveError)
-    expect((error as IpmoveError).exitCode).toBe(7)
+    expect((error as IpmoveError).kind).toBe('local')
     expect((error as IpmoveError).message).toBe('ipmove-no-such-tool not found: install ipmove-no-such-tool')
   })
 
   it('turns a hung program into exit 7 after its timeout', async () => {
     const started = Date.now()
     const error = await runCommand(['sleep', '5'], { timeoutMs: 200 }).catch((e: unknown) => e)
-    expect((error as IpmoveError).exitCode).toBe(7)
+    expect((error as IpmoveError).kind).toBe('local')
     expect((error as IpmoveError).message).toBe('sleep 5 did not finish within 0.2 s')
     expect(Date.now() - started).toBeLessThan(2000)
   })

@@ -12,7 +12,6 @@ import {
   resolveOvhCredentials,
   setOvhCredentials,
 } from '../providers/ovh/credentials.js'
-import { ExitCode } from '../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
 import { redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'
@@ -84,7 +83,7 @@ describe('secure files', () => {
     for (const mode of [0o644, 0o640, 0o604, 0o660]) {
       const path = write(join(home, 'secret.conf'), 'x', mode)
       const error = failureSyncWith(() => readSecretFile(path))
-      expect(error.exitCode).toBe(ExitCode.USAGE)
+      expect(error.kind).toBe('usage')
       expect(error.message).toContain(path)
       expect(error.message).toContain(`0${mode.toString(8)}`)
       expect(error.message).toContain(`chmod 600 ${path}`)
@@ -112,7 +111,7 @@ describe('secure files', () => {
     const path = write(join(home, 'settings.conf'), 'x', 0o600)
     chownSync(path, 4242, 4242)
     const error = failureSyncWith(() => readSettingsFile(path))
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain('owned by uid 4242')
     chownSync(path, 0, 0)
     expect(readSettingsFile(path)?.text).toBe('x')
@@ -167,7 +166,7 @@ describe('parseOvhEndpoint', () => {
 
   it('refuses unknown names, listing the known ones', () => {
     const error = failureSyncWith(() => parseOvhEndpoint('ovh-mars'))
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain('"ovh-mars"')
     expect(error.message).toContain('ovh-eu, ovh-ca, ovh-us, kimsufi-eu')
   })
@@ -210,7 +209,7 @@ describe('resolveOvhCredentials: files', () => {
   it('refuses a world-readable ovh.conf holding secrets, but not one holding only the endpoint', async () => {
     const path = write(join(home, '.ovh.conf'), appConf('ovh-eu', 'AK', AS, CK), 0o644)
     const error = await failureWith(resolveOvhCredentials(sources()))
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain(`chmod 600 ${path}`)
 
     write(path, '[default]\nendpoint=ovh-ca\n', 0o644)
@@ -293,7 +292,7 @@ describe('resolveOvhCredentials: precedence', () => {
     expect(oauth.kind).toBe('oauth2')
     // A half-given higher method is an error, not a silent fall back to the other one.
     const error = await failureWith(resolveOvhCredentials(sources({ env: { OVH_CLIENT_ID: 'id' } })))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toContain('client_secret missing')
     expect(error.message).toContain('OVH_CLIENT_SECRET')
   })
@@ -304,7 +303,7 @@ describe('resolveOvhCredentials: precedence', () => {
       `${appConf('ovh-eu', 'AK', AS, CK)}client_id=id\nclient_secret=${CS}\n`,
     )
     const error = await failureWith(resolveOvhCredentials(sources()))
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain(path)
     expect(error.message).toContain('keep one method')
   })
@@ -315,7 +314,7 @@ describe('resolveOvhCredentials: precedence', () => {
         sources({ env: { OVH_ENDPOINT: 'kimsufi-eu', OVH_CLIENT_ID: 'id', OVH_CLIENT_SECRET: CS } }),
       ),
     )
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain('kimsufi-eu offers no OAuth2')
   })
 
@@ -325,7 +324,7 @@ describe('resolveOvhCredentials: precedence', () => {
       `[ovh-eu]\napplication_secret=${AS}\n[ovh-ca]\nclient_id=id\nclient_secret=${CS}\n`,
     )
     const error = await failureWith(resolveOvhCredentials(sources({ env: { OVH_APPLICATION_KEY: 'AK' } })))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toContain('consumer_key missing')
     expect(error.message).toContain(`application_secret from ${join(etc, 'ovh.conf')}`)
     expect(error.message).toContain('OVH_CONSUMER_KEY')
@@ -333,7 +332,7 @@ describe('resolveOvhCredentials: precedence', () => {
 
     rmSync(join(etc, 'ovh.conf'))
     const none = await failureWith(resolveOvhCredentials(sources()))
-    expect(none.exitCode).toBe(ExitCode.AUTH)
+    expect(none.kind).toBe('auth')
     for (const where of [
       join(cwd, 'ovh.conf'),
       join(home, '.ovh.conf'),
@@ -351,7 +350,7 @@ describe('resolveOvhCredentials: precedence', () => {
     const error = await failureWith(
       resolveOvhCredentials(sources({ env: { ...envApp('AK'), OVH_APPLICATION_SECRET: bad } })),
     )
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain('application_secret from env')
     expect(error.message).not.toContain('Injected')
   })
@@ -359,7 +358,7 @@ describe('resolveOvhCredentials: precedence', () => {
   it('refuses an invalid endpoint, naming where it came from', async () => {
     write(join(home, '.ovh.conf'), '[default]\nendpoint=http://api.example.com/1.0\n')
     const error = await failureWith(resolveOvhCredentials(sources({ env: envApp('AK') })))
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain(`${join(home, '.ovh.conf')} [default] endpoint`)
   })
 })
@@ -406,7 +405,7 @@ describe('resolveOvhCredentials: keyring', () => {
     const error = await failureWith(
       resolveOvhCredentials(sources({ env: { OVH_APPLICATION_KEY: 'AK' }, keyring })),
     )
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(keyring.gets).toBe(0)
   })
 
@@ -426,7 +425,7 @@ describe('resolveOvhCredentials: keyring', () => {
 
   it('treats an unavailable keyring as empty, and says so', async () => {
     const error = await failureWith(resolveOvhCredentials(sources({ keyring: new MemoryKeyring(true) })))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toContain('the test keyring (unavailable: no D-Bus session)')
   })
 
@@ -438,7 +437,7 @@ describe('resolveOvhCredentials: keyring', () => {
     )
     const partial = stored({ endpoint: 'ovh-eu', application_key: 'AK', application_secret: AS })
     const error = await failureWith(resolveOvhCredentials(sources({ keyring: partial })))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toContain('lacks consumer_key')
   })
 })
@@ -508,10 +507,10 @@ describe('credentials set / delete', () => {
     const error = await failureWith(
       setOvhCredentials({ input, prompts: new PassThrough(), oauth2: false, keyring }),
     )
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toContain('unavailable (no D-Bus session)')
     expect(error.message).toContain('/etc/ovh.conf')
-    expect((await failureWith(deleteOvhCredentials(keyring))).exitCode).toBe(ExitCode.USAGE)
+    expect((await failureWith(deleteOvhCredentials(keyring))).kind).toBe('usage')
   })
 
   it('refuses empty input', async () => {

@@ -38,7 +38,7 @@ import {
   type RunningEc2Emulator,
   startEc2Emulator,
 } from '../emulator/aws/server.js'
-import { ExitCode, IpmoveError } from '../src/errors.js'
+import { IpmoveError } from '../src/errors.js'
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true'
 
@@ -384,7 +384,7 @@ describe('start-up', () => {
     ]) {
       const error = await ec2EmulatorOptionsFromFlags(flags).catch((e: unknown) => e)
       expect(error, JSON.stringify(flags)).toBeInstanceOf(IpmoveError)
-      expect((error as IpmoveError).exitCode).toBe(ExitCode.USAGE)
+      expect((error as IpmoveError).kind).toBe('usage')
     }
     await expect(startEc2Emulator({ thisHost: 'twin' })).rejects.toThrow(/several instances/)
   })

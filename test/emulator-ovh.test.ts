@@ -742,7 +742,7 @@ describe('OVH emulator: control surface and command service', () => {
       for (const [flags, message] of cases) {
         const error = await emulateOvh(flags, new AbortController().signal, () => {}).catch((e: unknown) => e)
         expect(error, JSON.stringify(flags)).toBeInstanceOf(IpmoveError)
-        expect((error as IpmoveError).exitCode).toBe(2)
+        expect((error as IpmoveError).kind).toBe('usage')
         expect((error as Error).message).toMatch(message)
         expect((error as Error).message).not.toContain('\n')
       }

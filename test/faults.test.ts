@@ -9,7 +9,7 @@ function usageMessage(spec: string): string {
     parseFaultSpec(spec)
   } catch (error) {
     expect(error).toBeInstanceOf(IpmoveError)
-    expect((error as IpmoveError).exitCode).toBe(2)
+    expect((error as IpmoveError).kind).toBe('usage')
     return (error as Error).message
   }
   throw new Error(`${spec} was accepted`)

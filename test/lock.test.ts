@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { ExitCode } from '../src/errors.js'
 import { withIpLock } from '../src/lock.js'
 import { MemoryLogger } from '../src/output.js'
 import { failure } from './helpers/errors.js'
@@ -64,7 +63,7 @@ describe('withIpLock', () => {
     const { dir, options } = setup()
     writeFileSync(join(dir, '203.0.113.10_32.lock'), String(process.ppid))
     const error = await failure(withIpLock('203.0.113.10/32', options(200), async () => 'never'))
-    expect(error.exitCode).toBe(ExitCode.BUSY)
+    expect(error.kind).toBe('busy')
     expect(error.message).toBe(`another ipmove (pid ${process.ppid}) is still working on 203.0.113.10/32`)
   })
 

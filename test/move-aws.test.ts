@@ -7,7 +7,7 @@ import nock from 'nock'
 import { describe, expect, it } from 'vitest'
 import { providerNamed } from '../providers/index.js'
 import { MemoryCache } from '../src/cache.js'
-import { ExitCode, IpmoveError } from '../src/errors.js'
+import { IpmoveError } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import { type MoveOptions, moveIp } from '../src/services/move.js'
 import { ipStatus } from '../src/services/status.js'
@@ -286,7 +286,7 @@ describe('private mode', () => {
     const error = await failed(
       moveIp(options(awsTestEnv(), { ip: VIP }, { mode: 'private' }), new MemoryLogger()),
     )
-    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.kind).toBe('usage')
     expect(error.message).toMatch(/primary address of eni-0a+1/)
   })
 
@@ -309,7 +309,7 @@ describe('private mode', () => {
     const error = await failed(
       moveIp(options(awsTestEnv(), { ip: VIP, instance: 'web-3' }, { mode: 'private' }), new MemoryLogger()),
     )
-    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.kind).toBe('not-found')
     expect(error.message).toMatch(/no interface in subnet-0a0a0a0a0a0a0a0a1/)
   })
 })
@@ -403,7 +403,7 @@ describe('route mode', () => {
     const error = await failed(
       moveIp(options(awsTestEnv(), { ip: ROUTE_VIP }, { mode: 'route' }), new MemoryLogger()),
     )
-    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.kind).toBe('not-found')
     expect(error.message).toMatch(/--route-table/)
   })
 
@@ -434,7 +434,7 @@ describe('instances', () => {
       )
       .on('DescribeAddresses', eipFilter, eipOn(WEB1, ENI1))
     const error = await failed(moveIp(options(awsTestEnv(), { instance: 'twin' }), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.kind).toBe('not-found')
     expect(error.message).toContain(WEB1)
     expect(error.message).toContain(`${WEB2} (stopped)`)
     expect(api.of('AssociateAddress')).toEqual([])
@@ -445,7 +445,7 @@ describe('instances', () => {
       .on('DescribeInstances', byName('nope'), instances())
       .on('DescribeAddresses', eipFilter, eipOn(WEB1, ENI1))
     const name = await failed(moveIp(options(awsTestEnv(), { instance: 'nope' }), new MemoryLogger()))
-    expect(name.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(name.kind).toBe('not-found')
     expect(name.message).toMatch(/no instance named "nope" in eu-west-3/)
 
     new Ec2Api()
@@ -456,14 +456,14 @@ describe('instances', () => {
       )
       .on('DescribeAddresses', eipFilter, eipOn(WEB1, ENI1))
     const id = await failed(moveIp(options(awsTestEnv(), { instance: THIRD }), new MemoryLogger()))
-    expect(id.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(id.kind).toBe('not-found')
     expect(id.message).toMatch(/InvalidInstanceID\.NotFound/)
 
     new Ec2Api()
       .on('DescribeInstances', byName('web-2'), instances(web2))
       .on('DescribeAddresses', eipFilter, addresses())
     const eip = await failed(moveIp(options(awsTestEnv()), new MemoryLogger()))
-    expect(eip.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(eip.kind).toBe('not-found')
     expect(eip.message).toBe('203.0.113.5 is not an Elastic IP of this account in eu-west-3')
   })
 })
@@ -484,7 +484,7 @@ describe('errors and retries', () => {
       ),
     )
     const error = await failed(moveIp(options(awsTestEnv()), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toMatch(/^IAM does not allow ec2:AssociateAddress \(UnauthorizedOperation\): /)
     expect(error.message).not.toContain('AbCdEf0123')
     expect(error.details).toMatchObject({
@@ -507,7 +507,7 @@ describe('errors and retries', () => {
         failure('AuthFailure', 'AWS was not able to validate the provided access credentials'),
       )
     const error = await failed(moveIp(options(awsTestEnv()), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toMatch(
       /EC2 refused the credentials for ec2:Describe(Instances|Addresses) \(AuthFailure\)/,
     )
@@ -528,7 +528,7 @@ describe('errors and retries', () => {
       .on('DescribeInstances', byName('web-2'), instances(web2))
       .on('DescribeAddresses', eipFilter, failure('InternalError', 'An internal error has occurred', 500), 5)
     const error = await failed(moveIp(options(awsTestEnv()), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.UNREACHABLE)
+    expect(error.kind).toBe('unreachable')
     expect(error.message).toMatch(/^EC2 DescribeAddresses failed after 5 attempts: HTTP 500 InternalError/)
     expect(api.of('DescribeAddresses')).toHaveLength(5)
   })
@@ -538,7 +538,7 @@ describe('errors and retries', () => {
       .on('AssociateAddress', { InstanceId: WEB2 }, { associationId: 'eipassoc-4' })
       .on('DescribeAddresses', { 'AllocationId.1': ALLOC }, eipOn(THIRD, ENI3))
     const error = await failed(moveIp(options(awsTestEnv()), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.BUSY)
+    expect(error.kind).toBe('superseded')
     expect(error.message).toContain(THIRD)
     expect(api.of('AssociateAddress')).toHaveLength(1)
   })
@@ -554,7 +554,7 @@ describe('errors and retries', () => {
           `<?xml version="1.0"?><DescribeAddressesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><addressesSet><item><publicIp>${EIP}</publicIp><allocationId>${ALLOC}</allocationId><instanceId>${WEB1}</instanceId><networkInterfaceId>${ENI1}</networkInterfaceId></item></addressesSet></DescribeAddressesResponse>`,
       )
     const error = await failed(moveIp(options(awsTestEnv(), { timeoutMs: 600 }), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.TIMEOUT)
+    expect(error.kind).toBe('timeout')
     expect(error.message).toMatch(/timed out before the IP reached web-2/)
     expect(api.of('AssociateAddress')).toHaveLength(1)
   })
@@ -570,14 +570,14 @@ describe('errors and retries', () => {
     ]
     for (const settings of bad) {
       const error = await failed(moveIp(options(awsTestEnv(), {}, settings), new MemoryLogger()))
-      expect(error.exitCode, JSON.stringify(settings)).toBe(ExitCode.USAGE)
+      expect(error.kind, JSON.stringify(settings)).toBe('usage')
     }
     const v6 = await failed(moveIp(options(awsTestEnv(), { ip: '2001:db8::5' }), new MemoryLogger()))
-    expect(v6.exitCode).toBe(ExitCode.USAGE)
+    expect(v6.kind).toBe('usage')
     const ipId = await failed(
       moveIp(options(awsTestEnv(), { ipId: ALLOC }, { mode: 'route' }), new MemoryLogger()),
     )
-    expect(ipId.exitCode).toBe(ExitCode.USAGE)
+    expect(ipId.kind).toBe('usage')
   })
 })
 
@@ -617,7 +617,7 @@ describe('--dry-run', () => {
         new MemoryLogger(),
       ),
     )
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toMatch(/^dry run: IAM does not allow ec2:ReplaceRoute/)
   })
 

@@ -1,6 +1,5 @@
 import nock from 'nock'
 import { describe, expect, it } from 'vitest'
-import { ExitCode } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import { type MoveOptions, moveIp } from '../src/services/move.js'
 import { ipStatus } from '../src/services/status.js'
@@ -186,13 +185,13 @@ describe('move on OVH Public Cloud', () => {
     const noProject = await failure(
       moveIp(options(testEnv(), { ip: undefined, ipId: FIP, project: undefined }), new MemoryLogger()),
     )
-    expect(noProject.exitCode).toBe(ExitCode.USAGE)
+    expect(noProject.kind).toBe('usage')
     new OvhApi().get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
     nock(ORIGIN).get(`/1.0/cloud/project/${PROJECT}/instance`).optionally().reply(200, instances)
     const mismatch = await failure(
       moveIp(options(testEnv(), { ip: '203.0.113.99', ipId: FIP, project: PROJECT }), new MemoryLogger()),
     )
-    expect(mismatch.exitCode).toBe(ExitCode.USAGE)
+    expect(mismatch.kind).toBe('usage')
     expect(mismatch.message).toMatch(/name different IPs/)
   })
 
@@ -219,7 +218,7 @@ describe('move on OVH Public Cloud', () => {
         { id: THIRD, name: 'twin', region: 'GRA11' },
       ])
     const error = await failure(moveIp(options(testEnv(), { instance: 'twin' }), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.kind).toBe('not-found')
     expect(error.message).toContain(SBG2)
     expect(error.message).toContain(THIRD)
     expect(api.writes).toEqual([])
@@ -228,7 +227,7 @@ describe('move on OVH Public Cloud', () => {
   it('reports an unknown project (exit 4)', async () => {
     new OvhApi().get('/cloud/project', [PROJECT]).get(`/cloud/project/${PROJECT}`, { description: 't18s' })
     const error = await failure(moveIp(options(testEnv(), { project: 'nope' }), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.NOT_FOUND)
+    expect(error.kind).toBe('not-found')
     expect(error.message).toMatch(/no Public Cloud project named "nope"/)
   })
 
@@ -238,7 +237,7 @@ describe('move on OVH Public Cloud', () => {
       reply(403, { message: 'This call has not been granted', errorCode: 'NOT_GRANTED_CALL' }),
     )
     const error = await failure(moveIp(options(testEnv()), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.AUTH)
+    expect(error.kind).toBe('auth')
     expect(error.message).toMatch(/This call has not been granted \(query EU\.test\.[0-9a-f]+\)/)
     expect(error.message).not.toContain(CONSUMER_KEY)
   })
@@ -264,7 +263,7 @@ describe('move on OVH Public Cloud', () => {
       .optionally()
       .reply(200, instances)
     const error = await failure(moveIp(options(testEnv(), { project: PROJECT }), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.UNREACHABLE)
+    expect(error.kind).toBe('unreachable')
     expect(error.message).toMatch(/HTTP 502/)
   })
 
@@ -278,7 +277,7 @@ describe('move on OVH Public Cloud', () => {
       .get(`/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}`)
       .reply(200, failover(SBG1, 'operationPending', 50))
     const error = await failure(moveIp(options(testEnv(), { timeoutMs: 800 }), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.TIMEOUT)
+    expect(error.kind).toBe('timeout')
     expect(error.message).toMatch(/last seen: status operationPending, 50%/)
   })
 
@@ -287,7 +286,7 @@ describe('move on OVH Public Cloud', () => {
       .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG1, 'operationPending'))
       .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(THIRD))
     const error = await failure(moveIp(options(testEnv()), new MemoryLogger()))
-    expect(error.exitCode).toBe(ExitCode.BUSY)
+    expect(error.kind).toBe('superseded')
     expect(error.message).toMatch(/third/)
     expect(api.writes).toHaveLength(1)
   })
@@ -390,7 +389,7 @@ describe('move of a classic failover IP', () => {
         new MemoryLogger(),
       ),
     )
-    expect(error.exitCode).toBe(ExitCode.INTERNAL)
+    expect(error.kind).toBe('provider-failed')
     expect(error.message).toMatch(/task 43 .* ovhError: destination refused/)
   })
 })
@@ -433,7 +432,7 @@ describe('bad input', () => {
       nock.emitter.on('no match', record)
       try {
         const error = await failure(moveIp(options(testEnv(), extra), new MemoryLogger()))
-        expect(error.exitCode).toBe(ExitCode.USAGE)
+        expect(error.kind).toBe('usage')
         expect(error.message.split('\n')).toHaveLength(1)
         await new Promise((resolve) => setTimeout(resolve, 20)) // let a stray request surface
         expect(requests).toEqual([])

@@ -43,7 +43,7 @@ import type {
   ProviderContext,
 } from '../../src/core/provider.js'
 import { describeHolder, sameHolder } from '../../src/core/provider.js'
-import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
+import { IpmoveError, notFound, usageError } from '../../src/errors.js'
 import { type Logger, registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, TransportError } from '../http.js'
@@ -915,28 +915,27 @@ export class AwsProvider implements Provider {
     const details: Record<string, unknown> = { awsCode: name, httpStatus: status, action: `ec2:${action}` }
     if (encoded) details.encodedAuthorizationMessage = encoded
     if (signal.aborted) {
-      return new IpmoveError(ExitCode.TIMEOUT, `timed out waiting for EC2 ${action}`, {
+      return new IpmoveError('timeout', `timed out waiting for EC2 ${action}`, {
         ...details,
         ambiguous: options.write,
       })
     }
     if (name === 'CredentialsProviderError') {
-      return new IpmoveError(ExitCode.AUTH, `no usable AWS credentials: ${message}`, details)
+      return new IpmoveError('auth', `no usable AWS credentials: ${message}`, details)
     }
     if (AUTH_CODES.has(name) || name.endsWith('.UnauthorizedOperation')) {
       const what =
         name === 'AuthFailure' || name === 'SignatureDoesNotMatch'
           ? 'EC2 refused the credentials for'
           : 'IAM does not allow'
-      return new IpmoveError(ExitCode.AUTH, `${dry}${what} ec2:${action} (${name}): ${message}`, details)
+      return new IpmoveError('auth', `${dry}${what} ec2:${action} (${name}): ${message}`, details)
     }
     if (name.endsWith('.NotFound'))
-      return new IpmoveError(ExitCode.NOT_FOUND, `EC2 ${action}: ${name}: ${message}`, details)
-    if (BUSY_CODES.has(name))
-      return new IpmoveError(ExitCode.BUSY, `EC2 ${action}: ${name}: ${message}`, details)
+      return new IpmoveError('not-found', `EC2 ${action}: ${name}: ${message}`, details)
+    if (BUSY_CODES.has(name)) return new IpmoveError('busy', `EC2 ${action}: ${name}: ${message}`, details)
     if (INPUT_CODES.has(name) || name.endsWith('.Malformed')) {
       return new IpmoveError(
-        ExitCode.USAGE,
+        'usage',
         `${dry}EC2 ${action} refused the request (${name}): ${message}`,
         details,
       )
@@ -951,7 +950,7 @@ export class AwsProvider implements Provider {
       const ambiguous = Boolean(options.write) && !throttled && !NOT_SENT.has(error.code ?? '')
       const after = attempts ? ` after ${attempts} attempts` : ''
       return new IpmoveError(
-        ExitCode.UNREACHABLE,
+        ambiguous ? 'ambiguous-write' : 'unreachable',
         `EC2 ${action} failed${after}: ${status ? `HTTP ${status} ` : ''}${error.code ?? name}${message && message !== name ? `: ${message}` : ''}`,
         { ...details, ambiguous },
       )
@@ -959,7 +958,7 @@ export class AwsProvider implements Provider {
     if (/Region is missing/i.test(message)) {
       return usageError('no AWS region: pass --region, set AWS_REGION, or give the profile a region')
     }
-    return new IpmoveError(ExitCode.INTERNAL, `EC2 ${action}: ${name}: ${message}`, details)
+    return new IpmoveError('provider-failed', `EC2 ${action}: ${name}: ${message}`, details)
   }
 }
 

@@ -1,6 +1,6 @@
 import { join, resolve } from 'node:path'
 import type { SetCredentialsOptions } from '../../src/core/provider.js'
-import { ExitCode, IpmoveError, usageError } from '../../src/errors.js'
+import { IpmoveError, usageError } from '../../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../../src/keyring.js'
 import { registerSecret } from '../../src/output.js'
 import { assertPrivate, type IniData, parseIni, readSettingsFile } from '../../src/secure-file.js'
@@ -324,7 +324,7 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
         .filter((spec) => found.has(spec.key))
         .map((spec) => `${spec.file} from ${found.get(spec.key)!.label}`)
       throw new IpmoveError(
-        ExitCode.AUTH,
+        'auth',
         `OVH credentials for ${endpoint.endpointName} are incomplete: ${missing.map((s) => s.file).join(', ')} missing ` +
           `(have ${have.join(', ')}); set ${missing.map((s) => s.env).join(', ')} or add ${missing.map((s) => s.file).join(', ')} ` +
           `to [${endpoint.endpointName}] in ${files.looked.join(', ')}`,
@@ -368,7 +368,7 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
         for (const spec of specsOf(method)) {
           if (!values[spec.key]) {
             throw new IpmoveError(
-              ExitCode.AUTH,
+              'auth',
               `the OVH entry in ${keyring.description} lacks ${spec.file}; run: ipmove credentials set ovh`,
             )
           }
@@ -383,7 +383,7 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
   }
   const unreadable = files.unreadable.length > 0 ? ` (cannot read ${files.unreadable.join(', ')})` : ''
   throw new IpmoveError(
-    ExitCode.AUTH,
+    'auth',
     `no OVH credentials for ${endpoint.endpointName}: looked in flags, env (OVH_APPLICATION_KEY…, OVH_CLIENT_ID…), ` +
       `${config ? `[ovh] of ${configLabel}, ` : ''}[${endpoint.endpointName}] of ${files.looked.join(', ')}${unreadable}, ` +
       `${keyringNote}; run "ipmove credentials set ovh" or write ${join(sources.home, '.ovh.conf')} (chmod 600)`,
@@ -399,10 +399,7 @@ function parseStoredEntry(text: string, where: string): Record<string, string> {
     parsed = undefined
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new IpmoveError(
-      ExitCode.AUTH,
-      `the OVH entry in ${where} is not valid; run: ipmove credentials set ovh`,
-    )
+    throw new IpmoveError('auth', `the OVH entry in ${where} is not valid; run: ipmove credentials set ovh`)
   }
   const entry: Record<string, string> = {}
   for (const [key, value] of Object.entries(parsed)) {

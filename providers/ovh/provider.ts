@@ -15,7 +15,7 @@ import type {
   Provider,
   ProviderContext,
 } from '../../src/core/provider.js'
-import { ExitCode, IpmoveError, notFound, usageError } from '../../src/errors.js'
+import { IpmoveError, notFound, usageError } from '../../src/errors.js'
 import type { Logger } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from '../http.js'
@@ -254,7 +254,7 @@ export class OvhProvider implements Provider {
           signal,
         )
       } catch (error) {
-        if (!(error instanceof IpmoveError && error.exitCode === ExitCode.NOT_FOUND)) throw error
+        if (!(error instanceof IpmoveError && error.kind === 'not-found')) throw error
         this.cache.delete(key)
       }
     }
@@ -352,7 +352,7 @@ export class OvhProvider implements Provider {
     try {
       return await this.classicState(this.location, signal)
     } catch (error) {
-      if (error instanceof IpmoveError && error.exitCode === ExitCode.NOT_FOUND) {
+      if (error instanceof IpmoveError && error.kind === 'not-found') {
         const where = project ? `a failover IP of project ${project} nor` : ''
         throw notFound(
           `${ip.block} is neither ${where} a failover IP of this account (/ip)`.replace(
@@ -406,7 +406,7 @@ export class OvhProvider implements Provider {
       ])
       if (FAILED_TASK.has(task.status)) {
         throw new IpmoveError(
-          ExitCode.INTERNAL,
+          'provider-failed',
           `OVH move task ${task.taskId} for ${location.block} ended in ${task.status}${task.comment ? `: ${task.comment}` : ''}`,
         )
       }
@@ -468,10 +468,7 @@ export class OvhProvider implements Provider {
     } catch (error) {
       if (!(error instanceof TransportError)) throw error
       if (signal.aborted) {
-        throw new IpmoveError(
-          ExitCode.TIMEOUT,
-          `timed out during ${method} ${url.pathname}: ${error.message}`,
-        )
+        throw new IpmoveError('timeout', `timed out during ${method} ${url.pathname}: ${error.message}`)
       }
       throw unreachable('OVH API', error)
     }
@@ -504,10 +501,7 @@ export class OvhProvider implements Provider {
     }
     const serverTime = Number(response.text)
     if (response.status !== 200 || !Number.isInteger(serverTime)) {
-      throw new IpmoveError(
-        ExitCode.UNREACHABLE,
-        `OVH API: /auth/time answered HTTP ${response.status}, not a time`,
-      )
+      throw new IpmoveError('unreachable', `OVH API: /auth/time answered HTTP ${response.status}, not a time`)
     }
     const seconds = serverTime - Math.round(Date.now() / 1000)
     this.cache.set('time-delta', String(seconds), TIME_DELTA_TTL_MS)
@@ -542,7 +536,7 @@ export class OvhProvider implements Provider {
     const token = parseJson<{ access_token?: string; expires_in?: number }>(response.text)
     if (response.status !== 200 || !token?.access_token) {
       throw new IpmoveError(
-        ExitCode.AUTH,
+        'auth',
         `OVH refused the service account's client id/secret (HTTP ${response.status} from ${new URL(c.tokenUrl).host})`,
       )
     }
@@ -605,9 +599,9 @@ function apiError(method: Method, path: string, response: HttpResponse, body: Ov
   const details = { httpStatus: response.status, errorCode: body.errorCode, queryId }
   const status = response.status
   if (status === 401 || status === 403 || body.errorCode === 'INVALID_SIGNATURE') {
-    return new IpmoveError(ExitCode.AUTH, message, details)
+    return new IpmoveError('auth', message, details)
   }
-  if (status === 404) return new IpmoveError(ExitCode.NOT_FOUND, message, details)
-  if (status === 409) return new IpmoveError(ExitCode.BUSY, message, details)
-  return new IpmoveError(ExitCode.INTERNAL, message, details)
+  if (status === 404) return new IpmoveError('not-found', message, details)
+  if (status === 409) return new IpmoveError('busy', message, details)
+  return new IpmoveError('provider-failed', message, details)
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import ipaddr from 'ipaddr.js'
-import { ExitCode, IpmoveError } from '../errors.js'
+import { IpmoveError } from '../errors.js'
 import type { IpBlock } from '../validate.js'
 
 /** One address configured on an interface, as the kernel reports it. */
@@ -115,7 +115,7 @@ export const runCommand: Runner = (argv, options = {}) => {
         const failure = error as NodeJS.ErrnoException & { killed?: boolean; code?: number | string }
         if (failure.code === 'ENOENT') {
           return reject(
-            new IpmoveError(ExitCode.LOCAL, `${file} not found: install ${PACKAGE_OF[file] ?? file}`, {
+            new IpmoveError('local', `${file} not found: install ${PACKAGE_OF[file] ?? file}`, {
               command: file,
             }),
           )
@@ -126,13 +126,13 @@ export const runCommand: Runner = (argv, options = {}) => {
         }
         if (failure.killed) {
           return reject(
-            new IpmoveError(ExitCode.LOCAL, `${argv.join(' ')} did not finish within ${timeoutMs / 1000} s`, {
+            new IpmoveError('local', `${argv.join(' ')} did not finish within ${timeoutMs / 1000} s`, {
               command: file,
             }),
           )
         }
         if (typeof failure.code === 'number') return resolve({ code: failure.code, stdout, stderr })
-        reject(new IpmoveError(ExitCode.LOCAL, `${file} could not run: ${failure.message.split('\n')[0]}`))
+        reject(new IpmoveError('local', `${file} could not run: ${failure.message.split('\n')[0]}`))
       },
     )
   })
@@ -149,7 +149,7 @@ export function firstLine(text: string): string {
 }
 
 export function localError(message: string, details?: Record<string, unknown>): IpmoveError {
-  return new IpmoveError(ExitCode.LOCAL, message, details)
+  return new IpmoveError('local', message, details)
 }
 
 /** `host`, `link` or `global`, from the address alone, so every platform agrees. */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ExitCode, IpmoveError } from '../errors.js'
+import { IpmoveError } from '../errors.js'
 import type { Logger } from '../output.js'
 import {
   describeHolder,
@@ -78,7 +78,7 @@ export async function reconcile(
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
     } else if (writes > 0 && !sameHolder(state.holder, from)) {
       throw new IpmoveError(
-        ExitCode.BUSY,
+        'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
         { holder: state.holder },
       )
@@ -95,11 +95,11 @@ export async function reconcile(
         if (answered && !answered.pending && sameHolder(answered.holder, target)) continue
       } catch (error) {
         if (!(error instanceof IpmoveError)) throw error
-        if (error.exitCode === ExitCode.BUSY) {
+        if (error.kind === 'busy') {
           // The API saw an operation we did not: wait for it and decide again.
           log.info(`the API says the IP is busy (${error.message}); waiting`)
           mayWrite = true
-        } else if (error.exitCode === ExitCode.UNREACHABLE && error.details?.ambiguous) {
+        } else if (error.kind === 'ambiguous-write') {
           log.warn(`the move request may not have reached ${provider.name} (${error.message}); checking`)
           writes++
           mayWrite = true
@@ -140,7 +140,7 @@ function describeState(state: IpState): string {
 
 function timedOut(state: IpState, target: Holder): IpmoveError {
   return new IpmoveError(
-    ExitCode.TIMEOUT,
+    'timeout',
     `timed out before the IP reached ${describeHolder(target)}; last seen: ${describeState(state)}`,
     { lastState: state },
   )

@@ -6,7 +6,7 @@ import { FileCache, type IdCache, MemoryCache } from '../cache.js'
 import { loadConfig, resolveTarget } from '../config.js'
 import { describeHolder, type Holder, type Provider } from '../core/provider.js'
 import { type Outcome, type ReconcileResult, reconcile } from '../core/reconcile.js'
-import { ExitCode, IpmoveError, usageError } from '../errors.js'
+import { IpmoveError, usageError } from '../errors.js'
 import { withIpLock } from '../lock.js'
 import type { Logger } from '../output.js'
 import { type IpBlock, validateName } from '../validate.js'
@@ -152,8 +152,8 @@ async function moveLocked(
       signal,
     )
     .catch((error: unknown) => {
-      if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
-        throw new IpmoveError(ExitCode.TIMEOUT, `timed out looking up ${asked}: ${(error as Error).message}`)
+      if (signal.aborted && !(error instanceof IpmoveError && error.kind === 'timeout')) {
+        throw new IpmoveError('timeout', `timed out looking up ${asked}: ${(error as Error).message}`)
       }
       throw error
     })
@@ -256,8 +256,8 @@ async function finishLocal(
       : result.outcome === 'accepted'
         ? `${provider.name} accepted the move to ${describeHolder(result.to)}`
         : `${provider.name} now routes it to ${describeHolder(result.to)}`
-    if (error instanceof IpmoveError && error.exitCode === ExitCode.LOCAL) {
-      throw new IpmoveError(ExitCode.LOCAL, `${error.message} (${cloud})`, {
+    if (error instanceof IpmoveError && error.kind === 'local') {
+      throw new IpmoveError('local', `${error.message} (${cloud})`, {
         ...error.details,
         cloud: result.outcome,
       })

@@ -1,5 +1,5 @@
 import { expect } from 'vitest'
-import { ExitCode, IpmoveError } from '../../src/errors.js'
+import { IpmoveError } from '../../src/errors.js'
 
 /**
  * The IpmoveError a promise rejects with; fails the test on anything else.
@@ -29,7 +29,7 @@ export function failureSync(fn: () => unknown, secrets: readonly string[] = []):
 /** The message of the usage error (exit 2) a function throws. */
 export function usage(fn: () => unknown): string {
   const error = failureSync(fn)
-  expect(error.exitCode).toBe(ExitCode.USAGE)
+  expect(error.kind).toBe('usage')
   return error.message
 }
 

@@ -19,6 +19,7 @@ import Status from '../../commands/status.js'
 import { findAnnounceTool, startRefresh } from '../../src/alias/announce.js'
 import { addAlias, releaseAlias, removeAlias, showAliases } from '../../src/alias/service.js'
 import { IpmoveError } from '../../src/errors.js'
+import { exitOf } from '../../src/exit-codes.js'
 import { parseIp } from '../../src/validate.js'
 
 const commands: Record<string, Command.Class> = {
@@ -85,11 +86,12 @@ async function runServiceMode(request: string): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ok: true, result, startedAt, finishedAt: Date.now() })}\n`)
   } catch (error) {
     if (!(error instanceof IpmoveError)) throw error
-    const failure = { exitCode: error.exitCode, message: error.message }
+    const { exitCode } = exitOf(error.kind)
+    const failure = { kind: error.kind, exitCode, message: error.message }
     process.stdout.write(
       `${JSON.stringify({ ok: false, error: failure, startedAt, finishedAt: Date.now() })}\n`,
     )
-    process.exitCode = error.exitCode
+    process.exitCode = exitCode
   }
 }
 
