@@ -27,6 +27,29 @@ export function redact(text: string): string {
   return out
 }
 
+/** Longest line ipmove prints: an API may echo 100 KB of text back into an error. */
+export const MAX_LINE = 2000
+
+/** C0 and C1 controls, DEL, and the Unicode line and paragraph separators. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }
+
+/**
+ * Make text fit for one printed line: secrets redacted, control characters
+ * escaped (an API message holding a newline and ANSI codes cannot forge a second
+ * `ipmove: error:` line, in a terminal or in syslog), and the length capped.
+ * Redaction comes first, so a cap never cuts a secret in two.
+ */
+export function printable(text: string): string {
+  const line = redact(text).replace(
+    CONTROL,
+    (ch) => ESCAPES[ch] ?? `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+  if (line.length <= MAX_LINE) return line
+  return `${line.slice(0, MAX_LINE)}… (${line.length - MAX_LINE} more characters)`
+}
+
 export interface OutputOptions {
   json: boolean
   syslog: boolean
@@ -68,7 +91,7 @@ export class Output implements Logger {
   }
 
   info(message: string): void {
-    const line = redact(message)
+    const line = printable(message)
     this.syslog('notice', line)
     if (this.options.json) return
     this.clearProgress()
@@ -78,12 +101,12 @@ export class Output implements Logger {
   progress(message: string): void {
     if (!this.tty) return
     const elapsed = ((this.now() - this.started) / 1000).toFixed(1)
-    this.stdout.write(`\r\x1b[2K${redact(message)} (${elapsed} s)`)
+    this.stdout.write(`\r\x1b[2K${printable(message)} (${elapsed} s)`)
     this.progressShown = true
   }
 
   warn(message: string): void {
-    const line = redact(message)
+    const line = printable(message)
     this.syslog('warning', line)
     this.clearProgress()
     this.stderr.write(`ipmove: warning: ${line}\n`)
@@ -92,12 +115,12 @@ export class Output implements Logger {
   debug(message: string): void {
     if (!this.options.debug) return
     this.clearProgress()
-    this.stderr.write(`ipmove: debug: ${redact(message)}\n`)
+    this.stderr.write(`ipmove: debug: ${printable(message)}\n`)
   }
 
   /** The one-line failure report. */
   error(message: string): void {
-    const line = redact(message)
+    const line = printable(message)
     this.syslog('err', line)
     this.clearProgress()
     this.stderr.write(`ipmove: error: ${line}\n`)
@@ -131,11 +154,11 @@ export class Output implements Logger {
 export class MemoryLogger implements Logger {
   readonly lines: string[] = []
   info(message: string): void {
-    this.lines.push(redact(message))
+    this.lines.push(printable(message))
   }
   progress(): void {}
   warn(message: string): void {
-    this.lines.push(`warning: ${redact(message)}`)
+    this.lines.push(`warning: ${printable(message)}`)
   }
   debug(): void {}
 }
