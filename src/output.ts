@@ -11,19 +11,46 @@ export interface Logger {
   debug(message: string): void
 }
 
+/** Every form of every registered secret, longest first once sorted. */
 const secrets = new Set<string>()
+let ordered: string[] = []
+
+/** The encodings a secret may go through on its way out, in any order, up to two deep. */
+const ENCODINGS: ((value: string) => string)[] = [
+  // Inside a JSON string: an API echoing a request body, or our own --json.
+  (value) => JSON.stringify(value).slice(1, -1),
+  // Percent-encoded in a URL, in either case of hex digits, or in a form body.
+  encodeURIComponent,
+  (value) => encodeURIComponent(value).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+  (value) => new URLSearchParams({ v: value }).toString().slice(2),
+]
+
+/** A secret as is, and as any one or two of ENCODINGS make it (JSON in a URL, a URL in JSON…). */
+function formsOf(value: string): Set<string> {
+  const forms = new Set([value])
+  for (let depth = 0; depth < 2; depth++) {
+    for (const form of [...forms]) for (const encode of ENCODINGS) forms.add(encode(form))
+  }
+  return forms
+}
 
 /**
  * Remember a secret so that no line ipmove prints can carry it, whatever path
  * it takes there (an API echoing a header back, an exception message…).
  */
 export function registerSecret(value: string | undefined): void {
-  if (value && value.length >= 4) secrets.add(value)
+  if (!value || value.length < 4) return
+  for (const form of formsOf(value)) secrets.add(form)
+  // Longest first: a secret that contains another is replaced whole.
+  ordered = [...secrets].sort((a, b) => b.length - a.length)
 }
 
+/** A URL's user and password, as in https://user:password@host/: never printed, whoever wrote them. */
+const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s"'<>]*@/gi
+
 export function redact(text: string): string {
-  let out = text
-  for (const secret of secrets) out = out.split(secret).join('***')
+  let out = text.replace(URL_USERINFO, '$1***@')
+  for (const secret of ordered) out = out.split(secret).join('***')
   return out
 }
 

@@ -113,6 +113,44 @@ describe('Output', () => {
     expect(text).not.toContain('cut-s')
   })
 
+  it('redacts every form a secret takes: JSON-escaped, percent-encoded, form-encoded, doubly escaped', () => {
+    const secret = 'ck"quote\\back/slash+plus=9Zx'
+    registerSecret(secret)
+    const forms = [
+      secret,
+      JSON.stringify(secret).slice(1, -1),
+      JSON.stringify(JSON.stringify(secret)).slice(1, -1),
+      encodeURIComponent(secret),
+      encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+      new URLSearchParams({ k: secret }).toString().slice(2),
+    ]
+    const out = sink(false)
+    const err = sink(false)
+    const output = new Output({
+      json: true,
+      syslog: false,
+      debug: true,
+      stdout: out.stream,
+      stderr: err.stream,
+    })
+    for (const form of forms) {
+      output.error(`the API said: {"headers":{"X-Ovh-Consumer":"${form}"}}`)
+      output.debug(`echo ${form}`)
+    }
+    // Our own --json escapes the API's escaped text once more.
+    output.result({ error: { message: `{"X-Ovh-Consumer":${JSON.stringify(secret)}}` } })
+    const printed = out.text() + err.text()
+    for (const form of forms) expect(printed).not.toContain(form)
+    expect(printed).not.toContain('quote')
+  })
+
+  it('never prints the password of a URL, registered or not', () => {
+    expect(redact('cannot reach https://ipmove:pw-in-url-123@api.example.com/1.0: refused')).toBe(
+      'cannot reach https://***@api.example.com/1.0: refused',
+    )
+    expect(printable('"http://u:p@127.0.0.1:8080/x"')).toBe('"http://***@127.0.0.1:8080/x"')
+  })
+
   it('sends lines to syslog through logger(1) with an argument vector', async () => {
     // A stand-in logger(1) on PATH records its argv, one argument per line.
     const dir = mkdtempSync(join(tmpdir(), 'ipmove-logger-'))
