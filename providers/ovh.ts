@@ -28,6 +28,8 @@ interface ClockDelta {
   seconds: number
   verified: boolean
 }
+/** What the API answers a timestamp off its clock (QUERY_TIME_OUT) or a signature made with one. */
+const CLOCK_REFUSALS = new Set(['QUERY_TIME_OUT', 'INVALID_SIGNATURE'])
 /** Public Cloud project ids are 32 hex digits. */
 const PROJECT_ID = /^[0-9a-f]{32}$/
 const PENDING_TASK = ['init', 'todo', 'doing'] as const
@@ -426,9 +428,10 @@ export class OvhProvider implements Provider {
   private async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
     let { response, delta } = await this.send(method, path, signal, body)
     let error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
-    // A wrong clock delta shows up as an invalid signature: ask /auth/time, then try once more.
-    if (error?.errorCode === 'INVALID_SIGNATURE' && delta && !delta.verified) {
-      this.log.debug('ovh: signature refused with an unverified clock delta; asking /auth/time')
+    // A wrong clock delta is refused as out of time (or, by some deployments, as an
+    // invalid signature): ask /auth/time, re-sign and send once more.
+    if (error && CLOCK_REFUSALS.has(error.errorCode ?? '') && delta && !delta.verified) {
+      this.log.debug(`ovh: ${error.errorCode} with an unverified clock delta; asking /auth/time`)
       await this.refreshDelta(delta, signal)
       ;({ response } = await this.send(method, path, signal, body))
       error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
@@ -598,7 +601,7 @@ function apiError(method: Method, path: string, response: HttpResponse, body: Ov
   const message = `OVH API ${method} ${path}: ${reason}${queryId ? ` (query ${queryId})` : ''}`
   const details = { httpStatus: response.status, errorCode: body.errorCode, queryId }
   const status = response.status
-  if (status === 401 || status === 403 || body.errorCode === 'INVALID_SIGNATURE') {
+  if (status === 401 || status === 403 || CLOCK_REFUSALS.has(body.errorCode ?? '')) {
     return new IpmoveError(ExitCode.AUTH, message, details)
   }
   if (status === 404) return new IpmoveError(ExitCode.NOT_FOUND, message, details)
