@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // test/http.test.ts forces garbage collections, as a long run would have them.
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
   },
 })

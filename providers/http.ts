@@ -166,7 +166,17 @@ export class HttpClient {
     const write = request.method !== 'GET'
     const module = request.url.protocol === 'https:' ? https : http
     const agent = this.agents[request.url.protocol as 'https:' | 'http:']
-    const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(this.options.requestTimeoutMs)])
+    // Timers held here, not AbortSignal.timeout() inside AbortSignal.any(): on Node 20 a
+    // collection can drop that timeout signal, and a hung read then eats all of --timeout.
+    const attempt = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      attempt.abort()
+    }, this.options.requestTimeoutMs)
+    const onAbort = () => attempt.abort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    if (signal.aborted) attempt.abort()
     return new Promise<HttpResponse>((resolve, reject) => {
       const headers: Record<string, string> = { Accept: 'application/json', ...request.headers }
       if (request.body !== undefined) {
@@ -177,7 +187,7 @@ export class HttpClient {
         method: request.method,
         headers,
         agent,
-        signal: attemptSignal,
+        signal: attempt.signal,
       })
       req.on('response', (res) => {
         const chunks: Buffer[] = []
@@ -193,12 +203,12 @@ export class HttpClient {
       })
       req.on('error', (error) => fail(error))
       const fail = (error: NodeJS.ErrnoException) => {
-        const timedOut = attemptSignal.aborted && !signal.aborted
-        const what = timedOut
-          ? `no answer within ${this.options.requestTimeoutMs / 1000} s`
-          : signal.aborted
-            ? 'the time ran out'
-            : (error.code ?? error.message)
+        const what =
+          timedOut && !signal.aborted
+            ? `no answer within ${this.options.requestTimeoutMs / 1000} s`
+            : signal.aborted
+              ? 'the time ran out'
+              : (error.code ?? error.message)
         const message = `${request.method} ${request.url.host}${request.url.pathname}: ${what}`
         if (signal.aborted) reject(new TransportError(message, write))
         else if (!write || NOT_SENT.has(error.code ?? '')) reject(new RetryableError(message))
@@ -207,6 +217,8 @@ export class HttpClient {
       if (request.body !== undefined) req.write(request.body)
       req.end()
     }).finally(() => {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
       this.inFlight--
     })
   }

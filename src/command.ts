@@ -1,7 +1,7 @@
 import { Command, Flags } from '@oclif/core'
 import { type ErrorKind, IpmoveError } from './errors.js'
 import { exitOf } from './exit-codes.js'
-import { Output } from './output.js'
+import { Output, printable } from './output.js'
 
 /**
  * The base of every ipmove command: the shared flags, and the one place where
@@ -48,9 +48,11 @@ export abstract class BaseCommand extends Command {
     } else {
       kind = 'internal'
       message = `internal error: ${error.message} (please report this with --debug output)`
-      this.output.debug(error.stack ?? '')
+      for (const line of (error.stack ?? '').split('\n')) this.output.debug(line)
     }
     const { code, exitCode } = exitOf(kind)
+    // The same one line for people and for --json: escaped, capped, secrets out.
+    message = printable(message)
     this.output.error(message)
     this.output.result({ ok: false, error: { code, exitCode, message, ...details } })
     this.exit(exitCode)

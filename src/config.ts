@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { PROVIDER_NAMES, PROVIDERS, providerNamed } from '../providers/index.js'
 import { IpmoveError, usageError } from './errors.js'
 import { registerSecret } from './output.js'
-import { assertPrivate, parseIni, readSettingsFile } from './secure-file.js'
+import { assertPrivate, parseIni, readSettingsFile, shownKey } from './secure-file.js'
 import { type IpBlock, parseIp, parseSeconds, shown, validateInterface, validateName } from './validate.js'
 
 /** What a command may take from flags, a named IP entry or the defaults. */
@@ -126,7 +126,7 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
 
 function unknownKey(path: string, section: string, key: string, known: readonly string[]): IpmoveError {
   const where = section ? `[${section}]` : 'the top (before any section)'
-  return usageError(`${path}: unknown key ${shown(key)} in ${where} (known: ${known.join(', ')})`)
+  return usageError(`${path}: unknown key ${shownKey(key)} in ${where} (known: ${known.join(', ')})`)
 }
 
 function readSettings(values: Record<string, string>, path: string, section: string): Settings {

@@ -206,18 +206,29 @@ describe('ipmove against the OVH emulator', () => {
     }
   })
 
-  it('signs right against a server whose clock is five minutes off', async () => {
-    const skewed = await startOvhEmulator({ pendingMs: 200, clockSkewSeconds: 300 })
-    try {
-      const run = await ipmove(
-        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json'],
-        env(skewed.env),
-      )
+  it('recovers from a server clock ±2 min and ±1 h off, cold and with a stale cached delta', async () => {
+    const args = ['status', '--project', 't18s', '--ip', IP, '--json']
+    const times = () => emulator.requests.filter((r) => r.path.endsWith('/auth/time')).length
+    const refusals = () =>
+      emulator.requests.filter((r) => r.status === 400 && r.responseBody.includes('QUERY_TIME_OUT')).length
+    /** A status run with the server's clock `skew` s ahead; what it cost in clock repairs. */
+    const runAt = async (skew: number, e: NodeJS.ProcessEnv) => {
+      emulator.state.clockSkewSeconds = skew
+      const [t, r] = [times(), refusals()]
+      const run = await ipmove(args, e)
       expect(run.stderr).toBe('')
-      expect(json(run)).toMatchObject({ ok: true, outcome: 'moved' })
-      expect(skewed.requests.filter((r) => r.path.endsWith('/auth/time')).length).toBe(1)
+      expect(json(run)).toMatchObject({ ok: true, kind: 'cloud' })
+      return { times: times() - t, refused: refusals() - r > 0 }
+    }
+    try {
+      for (const skew of [120, -120, 3600, -3600]) {
+        const e = env()
+        expect(await runAt(skew, e)).toEqual({ times: 1, refused: true }) // cold
+        expect(await runAt(skew, e)).toEqual({ times: 0, refused: false }) // the cached delta is right
+        expect(await runAt(-skew, e)).toEqual({ times: 1, refused: true }) // and now stale
+      }
     } finally {
-      await skewed.close()
+      emulator.state.clockSkewSeconds = 0
     }
   })
 

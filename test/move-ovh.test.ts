@@ -336,6 +336,65 @@ describe('move on OVH Public Cloud', () => {
   })
 })
 
+/** The clock delta a run left in the account's cache, in seconds. */
+async function cachedDelta(env: NodeJS.ProcessEnv): Promise<number> {
+  const { FileCache } = await import('../src/cache.js')
+  const { readdirSync } = await import('node:fs')
+  const dir = env.IPMOVE_CACHE_DIR as string
+  return Number(new FileCache(`${dir}/${readdirSync(dir)[0]}`).get('time-delta'))
+}
+
+describe('a host clock off the API’s (HTTP 400 QUERY_TIME_OUT)', () => {
+  const byId = { project: PROJECT, instance: SBG2 }
+  for (const skew of [120, -120, 3600, -3600]) {
+    it(`recovers cold from a skew of ${skew} s: asks /auth/time once, re-signs, caches the delta`, async () => {
+      const env = testEnv()
+      // Both look-ups go out side by side, are refused, and are sent again once.
+      new OvhApi(skew)
+        .time()
+        .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)], 2)
+        .get(`/cloud/project/${PROJECT}/instance`, instances, 2)
+      const result = await moveIp(options(env, byId), new MemoryLogger())
+      expect(result).toMatchObject({ outcome: 'in-place', requests: 5 })
+      expect(Math.abs((await cachedDelta(env)) - skew)).toBeLessThanOrEqual(1)
+
+      // The next run signs right at once: no refusal, no /auth/time.
+      new OvhApi(skew).get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2))
+      expect(await moveIp(options(env, byId), new MemoryLogger())).toMatchObject({ requests: 1 })
+    })
+
+    it(`recovers with a stale cached delta (${-skew} s) when the API is ${skew} s off`, async () => {
+      const env = testEnv()
+      new OvhApi(-skew)
+        .time()
+        .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)], 2)
+        .get(`/cloud/project/${PROJECT}/instance`, instances, 2)
+      await moveIp(options(env, byId), new MemoryLogger())
+      expect(Math.abs((await cachedDelta(env)) + skew)).toBeLessThanOrEqual(1)
+
+      const api = new OvhApi(skew)
+        .time()
+        .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1), 2)
+        .post(`/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`, failover(SBG2))
+      const result = await moveIp(options(env, byId), new MemoryLogger())
+      expect(result).toMatchObject({ outcome: 'moved', requests: 4 })
+      expect(api.writes).toEqual([{ instanceId: SBG2 }])
+      expect(Math.abs((await cachedDelta(env)) - skew)).toBeLessThanOrEqual(1)
+    })
+  }
+
+  it('exits 3, asking /auth/time once, when the API still refuses the corrected time', async () => {
+    new OvhApi(600)
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)], 2)
+      .get(`/cloud/project/${PROJECT}/instance`, instances, 2)
+      .scope.get('/1.0/auth/time')
+      .reply(200, () => String(Math.round(Date.now() / 1000)))
+    const error = await failure(moveIp(options(testEnv(), byId), new MemoryLogger()))
+    expect(error.kind).toBe('auth')
+    expect(error.message).toMatch(/Query out of time/)
+  })
+})
+
 describe('move of a classic failover IP', () => {
   const BLOCK = '198.51.100.7%2F32'
   const tasks = (api: OvhApi, ids: Record<string, number[]> = {}) => {

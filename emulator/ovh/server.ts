@@ -8,6 +8,9 @@
  * - request signing, the /auth/time delta and the auth error codes (INVALID_KEY,
  *   INVALID_CREDENTIAL, INVALID_SIGNATURE, NOT_GRANTED_CALL): python-ovh and go-ovh,
  *   which sign `$1$` + sha1(AS+CK+METHOD+URL+BODY+TS) and map these codes to exceptions;
+ * - a timestamp off the API's clock is refused with HTTP 400 "Query out of time" before
+ *   the signature is looked at: public reports of the real API, and other projects'
+ *   fakes of it, give that status and message;
  * - access rules with `*` wildcards: OVH's createToken / POST /auth/credential docs;
  * - OAuth2 client credentials: the `/auth/oauth2/token` flow of python-ovh/go-ovh;
  * - "Got an invalid (or empty) URL" for unknown routes and for unencoded blocks
@@ -16,7 +19,10 @@
  * Simplified or invented here:
  * - the URL signed is `https://` + the Host header + the raw path, so clients must
  *   sign the port they connect to (node-ovh would sign without it);
- * - timestamps more than 30 s from the server clock fail as INVALID_SIGNATURE;
+ * - for that refusal, the errorCode QUERY_TIME_OUT and the httpCode field are taken from
+ *   reports, not from OVH's documentation, and the tolerance (30 s here) is unpublished:
+ *   a fake elsewhere uses 180 s; whether the key and credential are checked before the
+ *   time is unconfirmed too;
  * - errorCode values other than the four auth ones (NOT_FOUND, BAD_REQUEST, CONFLICT…)
  *   and the message texts of 400/404/409 answers are modelled on the API's style,
  *   not verified: clients should branch on the HTTP status, as python-ovh does;
@@ -479,7 +485,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
         !/^\d{1,12}$/.test(timestamp) ||
         Math.abs(Number(timestamp) - serverSeconds) > OVH_TIMESTAMP_TOLERANCE_S
       ) {
-        throw new ApiError(400, 'Invalid signature', 'INVALID_SIGNATURE')
+        throw new ApiError(400, 'Query out of time', 'QUERY_TIME_OUT')
       }
       const url = `https://${header('host') ?? ''}${rawTarget}`
       const expected = `$1$${sha1([application.secret, consumer.key, method, url, body, timestamp].join('+'))}`

@@ -16,7 +16,7 @@ import type {
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import type { Logger } from '../../src/output.js'
+import { type Logger, registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from '../http.js'
 import { type OvhCredentials, resolveOvhCredentials } from './credentials.js'
@@ -35,6 +35,8 @@ interface ClockDelta {
   seconds: number
   verified: boolean
 }
+/** What the API answers a timestamp off its clock (QUERY_TIME_OUT) or a signature made with one. */
+const CLOCK_REFUSALS = new Set(['QUERY_TIME_OUT', 'INVALID_SIGNATURE'])
 /** Public Cloud project ids are 32 hex digits. */
 const PROJECT_ID = /^[0-9a-f]{32}$/
 const PENDING_TASK = ['init', 'todo', 'doing'] as const
@@ -434,9 +436,10 @@ export class OvhProvider implements Provider {
   private async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
     let { response, delta } = await this.send(method, path, signal, body)
     let error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
-    // A wrong clock delta shows up as an invalid signature: ask /auth/time, then try once more.
-    if (error?.errorCode === 'INVALID_SIGNATURE' && delta && !delta.verified) {
-      this.log.debug('ovh: signature refused with an unverified clock delta; asking /auth/time')
+    // A wrong clock delta is refused as out of time (or, by some deployments, as an
+    // invalid signature): ask /auth/time, re-sign and send once more.
+    if (error && CLOCK_REFUSALS.has(error.errorCode ?? '') && delta && !delta.verified) {
+      this.log.debug(`ovh: ${error.errorCode} with an unverified clock delta; asking /auth/time`)
       await this.refreshDelta(delta, signal)
       ;({ response } = await this.send(method, path, signal, body))
       error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
@@ -518,6 +521,7 @@ export class OvhProvider implements Provider {
     const basic = Buffer.from(
       `${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`,
     ).toString('base64')
+    registerSecret(basic)
     let response: HttpResponse
     try {
       response = await this.http.send(
@@ -540,6 +544,7 @@ export class OvhProvider implements Provider {
         `OVH refused the service account's client id/secret (HTTP ${response.status} from ${new URL(c.tokenUrl).host})`,
       )
     }
+    registerSecret(token.access_token)
     this.token = { value: token.access_token, expires: Date.now() + (token.expires_in ?? 3600) * 1000 }
     return token.access_token
   }
@@ -598,7 +603,7 @@ function apiError(method: Method, path: string, response: HttpResponse, body: Ov
   const message = `OVH API ${method} ${path}: ${reason}${queryId ? ` (query ${queryId})` : ''}`
   const details = { httpStatus: response.status, errorCode: body.errorCode, queryId }
   const status = response.status
-  if (status === 401 || status === 403 || body.errorCode === 'INVALID_SIGNATURE') {
+  if (status === 401 || status === 403 || CLOCK_REFUSALS.has(body.errorCode ?? '')) {
     return new IpmoveError('auth', message, details)
   }
   if (status === 404) return new IpmoveError('not-found', message, details)
