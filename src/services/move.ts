@@ -158,7 +158,7 @@ async function moveLocked(
       throw error
     })
   const { ip, target } = located
-  if (!target) throw new Error('provider located no target')
+  if (!target) throw new IpmoveError('internal', `${provider.name} located no target for ${located.ip.block}`)
   let local = early ?? (await localAddress(prepared, ip, options))
   if (local && located.hostCarries === false) {
     log.info(
