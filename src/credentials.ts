@@ -121,8 +121,10 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
  */
 export function parseOvhEndpoint(value: string, what = 'OVH endpoint'): OvhEndpoint {
   const name = value.trim()
-  const base = OVH_ENDPOINTS[name]
-  if (base) return { endpointName: name, baseUrl: base, tokenUrl: OAUTH2_TOKEN_URLS[name] }
+  // hasOwn: a name such as __proto__ must not find Object.prototype.
+  if (Object.hasOwn(OVH_ENDPOINTS, name)) {
+    return { endpointName: name, baseUrl: OVH_ENDPOINTS[name]!, tokenUrl: OAUTH2_TOKEN_URLS[name] }
+  }
   if (!name.includes('/')) {
     throw usageError(
       `${what} ${shown(name)} is unknown (known: ${Object.keys(OVH_ENDPOINTS).join(', ')}, or an https:// URL)`,

@@ -10,6 +10,7 @@ import {
   checkProviderName,
   describeHolder,
   type Holder,
+  type LocateRequest,
   loadProvider,
   type Provider,
   type ProviderName,
@@ -161,26 +162,23 @@ async function moveLocked(
   { started, signal, asked }: { started: number; signal: AbortSignal; asked: string },
 ): Promise<MoveResult> {
   const { provider } = prepared
+  const request: LocateRequest = {
+    ip: prepared.ip,
+    ipId: prepared.ipId,
+    project: prepared.project,
+    instance: prepared.instance,
+    interface: prepared.interface,
+    needTarget: true,
+  }
+  provider.check?.(request)
   // Check the local side (interface, driver, arping) before the cloud is touched.
   const early = prepared.ip ? await localAddress(prepared, prepared.ip, options) : undefined
-  const located = await provider
-    .locate(
-      {
-        ip: prepared.ip,
-        ipId: prepared.ipId,
-        project: prepared.project,
-        instance: prepared.instance,
-        interface: prepared.interface,
-        needTarget: true,
-      },
-      signal,
-    )
-    .catch((error: unknown) => {
-      if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
-        throw new IpmoveError(ExitCode.TIMEOUT, `timed out looking up ${asked}: ${(error as Error).message}`)
-      }
-      throw error
-    })
+  const located = await provider.locate(request, signal).catch((error: unknown) => {
+    if (signal.aborted && !(error instanceof IpmoveError && error.exitCode === ExitCode.TIMEOUT)) {
+      throw new IpmoveError(ExitCode.TIMEOUT, `timed out looking up ${asked}: ${(error as Error).message}`)
+    }
+    throw error
+  })
   const { ip, target } = located
   if (!target) throw new Error('provider located no target')
   let local = early ?? (await localAddress(prepared, ip, options))

@@ -63,6 +63,11 @@ export interface Located {
  */
 export interface Provider {
   readonly name: string
+  /**
+   * Refuse, synchronously, a request this provider can never serve (exit 2),
+   * so the engine fails before it takes a lock, runs a tool or sends anything.
+   */
+  check?(request: LocateRequest): void
   locate(request: LocateRequest, signal: AbortSignal): Promise<Located>
   read(signal: AbortSignal): Promise<IpState>
   /**

@@ -165,6 +165,12 @@ describe('parseOvhEndpoint', () => {
     expect(failureSyncWith(() => parseOvhEndpoint('https://example.com/1.0?x=1')).message).toMatch(/query/)
   })
 
+  it('refuses names of Object.prototype as endpoints, with exit 2', () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      expect(failureSyncWith(() => parseOvhEndpoint(name)).exitCode, name).toBe(ExitCode.USAGE)
+    }
+  })
+
   it('never repeats the password of an endpoint URL in its errors', () => {
     for (const url of [
       'https://ipmove:hunter2-endpoint-pw@example.com/1.0',
