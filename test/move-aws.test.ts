@@ -15,6 +15,7 @@ import { parseIp } from '../src/validate.js'
 import {
   addresses,
   awsTestEnv,
+  ENDPOINT,
   Ec2Api,
   failure,
   imds,
@@ -466,6 +467,32 @@ describe('instances', () => {
     expect(eip.exitCode).toBe(ExitCode.NOT_FOUND)
     expect(eip.message).toBe('203.0.113.5 is not an Elastic IP of this account in eu-west-3')
   })
+})
+
+describe('answers EC2 would not give (exit 9)', () => {
+  const bodies: Array<[string, string | Buffer]> = [
+    ['an HTML page', '<html><body><h1>Gateway</h1></body></html>'],
+    ['cut XML', '<?xml version="1.0"?><DescribeAddressesResponse><addressesSet><item><publicIp>'],
+    ['an answer over 4 MiB', Buffer.alloc(5 * 1024 * 1024, ' ')],
+  ]
+  for (const [what, body] of bodies) {
+    it(`reports ${what} as unexpected, once, and writes nothing`, async () => {
+      const api = new Ec2Api().on('DescribeInstances', byId(WEB2), instances(web2))
+      let asked = 0
+      nock(ENDPOINT)
+        .post('/', (form) => String(new URLSearchParams(form).get('Action')) === 'DescribeAddresses')
+        .reply(200, () => {
+          asked++
+          return body
+        })
+      const error = await failed(moveIp(options(awsTestEnv(), { instance: WEB2 }), new MemoryLogger()))
+      expect(error.exitCode).toBe(ExitCode.UNEXPECTED)
+      expect(error.message).toMatch(/^EC2 DescribeAddresses: the API answered /)
+      expect(error.message).not.toContain('\n')
+      expect(asked).toBe(1)
+      expect(api.of('AssociateAddress')).toEqual([])
+    })
+  }
 })
 
 describe('errors and retries', () => {
