@@ -337,6 +337,71 @@ describe('move on OVH Public Cloud', () => {
   })
 })
 
+describe('answers the OVH API would not give (exit 9)', () => {
+  const byId = { project: PROJECT, instance: SBG2 }
+  const wrong: Array<[string, ReturnType<typeof reply>, RegExp]> = [
+    ['an HTML page', reply(200, '<html><body>Bad Gateway</body></html>'), /an HTML page/],
+    ['an empty 200', reply(200, ''), /an empty answer/],
+    ['an empty 204', reply(204, ''), /HTTP 204, an empty answer/],
+    ['null', reply(200, 'null'), /null/],
+    ['{}', reply(200, {}), /an object without the expected fields/],
+    ['a string', reply(200, '"203.0.113.10"'), /a JSON string/],
+    ['a list of something else', reply(200, [1, 2]), /a list of something else/],
+  ]
+  for (const [what, answer, says] of wrong) {
+    it(`says so when a list of failover IPs is ${what}`, async () => {
+      new OvhApi()
+        .get(`/cloud/project/${PROJECT}/ip/failover`, answer)
+        .get(`/cloud/project/${PROJECT}/instance`, instances)
+      const error = await failure(moveIp(options(testEnv(), byId), new MemoryLogger()))
+      expect(error.exitCode).toBe(ExitCode.UNEXPECTED)
+      expect(error.message).toMatch(
+        /^OVH API GET \/cloud\/project\/[0-9a-f]+\/ip\/failover: the API answered something unexpected \(HTTP 20[04], /,
+      )
+      expect(error.message).toMatch(says)
+      expect(error.message).toMatch(/instead of a list of failover IPs\)$/)
+    })
+
+    it(`writes once and stops when the attach answers ${what}`, async () => {
+      const api = coldLookups(new OvhApi()).post(
+        `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`,
+        answer,
+      )
+      const error = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+      expect(error.exitCode).toBe(ExitCode.UNEXPECTED)
+      expect(error.message).toMatch(says)
+      expect(api.writes).toHaveLength(1)
+    })
+  }
+
+  it('reads projects, instances and classic IPs with care too', async () => {
+    new OvhApi().get('/cloud/project', reply(200, { projects: [PROJECT] }))
+    const projects = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+    expect(projects.message).toMatch(/instead of a list of project ids/)
+
+    new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)])
+      .get(`/cloud/project/${PROJECT}/instance`, [{ id: SBG2 }])
+    const list = await failure(moveIp(options(testEnv(), { project: PROJECT }), new MemoryLogger()))
+    expect(list.message).toMatch(/instead of a list of instances/)
+
+    const block = encodeURIComponent('198.51.100.7/32')
+    new OvhApi()
+      .get(`/ip/${block}`, reply(200, { routedTo: 'ns1' }))
+      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=init`, [])
+      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=todo`, [])
+      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=doing`, '')
+    const classic = await failure(
+      moveIp(
+        options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),
+        new MemoryLogger(),
+      ),
+    )
+    expect(classic.exitCode).toBe(ExitCode.UNEXPECTED)
+    for (const e of [projects, list]) expect(e.exitCode).toBe(ExitCode.UNEXPECTED)
+  })
+})
+
 /** The clock delta a run left in the account's cache, in seconds. */
 async function cachedDelta(env: NodeJS.ProcessEnv): Promise<number> {
   const { FileCache } = await import('../src/cache.js')
