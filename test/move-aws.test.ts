@@ -15,8 +15,8 @@ import { parseIp } from '../src/validate.js'
 import {
   addresses,
   awsTestEnv,
-  ENDPOINT,
   Ec2Api,
+  ENDPOINT,
   failure,
   imds,
   instances,
