@@ -134,6 +134,8 @@ type Location =
 export class OvhProvider implements Provider {
   readonly name = 'ovh'
   private readonly http: HttpClient
+  /** The OpenStack metadata service, asked only when --instance is omitted. */
+  private readonly metadata: HttpClient
   private location: Location | undefined
   private project: Holder | undefined
   private delta: ClockDelta | undefined
@@ -149,6 +151,14 @@ export class OvhProvider implements Provider {
     private readonly env: NodeJS.ProcessEnv,
   ) {
     this.http = new HttpClient({ log })
+    // Link-local: an answer takes a millisecond, so a short limit tells a host without one fast.
+    this.metadata = new HttpClient({
+      log,
+      requestTimeoutMs: 2_000,
+      retries: 2,
+      minBackoffMs: 100,
+      maxBackoffMs: 400,
+    })
   }
 
   static async create(context: ProviderContext): Promise<OvhProvider> {
@@ -175,17 +185,18 @@ export class OvhProvider implements Provider {
   close(): void {
     this.cache.save()
     this.http.close()
+    this.metadata.close()
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<Located> {
     if (request.ipId !== undefined && !request.project) {
       throw usageError('--ip-id needs --project: only Public Cloud failover IPs are known by id')
     }
-    // This host's identity comes from the metadata service, not the OVH API: ask
-    // for it while the API calls run. Only Public Cloud instances have one.
+    // This host's identity comes from the metadata service (only Public Cloud instances
+    // have one). It answers in a millisecond where it exists; asking it first means a host
+    // without one exits 2 before any API request, not after five.
     const self =
-      request.needTarget && !request.instance && request.project ? this.thisInstance(signal) : undefined
-    self?.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
+      request.needTarget && !request.instance && request.project ? await this.thisInstance(signal) : undefined
     if (request.project) {
       const projectId = await this.projectId(request.project, signal)
       this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
@@ -197,7 +208,7 @@ export class OvhProvider implements Provider {
         ? Promise.resolve(undefined)
         : request.instance
           ? this.instanceByName(projectId, request.instance, listing)
-          : (self as Promise<Holder>)
+          : Promise.resolve(self as Holder)
       const [failover, targetHolder] = await Promise.all([
         this.findFailover(projectId, request, signal),
         target,
@@ -387,7 +398,7 @@ export class OvhProvider implements Provider {
     const url = new URL(this.env.IPMOVE_OPENSTACK_METADATA_URL || METADATA_URL)
     let response: HttpResponse
     try {
-      response = await this.http.send({ method: 'GET', url }, signal)
+      response = await this.metadata.send({ method: 'GET', url }, signal)
     } catch (error) {
       if (error instanceof TransportError) {
         throw usageError(

@@ -209,6 +209,24 @@ describe('move on OVH Public Cloud', () => {
     expect(result).toMatchObject({ outcome: 'in-place', to: { id: SBG2, name: 'bi-edge-sbg-2' } })
   })
 
+  it('exits 2 before any API request when --instance is omitted and no metadata service answers', async () => {
+    nock('http://169.254.169.254')
+      .get('/openstack/latest/meta_data.json')
+      .times(3)
+      .replyWithError(Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }))
+    const unexpected: string[] = []
+    const count = (req: { path: string }) => unexpected.push(req.path)
+    nock.emitter.on('no match', count)
+    try {
+      const error = await failure(moveIp(options(testEnv(), { instance: undefined }), new MemoryLogger()))
+      expect(error.exitCode).toBe(ExitCode.USAGE)
+      expect(error.message).toMatch(/--instance was omitted and this host's metadata service/)
+      expect(unexpected).toEqual([])
+    } finally {
+      nock.emitter.off('no match', count)
+    }
+  })
+
   it('refuses an ambiguous instance name, naming the candidates (exit 4)', async () => {
     const api = new OvhApi()
       .get('/cloud/project', [PROJECT])
