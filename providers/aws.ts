@@ -189,6 +189,11 @@ class HookRetryStrategy implements RetryStrategyV2 {
   readonly mode = 'standard'
   /** The engine's signal: one per run, bounding every call. */
   signal: AbortSignal | undefined
+  /**
+   * Writes in flight. The engine never reads while it writes, so a failure seen
+   * meanwhile is a write's: it is not retried here, the engine re-reads first.
+   */
+  writing = 0
 
   constructor(private readonly log: Logger) {}
 
@@ -199,7 +204,7 @@ class HookRetryStrategy implements RetryStrategyV2 {
   async refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
     const retryable = ['THROTTLING', 'TRANSIENT', 'SERVER_ERROR'].includes(info.errorType)
     const next = token.getRetryCount() + 1
-    if (!retryable || next >= MAX_ATTEMPTS) throw info.error ?? new Error(info.errorType)
+    if (!retryable || next >= MAX_ATTEMPTS || this.writing > 0) throw info.error ?? new Error(info.errorType)
     const throttled = info.errorType === 'THROTTLING'
     const ceiling = Math.min(throttled ? 8_000 : 4_000, (throttled ? 500 : 250) * 2 ** (next - 1))
     let delay = ceiling / 2 + (Math.random() * ceiling) / 2
@@ -917,10 +922,13 @@ export class AwsProvider implements Provider {
     options: CallOptions = {},
   ): Promise<Output> {
     this.retry.signal = signal
+    if (options.write) this.retry.writing++
     try {
       return await send({ abortSignal: signal })
     } catch (error) {
       throw this.apiError(action, error as SdkError, signal, options)
+    } finally {
+      if (options.write) this.retry.writing--
     }
   }
 

@@ -12,6 +12,11 @@ export interface HttpRequest {
   url: URL
   headers?: Record<string, string>
   body?: string
+  /**
+   * Send one attempt only, even on 429/503: for writes to the API, whose second
+   * try the engine decides after a re-read (at most two per run).
+   */
+  once?: boolean
 }
 
 export interface HttpResponse {
@@ -141,7 +146,7 @@ export class HttpClient {
           }
         },
         {
-          retries: this.options.retries,
+          retries: request.once ? 0 : this.options.retries,
           minTimeout: this.options.minBackoffMs,
           maxTimeout: this.options.maxBackoffMs,
           randomize: true,

@@ -552,7 +552,9 @@ export class OvhProvider implements Provider {
     }
     this.log.debug(`ovh: ${method} ${url.pathname}${url.search}`)
     try {
-      return { response: await this.http.send({ method, url, headers, body: text }, signal), delta }
+      // A write is sent once; the engine re-reads before any second one.
+      const once = method !== 'GET'
+      return { response: await this.http.send({ method, url, headers, body: text, once }, signal), delta }
     } catch (error) {
       if (!(error instanceof TransportError)) throw error
       if (signal.aborted) {

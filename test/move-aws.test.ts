@@ -560,6 +560,25 @@ describe('errors and retries', () => {
     expect(api.of('DescribeAddresses')).toHaveLength(5)
   })
 
+  it('sends at most two associates when EC2 keeps failing them, re-reading in between', async () => {
+    const api = coldEip()
+      .on(
+        'AssociateAddress',
+        { InstanceId: WEB2 },
+        failure('InternalError', 'An internal error has occurred', 500),
+      )
+      .on('DescribeAddresses', { 'AllocationId.1': ALLOC }, eipOn(WEB1, ENI1))
+      .on(
+        'AssociateAddress',
+        { InstanceId: WEB2 },
+        failure('InternalError', 'An internal error has occurred', 500),
+      )
+    const error = await failed(moveIp(options(awsTestEnv(), { timeoutMs: 5_000 }), new MemoryLogger()))
+    expect(error.exitCode).toBe(ExitCode.UNREACHABLE)
+    expect(error.message).toMatch(/gave up after 2 move requests/)
+    expect(api.of('AssociateAddress')).toHaveLength(2)
+  })
+
   it('exits 6 when, after our associate, EC2 shows a third instance (a concurrent associate won)', async () => {
     const api = coldEip()
       .on('AssociateAddress', { InstanceId: WEB2 }, { associationId: 'eipassoc-4' })

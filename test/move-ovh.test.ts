@@ -338,6 +338,30 @@ describe('move on OVH Public Cloud', () => {
     expect(api.writes).toEqual([{ instanceId: SBG2 }])
   })
 
+  for (const [status, what] of [
+    [502, 'a failure that may have landed'],
+    [503, 'a refusal'],
+  ] as const) {
+    it(`sends at most two move requests when every one meets ${what} (HTTP ${status})`, async () => {
+      const api = coldLookups(new OvhApi())
+      const attach = `/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`
+      let posts = 0
+      api.scope
+        .persist()
+        .post(attach)
+        .reply(() => {
+          posts++
+          return [status, { message: 'Bad Gateway' }]
+        })
+      // Each re-read shows the write had no effect.
+      api.scope.persist().get(`/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}`).reply(200, failover(SBG1))
+      const error = await failure(moveIp(options(testEnv(), { timeoutMs: 5_000 }), new MemoryLogger()))
+      expect(error.exitCode).toBe(ExitCode.UNREACHABLE)
+      expect(error.message).toMatch(/gave up after 2 move requests, the most ipmove sends in one run$/)
+      expect(posts).toBe(2)
+    })
+  }
+
   it('asks /auth/time again when a cached clock delta is refused', async () => {
     const env = testEnv()
     coldLookups(new OvhApi(), SBG2)
