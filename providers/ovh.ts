@@ -141,6 +141,8 @@ export class OvhProvider implements Provider {
   private delta: ClockDelta | undefined
   private deltaRefresh: Promise<ClockDelta> | undefined
   private token: { value: string; expires: number } | undefined
+  /** The target's id when it came from the cache unchecked: a 404 on the write then means it is stale. */
+  private cachedTarget: { key: string; name: string; id: string } | undefined
   /** Instance names by id, for reports; filled from listings and the cache. */
   private readonly instanceNames = new Map<string, string>()
 
@@ -198,33 +200,23 @@ export class OvhProvider implements Provider {
     const self =
       request.needTarget && !request.instance && request.project ? await this.thisInstance(signal) : undefined
     if (request.project) {
-      const projectId = await this.projectId(request.project, signal)
-      this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
-      const listing = this.needsListing(projectId, request)
-        ? this.listInstances(projectId, signal)
-        : undefined
-      listing?.catch(() => {}) // awaited below, or moot if the IP is not a cloud one
-      const target = !request.needTarget
-        ? Promise.resolve(undefined)
-        : request.instance
-          ? this.instanceByName(projectId, request.instance, listing)
-          : Promise.resolve(self as Holder)
-      const [failover, targetHolder] = await Promise.all([
-        this.findFailover(projectId, request, signal),
-        target,
-      ])
-      await listing // names for the report, fetched side by side with the rest
-      if (failover) {
-        this.location = { kind: 'cloud', projectId, failoverId: failover.id }
-        const ip = request.ip ?? parseIp(failover.block ?? failover.ip, 'the failover IP')
-        return {
-          ip,
-          kind: 'cloud',
-          scope: this.project,
-          target: targetHolder,
-          state: this.cloudState(failover),
-        }
+      const projectKey = `project:${request.project}`
+      const cachedProject = PROJECT_ID.test(request.project) ? undefined : this.cache.get(projectKey)
+      let projectId = await this.projectId(request.project, signal)
+      let found: Located | undefined
+      try {
+        found = await this.locateInProject(projectId, request, self, signal)
+      } catch (error) {
+        // A cached project id the API no longer knows (404): drop it, look the name up again.
+        if (!isApi404(error) || cachedProject !== projectId) throw error
+        this.log.debug(
+          `ovh: the cached id ${projectId} of project ${request.project} is gone; looking it up again`,
+        )
+        this.cache.delete(projectKey)
+        projectId = await this.projectId(request.project, signal)
+        found = await this.locateInProject(projectId, request, self, signal)
       }
+      if (found) return found
       this.log.debug(`ovh: ${request.ip?.block} is not a failover IP of project ${projectId}; trying /ip`)
     }
     const ip = request.ip as IpBlock // without a project there is no --ip-id (checked above)
@@ -236,6 +228,40 @@ export class OvhProvider implements Provider {
     const state = await this.locateClassic(ip, request.project, signal)
     const target = request.instance ? { id: request.instance } : undefined
     return { ip, kind: 'classic', scope: this.project, target, state }
+  }
+
+  /** The IP among the project's failover IPs, with the target resolved side by side; undefined if not there. */
+  private async locateInProject(
+    projectId: string,
+    request: LocateRequest,
+    self: Holder | undefined,
+    signal: AbortSignal,
+  ): Promise<Located | undefined> {
+    this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
+    const listing = this.needsListing(projectId, request) ? this.listInstances(projectId, signal) : undefined
+    listing?.catch(() => {}) // awaited below, or moot if the IP is not a cloud one
+    const target = !request.needTarget
+      ? Promise.resolve(undefined)
+      : request.instance
+        ? this.instanceByName(projectId, request.instance, listing)
+        : Promise.resolve(self as Holder)
+    const [failover, targetHolder] = await Promise.all([
+      this.findFailover(projectId, request, signal),
+      target,
+    ])
+    await listing // names for the report, fetched side by side with the rest
+    if (failover) {
+      this.location = { kind: 'cloud', projectId, failoverId: failover.id }
+      const ip = request.ip ?? parseIp(failover.block ?? failover.ip, 'the failover IP')
+      return {
+        ip,
+        kind: 'cloud',
+        scope: this.project,
+        target: targetHolder,
+        state: this.cloudState(failover),
+      }
+    }
+    return undefined
   }
 
   async read(signal: AbortSignal): Promise<IpState> {
@@ -250,14 +276,38 @@ export class OvhProvider implements Provider {
   async write(target: Holder, signal: AbortSignal): Promise<IpState | undefined> {
     const location = this.requireLocation()
     if (location.kind === 'cloud') {
-      const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
-      return this.cloudState(await this.call('POST', path, signal, FAILOVER_IP, { instanceId: target.id }))
+      try {
+        return await this.attach(location, target, signal)
+      } catch (error) {
+        const cached = this.cachedTarget
+        if (!isApi404(error) || cached?.id !== target.id) throw error
+        // An instance rebuilt under the same name has a new id: the API refused the cached
+        // one and did nothing. Drop it, look the name up again, and ask once more.
+        this.cache.delete(cached.key)
+        this.cachedTarget = undefined
+        const listing = this.listInstances(location.projectId, signal)
+        const fresh = await this.instanceByName(location.projectId, cached.name, listing)
+        if (fresh.id === target.id) throw error
+        this.log.info(`instance ${cached.name} has a new id ${fresh.id} (was ${target.id}); asking again`)
+        // The engine holds this object as the target: it must see the new id.
+        Object.assign(target, fresh)
+        return await this.attach(location, target, signal)
+      }
     }
     const task = await this.call('POST', `/ip/${enc(location.block)}/move`, signal, IP_TASK, {
       to: target.id,
     })
     location.taskId = task.taskId
     return undefined // the task is followed by read()
+  }
+
+  private async attach(
+    location: Extract<Location, { kind: 'cloud' }>,
+    target: Holder,
+    signal: AbortSignal,
+  ): Promise<IpState> {
+    const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
+    return this.cloudState(await this.call('POST', path, signal, FAILOVER_IP, { instanceId: target.id }))
   }
 
   // ---- locating -----------------------------------------------------------
@@ -373,6 +423,7 @@ export class OvhProvider implements Provider {
       const id = cached ?? instance
       const name = this.cache.get(`instance-name:${projectId}:${id}`) ?? instance
       this.instanceNames.set(id, name)
+      if (cached) this.cachedTarget = { key, name: instance, id }
       return { id, name }
     }
     const list = await listing
@@ -655,6 +706,11 @@ function parseJson<T>(text: string): T | undefined {
   } catch {
     return undefined
   }
+}
+
+/** The API answered 404: an id it does not know (or no longer knows). */
+function isApi404(error: unknown): boolean {
+  return error instanceof IpmoveError && error.details?.httpStatus === 404
 }
 
 /** OVH's error object, keeping only the text fields it should have. */

@@ -122,6 +122,46 @@ describe('move on OVH Public Cloud', () => {
     expect(result.outcome).toBe('in-place')
   })
 
+  it('drops a cached instance id the API refuses (rebuilt under the same name) and moves to the new one', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+
+    const REBUILT = '44444444-4444-4444-8444-444444444444'
+    const attach = `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`
+    const api = new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
+      .post(attach, reply(404, { message: `Instance ${SBG2} does not exist` }))
+      .get(`/cloud/project/${PROJECT}/instance`, [instances[0], { ...instances[1], id: REBUILT }])
+      .post(attach, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(REBUILT))
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(api.writes).toEqual([{ instanceId: SBG2 }, { instanceId: REBUILT }])
+    expect(result).toMatchObject({ outcome: 'moved', to: { id: REBUILT, name: 'bi-edge-sbg-2' } })
+
+    // The cache now holds the new id: the next run asks for it directly.
+    new OvhApi().get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(REBUILT))
+    expect(await moveIp(options(env), new MemoryLogger())).toMatchObject({ outcome: 'in-place', requests: 1 })
+  })
+
+  it('drops a cached project id the API no longer knows and looks the name up again', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+
+    // Project t18s was deleted and made again: it has a new id.
+    const gone = reply(404, { message: 'This service does not exist' })
+    new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, gone)
+      .get(`/cloud/project/${PROJECT}/ip/failover`, gone)
+      .get('/cloud/project', [OTHER_PROJECT])
+      .get(`/cloud/project/${OTHER_PROJECT}`, { project_id: OTHER_PROJECT, description: 't18s' })
+      .get(`/cloud/project/${OTHER_PROJECT}/ip/failover`, [failover(SBG2)])
+      .get(`/cloud/project/${OTHER_PROJECT}/instance`, instances)
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'in-place', project: { id: OTHER_PROJECT, name: 't18s' } })
+  })
+
   it('waits for a pending operation, then decides again', async () => {
     const api = new OvhApi()
       .get('/cloud/project', [PROJECT])
