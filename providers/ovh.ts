@@ -9,7 +9,7 @@ import { homedir } from 'node:os'
 import type { IdCache } from '../src/cache.js'
 import { type OvhCredentials, resolveOvhCredentials } from '../src/credentials.js'
 import { ExitCode, IpmoveError, notFound, usageError } from '../src/errors.js'
-import type { Logger } from '../src/output.js'
+import { type Logger, registerSecret } from '../src/output.js'
 import type { Holder, IpState, Located, LocateRequest, Provider, ProviderContext } from '../src/provider.js'
 import { type IpBlock, parseIp } from '../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from './http.js'
@@ -665,6 +665,7 @@ export class OvhProvider implements Provider {
     const basic = Buffer.from(
       `${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`,
     ).toString('base64')
+    registerSecret(basic)
     let response: HttpResponse
     try {
       response = await this.http.send(
@@ -687,6 +688,7 @@ export class OvhProvider implements Provider {
         `OVH refused the service account's client id/secret (HTTP ${response.status} from ${new URL(c.tokenUrl).host})`,
       )
     }
+    registerSecret(token.access_token)
     const lifetime = isNumber(token.expires_in) ? token.expires_in : 3600
     this.token = { value: token.access_token, expires: Date.now() + lifetime * 1000 }
     return token.access_token

@@ -1,6 +1,6 @@
 import { Command, Flags } from '@oclif/core'
 import { ExitCode, exitCodeName, IpmoveError } from './errors.js'
-import { Output } from './output.js'
+import { Output, printable } from './output.js'
 
 /**
  * The base of every ipmove command: the shared flags, and the one place where
@@ -49,8 +49,10 @@ export abstract class BaseCommand extends Command {
     } else {
       exitCode = ExitCode.INTERNAL
       message = `internal error: ${error.message} (please report this with --debug output)`
-      this.output.debug(error.stack ?? '')
+      for (const line of (error.stack ?? '').split('\n')) this.output.debug(line)
     }
+    // The same one line for people and for --json: escaped, capped, secrets out.
+    message = printable(message)
     this.output.error(message)
     this.output.result({ ok: false, error: { code: exitCodeName(exitCode), exitCode, message, ...details } })
     this.exit(exitCode)

@@ -6,7 +6,7 @@ import { OVH_SECRET_KEYS, OVH_SETTING_KEYS, parseOvhEndpoint } from './credentia
 import { IpmoveError, usageError } from './errors.js'
 import { registerSecret } from './output.js'
 import { checkProviderName, PROVIDERS, type ProviderName } from './provider.js'
-import { assertPrivate, parseIni, readSettingsFile } from './secure-file.js'
+import { assertPrivate, parseIni, readSettingsFile, shownKey } from './secure-file.js'
 import { type IpBlock, parseIp, parseSeconds, shown, validateInterface, validateName } from './validate.js'
 
 /** What a command may take from flags, a named IP entry or the defaults. */
@@ -157,7 +157,7 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
 
 function unknownKey(path: string, section: string, key: string, known: readonly string[]): IpmoveError {
   const where = section ? `[${section}]` : 'the top (before any section)'
-  return usageError(`${path}: unknown key ${shown(key)} in ${where} (known: ${known.join(', ')})`)
+  return usageError(`${path}: unknown key ${shownKey(key)} in ${where} (known: ${known.join(', ')})`)
 }
 
 function readSettings(values: Record<string, string>, path: string, section: string): Settings {

@@ -93,13 +93,65 @@ export interface IniData {
   sections: Map<string, Record<string, string>>
 }
 
+/** Names that would reach an object's prototype, in `ini` or in our own lookups. */
+const RESERVED = new Set(['__proto__', 'constructor', 'prototype'])
+
+/** A key is quoted in errors only when it looks like a setting's name, never like a pasted secret. */
+export function shownKey(key: string): string {
+  return /^[a-z][a-z_.-]{0,31}$/.test(key) ? JSON.stringify(key) : '(not shown: it may be a secret)'
+}
+
+/**
+ * What `ini` would skip or guess at, refused with the line's number and never
+ * its text (it may be a secret pasted on a line of its own, or the first line
+ * of a file that is no config at all, such as /etc/shadow): a line that is
+ * neither `[SECTION]` nor `KEY = VALUE`, an empty key, a reserved name, a
+ * section or key given twice, a control character or a Unicode line separator
+ * (a line that displays as two).
+ */
+function checkLines(text: string, path: string): void {
+  const seenSections = new Set<string>()
+  let keys = new Set<string>()
+  for (const [index, line] of text.split(/\r\n|\r|\n/).entries()) {
+    const where = `${path}: line ${index + 1}`
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+    if (/[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/.test(line)) {
+      throw usageError(`${where} holds a control character or a Unicode line separator`)
+    }
+    if (/^\s*([;#]|$)/.test(line)) continue
+    const section = /^\[([^\]]*)\]\s*$/.exec(line)
+    if (section) {
+      const name = section[1]!.trim()
+      if (!name || RESERVED.has(name)) throw usageError(`${where}: [${name}] is not a section name`)
+      if (seenSections.has(name)) throw usageError(`${where}: section [${name}] appears twice`)
+      seenSections.add(name)
+      keys = new Set()
+      continue
+    }
+    const eq = line.indexOf('=')
+    if (eq < 0 || line.trimStart().startsWith('[')) {
+      throw usageError(
+        `${where} is neither [SECTION] nor KEY = VALUE (the line is not shown: it may be a secret)`,
+      )
+    }
+    const key = line.slice(0, eq).trim()
+    if (!key) throw usageError(`${where} has a value but no key`)
+    if (RESERVED.has(key)) throw usageError(`${where}: ${key} is not a key name`)
+    if (keys.has(key)) throw usageError(`${where}: key ${shownKey(key)} appears twice in its section`)
+    keys.add(key)
+  }
+}
+
 /**
  * Parse INI text with the `ini` package, keeping section names whole: `ini`
  * would nest `[ip.web]` or `[https://eu.api.ovh.com/1.0]` at every dot, so dots
  * in headers are escaped first. Values come back as strings (`ini` turns
  * "true" into a boolean); `key[]` lists are refused, no setting takes one.
+ * The lines are checked first (checkLines): what `ini` would skip silently is
+ * an error.
  */
 export function parseIni(text: string, path: string): IniData {
+  checkLines(text, path)
   const escaped = text.replace(/^\[([^\]]*)\]/gm, (_, name: string) => `[${name.replace(/\./g, '\\.')}]`)
   const raw = decode(escaped) as Record<string, unknown>
   const data: IniData = { globals: {}, sections: new Map() }
@@ -113,7 +165,7 @@ export function parseIni(text: string, path: string): IniData {
     }
     return out
   }
-  const globals: Record<string, unknown> = {}
+  const globals: Record<string, unknown> = Object.create(null)
   for (const [key, value] of Object.entries(raw)) {
     if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
       data.sections.set(key, scalars(key, value as Record<string, unknown>))

@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js'
 import { usageError } from './errors.js'
+import { redact } from './output.js'
 
 /** An address or a block, normalised. `address` is the first address of the block. */
 export interface IpBlock {
@@ -18,9 +19,10 @@ function checkLength(what: string, value: string): void {
   if (value.length > MAX_INPUT) throw usageError(`${what} is too long (${value.length} characters)`)
 }
 
-/** Quote a user value for an error message without letting control characters through. */
+/** Quote a user value for an error message: no control characters, no secret, no URL password. */
 export function shown(value: string): string {
-  const clipped = value.length > 64 ? `${value.slice(0, 64)}…` : value
+  const safe = redact(value)
+  const clipped = safe.length > 64 ? `${safe.slice(0, 64)}…` : safe
   return JSON.stringify(clipped)
 }
 

@@ -132,6 +132,28 @@ ip = 2001:DB8::/64
     expect(usage(() => load(path))).toContain(`${path}: [ip.web] ip[]: lists are not supported`)
   })
 
+  it('never echoes a line that is not KEY = VALUE: it may be a secret pasted on a line of its own', () => {
+    const secret = 'Zq8pasted7SecretLine4x'
+    let path = write(`[ovh]\napplication_key = ak\n${secret}\n`)
+    let message = usage(() => load(path))
+    expect(message).toBe(
+      `${path}: line 3 is neither [SECTION] nor KEY = VALUE (the line is not shown: it may be a secret)`,
+    )
+    // A secret pasted as a key is not quoted either.
+    path = write(`[ovh]\n${secret} = x\n`)
+    message = usage(() => load(path))
+    expect(message).toContain('unknown key (not shown: it may be a secret) in [ovh]')
+    expect(message).not.toContain(secret)
+  })
+
+  it('prints nothing of a file that is no config at all (--config /etc/shadow)', () => {
+    const shadow = 'root:$6$Vx9salt$Ab7hashhashhash:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\n'
+    const message = usage(() => load(write(shadow)))
+    expect(message).not.toContain('$6$')
+    expect(message).not.toContain('root')
+    expect(message).toContain('line 1 is neither [SECTION] nor KEY = VALUE')
+  })
+
   it('validates every value, saying where it is', () => {
     const cases: [string, string][] = [
       ['project = "a;reboot"\n', 'project "a;reboot" has characters'],

@@ -165,6 +165,18 @@ describe('parseOvhEndpoint', () => {
     expect(failureSyncWith(() => parseOvhEndpoint('https://example.com/1.0?x=1')).message).toMatch(/query/)
   })
 
+  it('never repeats the password of an endpoint URL in its errors', () => {
+    for (const url of [
+      'https://ipmove:hunter2-endpoint-pw@example.com/1.0',
+      'https://ipmove:hunter2-endpoint-pw@example.com:99999/1.0',
+      'http://ipmove:hunter2-endpoint-pw@api.example.com/1.0',
+    ]) {
+      const error = failureSyncWith(() => parseOvhEndpoint(url))
+      expect(error.exitCode).toBe(ExitCode.USAGE)
+      expect(error.message).not.toContain('hunter2')
+    }
+  })
+
   it('refuses unknown names, listing the known ones', () => {
     const error = failureSyncWith(() => parseOvhEndpoint('ovh-mars'))
     expect(error.exitCode).toBe(ExitCode.USAGE)

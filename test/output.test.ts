@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import { Output, redact, registerSecret } from '../src/output.js'
+import { MAX_LINE, MemoryLogger, Output, printable, redact, registerSecret } from '../src/output.js'
+import { controlCharacters } from './helpers/errors.js'
 
 /** A writable that records what it gets and claims to be (or not) a terminal. */
 function sink(isTTY: boolean) {
@@ -72,6 +73,84 @@ describe('Output', () => {
     expect(redact('a s3cr3t-value-xyz b')).toBe('a *** b')
   })
 
+  it('escapes control characters, so API text cannot forge a second line or drive the terminal', () => {
+    const err = sink(true)
+    const output = new Output({
+      json: false,
+      syslog: false,
+      debug: true,
+      stdout: sink(true).stream,
+      stderr: err.stream,
+    })
+    const forged = 'denied\nipmove: error: \x1b[32mall good\x1b[0m\r\u2028\x7f\x9b'
+    output.error(forged)
+    output.warn(forged)
+    output.debug(forged)
+    const lines = err.text().split('\n').filter(Boolean)
+    expect(lines).toHaveLength(3)
+    expect(lines[0]).toBe(
+      'ipmove: error: denied\\nipmove: error: \\u001b[32mall good\\u001b[0m\\r\\u2028\\u007f\\u009b',
+    )
+    // Nothing left that a terminal or syslog would act on.
+    expect(controlCharacters(err.text())).toEqual([])
+    const memory = new MemoryLogger()
+    memory.info(forged)
+    expect(memory.lines[0]).not.toContain('\n')
+  })
+
+  it('caps an echoed value: a 100 KB API message prints as one bounded line', () => {
+    const err = sink(false)
+    const output = new Output({ json: false, syslog: false, debug: false, stderr: err.stream })
+    output.error(`OVH said: ${'x'.repeat(100_000)}`)
+    const text = err.text()
+    expect(text.length).toBeLessThan(MAX_LINE + 100)
+    expect(text).toMatch(/… \(\d+ more characters\)\n$/)
+  })
+
+  it('redacts before it caps, so a cut never leaves part of a secret', () => {
+    registerSecret('cut-secret-abcdefghij')
+    const text = printable(`${'y'.repeat(MAX_LINE - 5)}cut-secret-abcdefghij`)
+    expect(text).not.toContain('cut-s')
+  })
+
+  it('redacts every form a secret takes: JSON-escaped, percent-encoded, form-encoded, doubly escaped', () => {
+    const secret = 'ck"quote\\back/slash+plus=9Zx'
+    registerSecret(secret)
+    const forms = [
+      secret,
+      JSON.stringify(secret).slice(1, -1),
+      JSON.stringify(JSON.stringify(secret)).slice(1, -1),
+      encodeURIComponent(secret),
+      encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (hex) => hex.toLowerCase()),
+      new URLSearchParams({ k: secret }).toString().slice(2),
+    ]
+    const out = sink(false)
+    const err = sink(false)
+    const output = new Output({
+      json: true,
+      syslog: false,
+      debug: true,
+      stdout: out.stream,
+      stderr: err.stream,
+    })
+    for (const form of forms) {
+      output.error(`the API said: {"headers":{"X-Ovh-Consumer":"${form}"}}`)
+      output.debug(`echo ${form}`)
+    }
+    // Our own --json escapes the API's escaped text once more.
+    output.result({ error: { message: `{"X-Ovh-Consumer":${JSON.stringify(secret)}}` } })
+    const printed = out.text() + err.text()
+    for (const form of forms) expect(printed).not.toContain(form)
+    expect(printed).not.toContain('quote')
+  })
+
+  it('never prints the password of a URL, registered or not', () => {
+    expect(redact('cannot reach https://ipmove:pw-in-url-123@api.example.com/1.0: refused')).toBe(
+      'cannot reach https://***@api.example.com/1.0: refused',
+    )
+    expect(printable('"http://u:p@127.0.0.1:8080/x"')).toBe('"http://***@127.0.0.1:8080/x"')
+  })
+
   it('sends lines to syslog through logger(1) with an argument vector', async () => {
     // A stand-in logger(1) on PATH records its argv, one argument per line.
     const dir = mkdtempSync(join(tmpdir(), 'ipmove-logger-'))
@@ -89,7 +168,7 @@ describe('Output', () => {
         stderr: sink(false).stream,
       })
       output.info('moved 203.0.113.10; $(reboot)')
-      output.error('refused')
+      output.error('refused\nipmove: error: forged')
       let text = ''
       for (let i = 0; i < 50 && text.split('\n').length < 13; i++) {
         await sleep(20)
@@ -102,7 +181,8 @@ describe('Output', () => {
         })()
       }
       expect(text).toContain('-t\nipmove\n-p\ndaemon.notice\n--\nmoved 203.0.113.10; $(reboot)\n')
-      expect(text).toContain('-p\ndaemon.err\n--\nrefused\n')
+      // One argument per line: a newline in the message would have made a line of its own.
+      expect(text).toContain('-p\ndaemon.err\n--\nrefused\\nipmove: error: forged\n')
     } finally {
       process.env.PATH = path
     }

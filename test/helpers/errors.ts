@@ -40,3 +40,13 @@ function checked(error: unknown, secrets: readonly string[]): IpmoveError {
   for (const secret of secrets) expect(message).not.toContain(secret)
   return error as IpmoveError
 }
+
+/** Characters a terminal or syslog acts on: C0 and C1 controls, DEL, U+2028/2029 (newline not counted). */
+export function controlCharacters(text: string): string[] {
+  return [...text].filter((ch) => {
+    const code = ch.codePointAt(0)!
+    return (
+      ch !== '\n' && (code < 0x20 || (code >= 0x7f && code <= 0x9f) || code === 0x2028 || code === 0x2029)
+    )
+  })
+}
