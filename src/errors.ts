@@ -21,6 +21,8 @@ export const ExitCode = {
   LOCAL: 7,
   /** The API could not be reached, even after retries. */
   UNREACHABLE: 8,
+  /** The API answered something ipmove cannot use: malformed, of the wrong shape, or too large. */
+  UNEXPECTED: 9,
 } as const
 
 export type ExitCodeName = keyof typeof ExitCode
