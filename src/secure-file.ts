@@ -1,4 +1,13 @@
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs'
 import { decode } from 'ini'
 import { ExitCode, IpmoveError, usageError } from './errors.js'
 
@@ -123,4 +132,57 @@ export function parseIni(text: string, path: string): IniData {
   }
   data.globals = scalars(undefined, globals)
   return data
+}
+
+/**
+ * Make sure `dir` exists and is private to the current user, for the lock and
+ * cache directories: a directory someone else owns or may write could hold
+ * planted symlinks (making ipmove overwrite a file of theirs choosing), a planted
+ * lock (blocking failover) or planted ids. Refused, never repaired: `dir` itself
+ * must not be a symlink, must be owned by the effective user and must not be
+ * writable by group or others. Returns why it was refused, naming what to
+ * configure with `setting`, or undefined when the directory is fine.
+ */
+export function privateDirProblem(dir: string, setting: string): string | undefined {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code !== 'EEXIST') return `cannot create ${dir} (${code ?? (error as Error).message}); set ${setting}`
+  }
+  let stat: ReturnType<typeof lstatSync>
+  try {
+    stat = lstatSync(dir)
+  } catch (error) {
+    return `cannot use ${dir} (${(error as NodeJS.ErrnoException).code}); set ${setting}`
+  }
+  if (stat.isSymbolicLink())
+    return `${dir} is a symlink, which ipmove does not follow; set ${setting} to the real directory`
+  if (!stat.isDirectory()) return `${dir} is not a directory; set ${setting}`
+  if (!checked) return undefined
+  const me = process.geteuid?.() ?? stat.uid
+  if (stat.uid !== me) {
+    return `${dir} is owned by uid ${stat.uid}, not by you (uid ${me}); set ${setting} to a directory of yours`
+  }
+  if (stat.mode & 0o022) {
+    return `${dir} is writable by others (mode ${octal(stat.mode)}); run: chmod 700 ${dir}, or set ${setting}`
+  }
+  return undefined
+}
+
+/**
+ * Create `path` with `text` in it, failing with EEXIST when anything is there
+ * already: O_EXCL never follows a symlink, so a planted one cannot redirect the write.
+ */
+export function createExclusive(path: string, text: string): void {
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  )
+  try {
+    writeSync(fd, text)
+  } finally {
+    closeSync(fd)
+  }
 }
