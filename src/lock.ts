@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { ExitCode, IpmoveError, usageError } from './errors.js'
 import type { Logger } from './output.js'
-import { createExclusive, privateDirProblem } from './secure-file.js'
+import { createExclusive, privateDirProblem, unusableDir } from './secure-file.js'
 
 const RETRY_MS = 50
 /** As long as a move may take by default, for callers with no --timeout of their own. */
@@ -40,15 +40,12 @@ function alive(pid: number): boolean {
 function lockDirectory(env: NodeJS.ProcessEnv): string {
   const dir = lockDir(env)
   const problem = privateDirProblem(dir, 'IPMOVE_LOCK_DIR')
-  if (problem) throw usageError(`lock directory: ${problem}`, { lockDir: dir })
+  if (problem) throw usageError(`lock directory: ${problem.reason}`, { lockDir: dir })
   return dir
 }
 
 const lockDirFailure = (dir: string, error: unknown) =>
-  usageError(
-    `lock directory: cannot use ${dir} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); set IPMOVE_LOCK_DIR to a private directory on a writable local file system`,
-    { lockDir: dir },
-  )
+  usageError(`lock directory: ${unusableDir(dir, 'IPMOVE_LOCK_DIR', error)}`, { lockDir: dir })
 
 /**
  * Run `work` while holding this host's lock on one IP, so that two hooks fired

@@ -1,5 +1,14 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  chownSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -81,6 +90,85 @@ describe('withIpLock', () => {
       }),
     ).rejects.toThrow('boom')
     expect(lockFiles()).toEqual([['203.0.113.10_32.lock.2', 'free']])
+  })
+})
+
+describe('the lock directory', () => {
+  const lock = (dir: string, ms = 5_000) =>
+    withIpLock(
+      '203.0.113.10/32',
+      { env: { IPMOVE_LOCK_DIR: dir }, signal: AbortSignal.timeout(ms), log: new MemoryLogger() },
+      async () => 'ran',
+    )
+
+  it('is refused (exit 2) when someone else owns it, naming what to configure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
+    chownSync(dir, 65534, 65534)
+    const error = await failure(lock(dir))
+    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.message).toBe(
+      `lock directory: ${dir} is owned by uid 65534, not by you (uid ${process.geteuid?.()}); set IPMOVE_LOCK_DIR to a directory of yours`,
+    )
+  })
+
+  it('is refused when it is a symlink, even to a directory of ours', async () => {
+    const real = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
+    const link = `${real}-link`
+    symlinkSync(real, link)
+    const error = await failure(lock(link))
+    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.message).toBe(
+      `lock directory: ${link} is a symlink, which ipmove does not follow; set IPMOVE_LOCK_DIR to the real directory`,
+    )
+    expect(readdirSync(real)).toEqual([])
+  })
+
+  it('is refused when others may write it: a planted lock blocks nothing, a planted symlink is not written through', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
+    chmodSync(dir, 0o1777)
+    const victim = join(mkdtempSync(join(tmpdir(), 'ipmove-victim-')), 'victim')
+    writeFileSync(victim, 'precious')
+    // Another user's plants: locks of a live process under every name, symlinks where ours would go.
+    for (const name of ['203.0.113.10_32.lock', '203.0.113.10_32.lock.1']) {
+      writeFileSync(join(dir, name), String(process.ppid))
+    }
+    symlinkSync(victim, join(dir, `203.0.113.10_32.lock.${process.pid}`))
+    const started = Date.now()
+    const error = await failure(lock(dir))
+    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.message).toBe(
+      `lock directory: ${dir} is writable by others (mode 01777); run: chmod 700 ${dir}, or set IPMOVE_LOCK_DIR`,
+    )
+    expect(Date.now() - started).toBeLessThan(1_000)
+    expect(readFileSync(victim, 'utf8')).toBe('precious')
+  })
+
+  it('under /proc fails at once (exit 2) instead of spinning', async () => {
+    const started = Date.now()
+    for (const dir of ['/proc/ipmove-test', `/proc/${process.pid}`]) {
+      const error = await failure(lock(dir, 2_000))
+      expect(error.exitCode).toBe(ExitCode.USAGE)
+      expect(error.message).toBe(
+        `lock directory: cannot use ${dir} (ENOENT); set IPMOVE_LOCK_DIR to a private directory on a writable local file system`,
+      )
+    }
+    expect(Date.now() - started).toBeLessThan(1_000)
+  })
+
+  it('that cannot be created is exit 2, not an internal error', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'ipmove-lock-')), 'file')
+    writeFileSync(file, '')
+    const error = await failure(lock(join(file, 'locks')))
+    expect(error.exitCode).toBe(ExitCode.USAGE)
+    expect(error.message).toMatch(
+      /^lock directory: cannot use .*\/file\/locks \(ENOTDIR\); set IPMOVE_LOCK_DIR/,
+    )
+  })
+
+  it('is created private (mode 700) with its parents', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'ipmove-lock-')), 'a', 'b')
+    expect(await lock(dir)).toBe('ran')
+    expect(statSync(dir).mode & 0o777).toBe(0o700)
   })
 })
 
