@@ -6,6 +6,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  statSync,
   writeSync,
 } from 'node:fs'
 import { dirname } from 'node:path'
@@ -133,6 +134,25 @@ export function parseIni(text: string, path: string): IniData {
   }
   data.globals = scalars(undefined, globals)
   return data
+}
+
+/**
+ * Why files found in `dir` could have been put there by another user, or
+ * undefined when only the current user and root can write it: for the
+ * working directory, where ./ovh.conf is looked for.
+ */
+export function sharedDirReason(dir: string): string | undefined {
+  if (!checked) return undefined
+  let stat: ReturnType<typeof statSync>
+  try {
+    stat = statSync(dir)
+  } catch (error) {
+    return `${dir} cannot be examined (${(error as NodeJS.ErrnoException).code})`
+  }
+  const me = process.geteuid?.() ?? stat.uid
+  if (stat.uid !== me && stat.uid !== 0) return `${dir} is owned by uid ${stat.uid}, neither you nor root`
+  if (stat.mode & 0o022) return `${dir} is writable by others (mode ${octal(stat.mode)})`
+  return undefined
 }
 
 /** The reason a directory failed an operation, and what to configure instead. */
