@@ -169,6 +169,7 @@ export class OvhProvider implements Provider {
       cwd: process.cwd(),
       home: homedir(),
       config: { values: context.settings },
+      log: context.log,
     })
     context.log.debug(
       `ovh: ${credentials.kind} credentials from ${credentials.source}, endpoint ${credentials.baseUrl}`,

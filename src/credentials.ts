@@ -1,8 +1,9 @@
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { ExitCode, IpmoveError, usageError } from './errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from './keyring.js'
-import { registerSecret } from './output.js'
-import { assertPrivate, type IniData, parseIni, readSettingsFile } from './secure-file.js'
+import { type Logger, registerSecret } from './output.js'
+import { assertPrivate, type IniData, parseIni, readSettingsFile, sharedDirReason } from './secure-file.js'
 import { shown } from './validate.js'
 
 /** API base URLs by endpoint name, as in go-ovh and python-ovh. */
@@ -66,6 +67,8 @@ export interface CredentialSources {
   config?: { path?: string; values: Record<string, string> }
   /** Undefined: the OS keyring; null: no keyring. */
   keyring?: KeyringLike | null
+  /** Told when ./ovh.conf exists but is not read. */
+  log?: Logger
 }
 
 type Method = 'application' | 'oauth2'
@@ -169,6 +172,8 @@ interface OvhConfFiles {
   read: { path: string; data: IniData }[]
   looked: string[]
   unreadable: string[]
+  /** Why ./ovh.conf was not looked at, when it was not. */
+  skipped?: string
 }
 
 /**
@@ -176,12 +181,21 @@ interface OvhConfFiles {
  * key by key (/etc/ovh.conf < ~/.ovh.conf < ./ovh.conf).
  */
 function readOvhConfFiles(sources: CredentialSources): OvhConfFiles {
+  const local = resolve(sources.cwd, 'ovh.conf')
+  // In a directory others can write (a shared /tmp, a group's checkout), anyone
+  // could plant ./ovh.conf: refusing it would block the failover, reading it
+  // would send the request to their endpoint. So it is not looked at.
+  const shared = sharedDirReason(sources.cwd)
+  const skipped = shared && `${local}: ${shared}`
+  if (skipped && existsSync(local)) {
+    sources.log?.warn(`not reading ${skipped}; run ipmove from a directory only you and root can write`)
+  }
   const paths = [
-    resolve(sources.cwd, 'ovh.conf'),
+    ...(shared ? [] : [local]),
     join(sources.home, '.ovh.conf'),
     join(sources.etcDir ?? '/etc', 'ovh.conf'),
   ].filter((path, i, all) => all.indexOf(path) === i)
-  const files: OvhConfFiles = { read: [], looked: paths, unreadable: [] }
+  const files: OvhConfFiles = { read: [], looked: paths, unreadable: [], skipped }
   for (const path of paths) {
     let file: ReturnType<typeof readSettingsFile>
     try {
@@ -381,7 +395,12 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
   } else {
     keyringNote = 'no keyring'
   }
-  const unreadable = files.unreadable.length > 0 ? ` (cannot read ${files.unreadable.join(', ')})` : ''
+  const unreadable = [
+    ...(files.unreadable.length > 0 ? [`cannot read ${files.unreadable.join(', ')}`] : []),
+    ...(files.skipped ? [`skipped ${files.skipped}`] : []),
+  ]
+    .map((note) => ` (${note})`)
+    .join('')
   throw new IpmoveError(
     ExitCode.AUTH,
     `no OVH credentials for ${endpoint.endpointName}: looked in flags, env (OVH_APPLICATION_KEY…, OVH_CLIENT_ID…), ` +

@@ -101,7 +101,7 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   const cache: IdCache =
     options.cache === false
       ? new MemoryCache()
-      : FileCache.forAccount(env, providerName, accountKey(providerName, env, settings))
+      : FileCache.forAccount(env, providerName, accountKey(providerName, env, settings), log)
   const provider = await loadProvider(providerName, { env, cache, log, settings })
   return {
     ip: merged.ip,

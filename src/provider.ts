@@ -112,10 +112,12 @@ export function checkProviderName(name: string): ProviderName {
 export async function loadProvider(name: ProviderName, context: ProviderContext): Promise<Provider> {
   switch (name) {
     case 'ovh': {
+      refuseUncheckedTls()
       const { OvhProvider } = await import('../providers/ovh.js')
       return OvhProvider.create(context)
     }
     case 'aws': {
+      refuseUncheckedTls()
       const { AwsProvider } = await import('../providers/aws.js')
       return AwsProvider.create(context)
     }
@@ -123,6 +125,20 @@ export async function loadProvider(name: ProviderName, context: ProviderContext)
       const { LocalProvider } = await import('../providers/local.js')
       return LocalProvider.create(context)
     }
+  }
+}
+
+/**
+ * NODE_TLS_REJECT_UNAUTHORIZED=0 makes Node accept any certificate on every
+ * connection, with one easily missed line on stderr. ipmove runs as root from
+ * hooks whose output few read, sending credentials that let their holder move
+ * the IP: it refuses (exit 2) rather than warns. A test CA goes in NODE_EXTRA_CA_CERTS.
+ */
+function refuseUncheckedTls(): void {
+  if (process.env.NODE_TLS_REJECT_UNAUTHORIZED === '0') {
+    throw usageError(
+      'NODE_TLS_REJECT_UNAUTHORIZED=0 turns off TLS certificate checks, so anyone on the path could take the API credentials; unset it (to trust a test CA, use NODE_EXTRA_CA_CERTS)',
+    )
   }
 }
 
