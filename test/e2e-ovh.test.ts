@@ -161,6 +161,24 @@ describe('ipmove against the OVH emulator', () => {
     expect(emulator.requests.length).toBe(before)
   })
 
+  it('refuses to run with TLS checks turned off (exit 2), before any request, for OVH and AWS', async () => {
+    const before = emulator.requests.length
+    // Without the emulator's CA: only the turned-off checks would let the request through.
+    const { NODE_EXTRA_CA_CERTS: _ca, ...untrusting } = env({ NODE_TLS_REJECT_UNAUTHORIZED: '0' })
+    for (const args of [
+      ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2'],
+      ['status', '--project', 't18s', '--ip', IP],
+      ['--provider', 'aws', '--ip', IP, '--instance', 'i-0123456789abcdef0'],
+    ]) {
+      const run = await ipmove(args, untrusting)
+      expect(run.code, args.join(' ')).toBe(2)
+      expect(run.stderr).toBe(
+        'ipmove: error: NODE_TLS_REJECT_UNAUTHORIZED=0 turns off TLS certificate checks, so anyone on the path could take the API credentials; unset it (to trust a test CA, use NODE_EXTRA_CA_CERTS)\n',
+      )
+    }
+    expect(emulator.requests.length).toBe(before)
+  })
+
   it('exits 5 when the move outlasts --timeout', async () => {
     const slow = await startOvhEmulator({ pendingMs: 60_000 })
     try {

@@ -15,6 +15,7 @@
  */
 
 import { networkInterfaces } from 'node:os'
+import { pipeline, Readable, Transform } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   type Address,
@@ -47,7 +48,7 @@ import { describeHolder, sameHolder } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
 import { type Logger, registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
-import { HttpClient, type HttpResponse, TransportError } from '../http.js'
+import { HttpClient, type HttpResponse, MAX_BODY_BYTES, TransportError } from '../http.js'
 import {
   ALLOCATION_ID,
   type AwsMode,
@@ -92,6 +93,39 @@ type RetryErrorInfo = Parameters<RetryStrategyV2['refreshRetryTokenForRetry']>[1
 interface SdkError extends Error {
   code?: string
   $metadata?: { httpStatusCode?: number; attempts?: number }
+  /** Set on EC2's own error answers ('client' or 'server'), absent when the answer could not be read. */
+  $fault?: string
+  /** The raw answer, set by the SDK when it failed to deserialize one. */
+  $response?: unknown
+}
+
+/**
+ * A Describe call's list. EC2 always sends its `…Set` element, which the SDK
+ * makes a list, empty or not: a missing one means the answer was not EC2's
+ * (an HTML page the XML parser swallowed), not "nothing found".
+ */
+function listOf<T>(action: string, value: T[] | undefined): T[] {
+  if (Array.isArray(value)) return value
+  throw new IpmoveError(
+    'unexpected',
+    `EC2 ${action}: the API answered something unexpected (no list where EC2 always sends one)`,
+  )
+}
+
+/** An answer cut short at MAX_BODY_BYTES: EC2's answers to our calls are a few KiB. */
+class AnswerTooLarge extends Error {}
+
+/** The answer's stream, failing once more than MAX_BODY_BYTES came (the SDK holds whole answers in memory). */
+function capped(body: Readable): Readable {
+  let size = 0
+  const limit = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      size += chunk.length
+      if (size > MAX_BODY_BYTES) done(new AnswerTooLarge('answer too large'))
+      else done(null, chunk)
+    },
+  })
+  return pipeline(body, limit, () => {})
 }
 
 /** A network interface, as far as moving an IP is concerned. */
@@ -163,6 +197,11 @@ class HookRetryStrategy implements RetryStrategyV2 {
   readonly mode = 'standard'
   /** The engine's signal: one per run, bounding every call. */
   signal: AbortSignal | undefined
+  /**
+   * Writes in flight. The engine never reads while it writes, so a failure seen
+   * meanwhile is a write's: it is not retried here, the engine re-reads first.
+   */
+  writing = 0
 
   constructor(private readonly log: Logger) {}
 
@@ -173,7 +212,7 @@ class HookRetryStrategy implements RetryStrategyV2 {
   async refreshRetryTokenForRetry(token: RetryToken, info: RetryErrorInfo): Promise<RetryToken> {
     const retryable = ['THROTTLING', 'TRANSIENT', 'SERVER_ERROR'].includes(info.errorType)
     const next = token.getRetryCount() + 1
-    if (!retryable || next >= MAX_ATTEMPTS) throw info.error ?? new Error(info.errorType)
+    if (!retryable || next >= MAX_ATTEMPTS || this.writing > 0) throw info.error ?? new Error(info.errorType)
     const throttled = info.errorType === 'THROTTLING'
     const ceiling = Math.min(throttled ? 8_000 : 4_000, (throttled ? 500 : 250) * 2 ** (next - 1))
     let delay = ceiling / 2 + (Math.random() * ceiling) / 2
@@ -240,6 +279,15 @@ export class AwsProvider implements Provider {
         }
       },
       { step: 'deserialize', name: 'ipmoveRequestCounter', priority: 'low' },
+    )
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        const out = await next(args)
+        const response = out.response as { body?: unknown }
+        if (response.body instanceof Readable) response.body = capped(response.body)
+        return out
+      },
+      { step: 'deserialize', name: 'ipmoveAnswerCap', priority: 'low' },
     )
     this.imds = new HttpClient({
       log,
@@ -406,7 +454,7 @@ export class AwsProvider implements Provider {
         ),
       signal,
     )
-    const instances = (output.Reservations ?? [])
+    const instances = listOf('DescribeInstances', output.Reservations)
       .flatMap((r) => r.Instances ?? [])
       .map((i) => this.remember(i))
     if (instances.length > 1) {
@@ -525,7 +573,7 @@ export class AwsProvider implements Provider {
           (o) => this.client.send(new DescribeAddressesCommand(input), o),
           signal,
         )
-        return { addresses: output.Addresses ?? [] }
+        return { addresses: listOf('DescribeAddresses', output.Addresses) }
       }
       case 'private': {
         const vpcId = location?.mode === 'private' ? location.vpcId : undefined
@@ -536,7 +584,7 @@ export class AwsProvider implements Provider {
           (o) => this.client.send(new DescribeNetworkInterfacesCommand({ Filters: filters }), o),
           signal,
         )
-        return { interfaces: output.NetworkInterfaces ?? [] }
+        return { interfaces: listOf('DescribeNetworkInterfaces', output.NetworkInterfaces) }
       }
       case 'route': {
         const ids = location?.mode === 'route' ? location.tables : this.settings.routeTables
@@ -553,7 +601,7 @@ export class AwsProvider implements Provider {
             ),
           signal,
         )
-        return { tables: output.RouteTables ?? [] }
+        return { tables: listOf('DescribeRouteTables', output.RouteTables) }
       }
     }
   }
@@ -883,10 +931,13 @@ export class AwsProvider implements Provider {
     options: CallOptions = {},
   ): Promise<Output> {
     this.retry.signal = signal
+    if (options.write) this.retry.writing++
     try {
       return await send({ abortSignal: signal })
     } catch (error) {
       throw this.apiError(action, error as SdkError, signal, options)
+    } finally {
+      if (options.write) this.retry.writing--
     }
   }
 
@@ -920,6 +971,21 @@ export class AwsProvider implements Provider {
         ...details,
         ambiguous: options.write,
       })
+    }
+    if (error instanceof AnswerTooLarge) {
+      return new IpmoveError(
+        'unexpected',
+        `EC2 ${action}: the API answered more than ${MAX_BODY_BYTES / 1024 / 1024} MiB; gave up reading it`,
+        details,
+      )
+    }
+    if (error.$response !== undefined && error.$fault === undefined) {
+      // The SDK could not read the answer (not EC2's XML: a proxy's HTML page, a cut body…).
+      return new IpmoveError(
+        'unexpected',
+        `EC2 ${action}: the API answered something unexpected (HTTP ${status ?? '?'}): ${message.split('\n')[0]}`,
+        details,
+      )
     }
     if (name === 'CredentialsProviderError') {
       return new IpmoveError('auth', `no usable AWS credentials: ${message}`, details)

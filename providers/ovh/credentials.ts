@@ -1,9 +1,16 @@
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { SetCredentialsOptions } from '../../src/core/provider.js'
 import { IpmoveError, usageError } from '../../src/errors.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../../src/keyring.js'
-import { registerSecret } from '../../src/output.js'
-import { assertPrivate, type IniData, parseIni, readSettingsFile } from '../../src/secure-file.js'
+import { type Logger, registerSecret } from '../../src/output.js'
+import {
+  assertPrivate,
+  type IniData,
+  parseIni,
+  readSettingsFile,
+  sharedDirReason,
+} from '../../src/secure-file.js'
 import { readAll, readLine } from '../../src/terminal.js'
 import { shown } from '../../src/validate.js'
 
@@ -68,6 +75,8 @@ export interface CredentialSources {
   config?: { path?: string; values: Record<string, string> }
   /** Undefined: the OS keyring; null: no keyring. */
   keyring?: KeyringLike | null
+  /** Told when ./ovh.conf exists but is not read. */
+  log?: Logger
 }
 
 type Method = 'application' | 'oauth2'
@@ -123,8 +132,10 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/
  */
 export function parseOvhEndpoint(value: string, what = 'OVH endpoint'): OvhEndpoint {
   const name = value.trim()
-  const base = OVH_ENDPOINTS[name]
-  if (base) return { endpointName: name, baseUrl: base, tokenUrl: OAUTH2_TOKEN_URLS[name] }
+  // hasOwn: a name such as __proto__ must not find Object.prototype.
+  if (Object.hasOwn(OVH_ENDPOINTS, name)) {
+    return { endpointName: name, baseUrl: OVH_ENDPOINTS[name]!, tokenUrl: OAUTH2_TOKEN_URLS[name] }
+  }
   if (!name.includes('/')) {
     throw usageError(
       `${what} ${shown(name)} is unknown (known: ${Object.keys(OVH_ENDPOINTS).join(', ')}, or an https:// URL)`,
@@ -169,6 +180,8 @@ interface OvhConfFiles {
   read: { path: string; data: IniData }[]
   looked: string[]
   unreadable: string[]
+  /** Why ./ovh.conf was not looked at, when it was not. */
+  skipped?: string
 }
 
 /**
@@ -176,12 +189,21 @@ interface OvhConfFiles {
  * key by key (/etc/ovh.conf < ~/.ovh.conf < ./ovh.conf).
  */
 function readOvhConfFiles(sources: CredentialSources): OvhConfFiles {
+  const local = resolve(sources.cwd, 'ovh.conf')
+  // In a directory others can write (a shared /tmp, a group's checkout), anyone
+  // could plant ./ovh.conf: refusing it would block the failover, reading it
+  // would send the request to their endpoint. So it is not looked at.
+  const shared = sharedDirReason(sources.cwd)
+  const skipped = shared && `${local}: ${shared}`
+  if (skipped && existsSync(local)) {
+    sources.log?.warn(`not reading ${skipped}; run ipmove from a directory only you and root can write`)
+  }
   const paths = [
-    resolve(sources.cwd, 'ovh.conf'),
+    ...(shared ? [] : [local]),
     join(sources.home, '.ovh.conf'),
     join(sources.etcDir ?? '/etc', 'ovh.conf'),
   ].filter((path, i, all) => all.indexOf(path) === i)
-  const files: OvhConfFiles = { read: [], looked: paths, unreadable: [] }
+  const files: OvhConfFiles = { read: [], looked: paths, unreadable: [], skipped }
   for (const path of paths) {
     let file: ReturnType<typeof readSettingsFile>
     try {
@@ -381,7 +403,12 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
   } else {
     keyringNote = 'no keyring'
   }
-  const unreadable = files.unreadable.length > 0 ? ` (cannot read ${files.unreadable.join(', ')})` : ''
+  const unreadable = [
+    ...(files.unreadable.length > 0 ? [`cannot read ${files.unreadable.join(', ')}`] : []),
+    ...(files.skipped ? [`skipped ${files.skipped}`] : []),
+  ]
+    .map((note) => ` (${note})`)
+    .join('')
   throw new IpmoveError(
     'auth',
     `no OVH credentials for ${endpoint.endpointName}: looked in flags, env (OVH_APPLICATION_KEY…, OVH_CLIENT_ID…), ` +

@@ -1,6 +1,7 @@
 /** OVHcloud as the registry sees it: settings, the keyring store and the cache's account key. */
 import type { ProviderDescriptor } from '../../src/core/provider.js'
 import { usageError } from '../../src/errors.js'
+import { refuseUncheckedTls } from '../tls.js'
 import {
   deleteOvhCredentials,
   OVH_SECRET_KEYS,
@@ -24,6 +25,7 @@ export const ovh: ProviderDescriptor = {
       .map((part) => part ?? '')
       .join('|'),
   async load(context) {
+    refuseUncheckedTls()
     const { OvhProvider } = await import('./provider.js')
     return OvhProvider.create(context)
   },

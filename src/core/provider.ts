@@ -78,6 +78,11 @@ export interface LocatedIp extends Located {
  */
 export interface Provider {
   readonly name: string
+  /**
+   * Refuse, synchronously, a request this provider can never serve (exit 2),
+   * so the engine fails before it runs a tool or sends anything.
+   */
+  check?(request: LocateRequest): void
   locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp>
   /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number

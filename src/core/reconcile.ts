@@ -31,9 +31,16 @@ export interface ReconcileResult {
   to: Holder
   /** The last state read. */
   state: IpState
-  /** Writes sent (0 or 1, 2 only after a write that may not have landed). */
+  /** Writes sent (0 or 1, 2 only after a re-read showed the first had no effect). */
   writes: number
 }
+
+/**
+ * Writes per run, at most: the second only after a write failed (no answer, a 5xx,
+ * "busy") and a re-read showed it had no effect. A third failure would not be
+ * different; the hook's next run, or the operator, decides then.
+ */
+export const MAX_WRITES = 2
 
 /**
  * OVH moves take a few seconds; polling at most every 2 s notices the end
@@ -42,7 +49,7 @@ export interface ReconcileResult {
 export const DEFAULT_POLL = { first: 250, max: 2_000 }
 
 /**
- * Make the API's holder match the desired holder, writing at most once:
+ * Make the API's holder match the desired holder, writing once (twice at most):
  * - already there and settled: nothing to write;
  * - an operation pending (anyone's): wait for it, then decide again;
  * - otherwise write, then poll until the API says done, backing off.
@@ -86,26 +93,33 @@ export async function reconcile(
       if (options.dryRun) return { outcome: 'would-move', from, to: target, state, writes }
       mayWrite = false
       from = state.holder
+      writes++
       try {
         const answered = await located.write(target, signal)
-        writes++
         if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
         // A synchronous API may already show the end state: no poll needed.
         if (answered && !answered.pending && sameHolder(answered.holder, target)) continue
       } catch (error) {
         if (!(error instanceof IpmoveError)) throw error
-        if (error.kind === 'busy') {
+        const busy = error.kind === 'busy'
+        if (!busy && error.kind !== 'unreachable' && error.kind !== 'ambiguous-write') throw error
+        if (writes >= MAX_WRITES) {
+          throw new IpmoveError(
+            error.kind,
+            `${error.message}; gave up after ${writes} move requests, the most ipmove sends in one run`,
+            { ...error.details, writes },
+          )
+        }
+        if (busy) {
           // The API saw an operation we did not: wait for it and decide again.
           log.info(`the API says the IP is busy (${error.message}); waiting`)
-          mayWrite = true
-        } else if (error.kind === 'ambiguous-write') {
-          log.warn(`the move request may not have reached ${provider.name} (${error.message}); checking`)
-          writes++
-          mayWrite = true
         } else {
-          throw error
+          log.warn(
+            `the move request failed or may not have reached ${provider.name} (${error.message}); checking`,
+          )
         }
+        mayWrite = true
       }
     }
     try {
