@@ -250,6 +250,22 @@ describe('ipmove against the OVH emulator', () => {
     }
   })
 
+  it('sends the attach at most twice when it keeps failing with 502, then exits 8', async () => {
+    const failing = await startOvhEmulator({ pendingMs: 200 })
+    failing.addFault('path=/cloud/project/*/ip/failover/*/attach,method=POST,status=502,times=0')
+    try {
+      const run = await ipmove(
+        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--timeout', '20', '--json'],
+        env(failing.env),
+      )
+      expect(run.code).toBe(8)
+      expect(json(run)).toMatchObject({ ok: false, error: { code: 'UNREACHABLE' } })
+      expect(failing.requests.filter((r) => r.method === 'POST').length).toBe(2)
+    } finally {
+      await failing.close()
+    }
+  })
+
   it('authenticates with an OAuth2 service account', async () => {
     const e = env({ OVH_CLIENT_ID: 'emulator-client', OVH_CLIENT_SECRET: 'emulator-client-secret' })
     delete e.OVH_APPLICATION_KEY

@@ -401,6 +401,20 @@ describe('move on OVH Public Cloud', () => {
     })
   }
 
+  it('after a "busy" refusal, waits out the other operation and takes the IP (second request)', async () => {
+    const attach = `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`
+    const read = `/cloud/project/${PROJECT}/ip/failover/${FIP}`
+    const api = coldLookups(new OvhApi())
+      .post(attach, reply(409, { message: 'An operation is already in progress' }))
+      .get(read, failover(THIRD, 'operationPending', 50))
+      .get(read, failover(THIRD))
+      .post(attach, failover(THIRD, 'operationPending'))
+      .get(read, failover(SBG2))
+    const result = await moveIp(options(testEnv()), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'moved', from: { id: THIRD }, to: { id: SBG2 } })
+    expect(api.writes).toEqual([{ instanceId: SBG2 }, { instanceId: SBG2 }])
+  })
+
   it('asks /auth/time again when a cached clock delta is refused', async () => {
     const env = testEnv()
     coldLookups(new OvhApi(), SBG2)

@@ -68,6 +68,8 @@ export async function reconcile(
   /** The holder we moved the IP away from: the one at the time of our write. */
   let from = state.holder
   let writes = 0
+  /** A write of ours was accepted or may have landed; a refused ("busy") one had no effect. */
+  let wrote = false
   /** A write is owed: none yet, or the last one may not have reached the API. */
   let mayWrite = true
   let delay = poll.first
@@ -75,7 +77,7 @@ export async function reconcile(
 
   for (;;) {
     if (!state.pending && sameHolder(state.holder, target)) {
-      return { outcome: writes > 0 ? 'moved' : 'in-place', from, to: target, state, writes }
+      return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
     }
     if (state.pending) {
       if (writes === 0 && !waitedOnOthers) {
@@ -83,7 +85,7 @@ export async function reconcile(
         waitedOnOthers = true
       }
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
-    } else if (writes > 0 && !sameHolder(state.holder, from)) {
+    } else if (wrote && !sameHolder(state.holder, from)) {
       throw new IpmoveError(
         'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
@@ -96,6 +98,7 @@ export async function reconcile(
       writes++
       try {
         const answered = await located.write(target, signal)
+        wrote = true
         if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
         // A synchronous API may already show the end state: no poll needed.
@@ -115,6 +118,8 @@ export async function reconcile(
           // The API saw an operation we did not: wait for it and decide again.
           log.info(`the API says the IP is busy (${error.message}); waiting`)
         } else {
+          // No answer or a 5xx: the write may have landed. A 429/503 was not processed.
+          if (error.kind === 'ambiguous-write') wrote = true
           log.warn(
             `the move request failed or may not have reached ${provider.name} (${error.message}); checking`,
           )
@@ -129,7 +134,7 @@ export async function reconcile(
     }
     delay = Math.min(delay * 1.5, poll.max)
     state = await readOrTimeout(located, signal, state, target)
-    if (mayWrite && writes > 0 && (state.pending || sameHolder(state.holder, target))) {
+    if (mayWrite && wrote && (state.pending || sameHolder(state.holder, target))) {
       // The ambiguous write did land after all.
       mayWrite = false
     }
