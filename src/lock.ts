@@ -71,14 +71,25 @@ export async function withIpLock<T>(
 ): Promise<T> {
   const dir = lockDirectory(options.env)
   const chain = new LockChain(dir, key.replace(/[^0-9A-Za-z.-]/g, '_'))
+  const held = await acquire(chain, key, options)
+  try {
+    return await work()
+  } finally {
+    chain.release(held)
+  }
+}
+
+/** Wait for the lock of `key` and take it: the generation held. */
+async function acquire(
+  chain: LockChain,
+  key: string,
+  options: { signal: AbortSignal; log: Logger },
+): Promise<number> {
   let announced = false
-  let held: number | undefined
-  while (held === undefined) {
-    if (options.signal.aborted) throw busy(key, undefined)
+  for (;;) {
     const top = chain.top()
     const holder = top === undefined ? undefined : chain.holder(top)
-    if (holder === 'gone') continue // released and cleaned up meanwhile: look again
-    if (holder !== undefined && alive(holder)) {
+    if (holder !== undefined && holder !== 'gone' && alive(holder)) {
       if (!announced) {
         options.log.info(`waiting for another ipmove (pid ${holder}) working on ${key}`)
         announced = true
@@ -90,13 +101,15 @@ export async function withIpLock<T>(
       }
       continue
     }
-    if (holder !== undefined) options.log.debug(`lock: taking over ${key} from pid ${holder}, which is gone`)
-    held = chain.claim((top ?? 0) + 1, String(process.pid))
-  }
-  try {
-    return await work()
-  } finally {
-    chain.release(held)
+    if (holder !== 'gone') {
+      if (holder !== undefined)
+        options.log.debug(`lock: taking over ${key} from pid ${holder}, which is gone`)
+      const held = chain.claim((top ?? 0) + 1, String(process.pid))
+      if (held !== undefined) return held
+    }
+    // Another process moved the chain on meanwhile (it released, or won the
+    // claim and holds the lock now): look again, within the wait.
+    if (options.signal.aborted) throw busy(key, undefined)
   }
 }
 

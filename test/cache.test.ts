@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { FileCache } from '../src/cache.js'
 import { MemoryLogger } from '../src/output.js'
+import { describeRoot } from './rig/netns.js'
 
 /** A cache directory holding an entry planted by "another user": the instance id to route the IP to. */
 function planted() {
@@ -17,17 +18,6 @@ function planted() {
 }
 
 describe('the id cache directory', () => {
-  it('is not read when someone else owns it, and a warning names IPMOVE_CACHE_DIR', () => {
-    const { dir, env } = planted()
-    chownSync(dir, 65534, 65534)
-    const log = new MemoryLogger()
-    const cache = FileCache.forAccount(env, 'ovh', 'account', log)
-    expect(cache.get('instance:web')).toBeUndefined()
-    expect(log.lines).toEqual([
-      `warning: id cache not used: ${dir} is owned by uid 65534, not by you (uid ${process.geteuid?.()}); set IPMOVE_CACHE_DIR to a directory of yours`,
-    ])
-  })
-
   it('is not followed when it is a symlink', () => {
     const { dir } = planted()
     const link = `${dir}-link`
@@ -69,5 +59,18 @@ describe('the id cache directory', () => {
     cache.save()
     expect(cache.get('k')).toBe('v')
     expect(log.lines).toEqual([])
+  })
+})
+
+describeRoot('the id cache directory, as root', () => {
+  it('is not read when someone else owns it, and a warning names IPMOVE_CACHE_DIR', () => {
+    const { dir, env } = planted()
+    chownSync(dir, 65534, 65534)
+    const log = new MemoryLogger()
+    const cache = FileCache.forAccount(env, 'ovh', 'account', log)
+    expect(cache.get('instance:web')).toBeUndefined()
+    expect(log.lines).toEqual([
+      `warning: id cache not used: ${dir} is owned by uid 65534, not by you (uid ${process.geteuid?.()}); set IPMOVE_CACHE_DIR to a directory of yours`,
+    ])
   })
 })

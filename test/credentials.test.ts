@@ -16,6 +16,7 @@ import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyr
 import { MemoryLogger, redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'
 import { failure, failureSync } from './helpers/errors.js'
+import { describeRoot } from './rig/netns.js'
 
 // Distinct, greppable secrets: no message may ever contain one of them.
 const AS = 'AppSecret0123456789abcdef'
@@ -190,23 +191,7 @@ describe('parseOvhEndpoint', () => {
   })
 })
 
-describe('resolveOvhCredentials: files', () => {
-  it('reads /etc/ovh.conf, ~/.ovh.conf and ./ovh.conf, a later file winning key by key', async () => {
-    write(join(etc, 'ovh.conf'), `[default]\nendpoint=ovh-ca\n\n${appConf('ovh-ca', 'etcAK', AS, 'etcCK')}`)
-    write(join(home, '.ovh.conf'), `[ovh-ca]\nconsumer_key=${CK}\n`)
-    write(join(cwd, 'ovh.conf'), '; local override\n[ovh-ca]\napplication_key=cwdAK\n', 0o644)
-    const credentials = await resolveOvhCredentials(sources())
-    expect(credentials).toEqual({
-      kind: 'application',
-      endpointName: 'ovh-ca',
-      baseUrl: 'https://ca.api.ovh.com/1.0',
-      applicationKey: 'cwdAK',
-      applicationSecret: AS,
-      consumerKey: CK,
-      source: `${join(cwd, 'ovh.conf')}, ${join(home, '.ovh.conf')}, ${join(etc, 'ovh.conf')}`,
-    })
-  })
-
+describeRoot('resolveOvhCredentials: ./ovh.conf planted by another user', () => {
   it('skips ./ovh.conf in a working directory others can write: a planted file neither blocks nor redirects', async () => {
     write(join(home, '.ovh.conf'), appConf('ovh-eu', 'homeAK', AS, CK))
     for (const [mode, owner] of [
@@ -232,6 +217,24 @@ describe('resolveOvhCredentials: files', () => {
       ])
       rmSync(planted)
     }
+  })
+})
+
+describe('resolveOvhCredentials: files', () => {
+  it('reads /etc/ovh.conf, ~/.ovh.conf and ./ovh.conf, a later file winning key by key', async () => {
+    write(join(etc, 'ovh.conf'), `[default]\nendpoint=ovh-ca\n\n${appConf('ovh-ca', 'etcAK', AS, 'etcCK')}`)
+    write(join(home, '.ovh.conf'), `[ovh-ca]\nconsumer_key=${CK}\n`)
+    write(join(cwd, 'ovh.conf'), '; local override\n[ovh-ca]\napplication_key=cwdAK\n', 0o644)
+    const credentials = await resolveOvhCredentials(sources())
+    expect(credentials).toEqual({
+      kind: 'application',
+      endpointName: 'ovh-ca',
+      baseUrl: 'https://ca.api.ovh.com/1.0',
+      applicationKey: 'cwdAK',
+      applicationSecret: AS,
+      consumerKey: CK,
+      source: `${join(cwd, 'ovh.conf')}, ${join(home, '.ovh.conf')}, ${join(etc, 'ovh.conf')}`,
+    })
   })
 
   it('says which ./ovh.conf it skipped when no credentials are found', async () => {

@@ -2,6 +2,7 @@ import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:chil
 import {
   chmodSync,
   chownSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -16,9 +17,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ExitCode } from '../src/exit-codes.js'
 import { withIpLock } from '../src/lock.js'
 import { MemoryLogger } from '../src/output.js'
+import { BIN, requireBuild } from './helpers/cli.js'
 import { failure } from './helpers/errors.js'
+import { describeRoot, exec } from './rig/netns.js'
 
 function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
@@ -100,16 +104,6 @@ describe('the lock directory', () => {
       async () => 'ran',
     )
 
-  it('is refused (exit 2) when someone else owns it, naming what to configure', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
-    chownSync(dir, 65534, 65534)
-    const error = await failure(lock(dir))
-    expect(error.kind).toBe('usage')
-    expect(error.message).toBe(
-      `lock directory: ${dir} is owned by uid 65534, not by you (uid ${process.geteuid?.()}); set IPMOVE_LOCK_DIR to a directory of yours`,
-    )
-  })
-
   it('is refused when it is a symlink, even to a directory of ours', async () => {
     const real = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
     const link = `${real}-link`
@@ -147,8 +141,11 @@ describe('the lock directory', () => {
     for (const dir of ['/proc/ipmove-test', `/proc/${process.pid}`]) {
       const error = await failure(lock(dir, 2_000))
       expect(error.kind).toBe('usage')
-      expect(error.message).toBe(
-        `lock directory: cannot use ${dir} (ENOENT); set IPMOVE_LOCK_DIR to a private directory on a writable local file system`,
+      expect(error.message).toMatch(
+        `lock directory: cannot use ${dir} (${dir === '/proc/ipmove-test' ? 'ENOENT' : ''}`,
+      )
+      expect(error.message).toMatch(
+        /\); set IPMOVE_LOCK_DIR to a private directory on a writable local file system$/,
       )
     }
     expect(Date.now() - started).toBeLessThan(1_000)
@@ -168,6 +165,65 @@ describe('the lock directory', () => {
     const dir = join(mkdtempSync(join(tmpdir(), 'ipmove-lock-')), 'a', 'b')
     expect(await lock(dir)).toBe('ran')
     expect(statSync(dir).mode & 0o777).toBe(0o700)
+  })
+})
+
+describeRoot('the lock directory, as root and as another user', () => {
+  const lock = (dir: string) =>
+    withIpLock(
+      '203.0.113.10/32',
+      { env: { IPMOVE_LOCK_DIR: dir }, signal: AbortSignal.timeout(5_000), log: new MemoryLogger() },
+      async () => 'ran',
+    )
+
+  it('is refused (exit 2) when someone else owns it, naming what to configure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
+    chownSync(dir, 65534, 65534)
+    const error = await failure(lock(dir))
+    expect(error.kind).toBe('usage')
+    expect(error.message).toBe(
+      `lock directory: ${dir} is owned by uid 65534, not by you (uid ${process.geteuid?.()}); set IPMOVE_LOCK_DIR to a directory of yours`,
+    )
+  })
+
+  it('of a user without XDG_RUNTIME_DIR, planted in TMPDIR by another, is refused at once by the CLI', async () => {
+    requireBuild()
+    const tmp = mkdtempSync(join(tmpdir(), 'ipmove-shared-tmp-'))
+    chmodSync(tmp, 0o1777)
+    // Another user (root here) got there first, under the old name and the new, with live locks.
+    for (const name of ['ipmove', 'ipmove-65534']) {
+      mkdirSync(join(tmp, name), { mode: 0o1777 })
+      chmodSync(join(tmp, name), 0o1777)
+      for (const lockName of ['192.0.2.52_32.lock', '192.0.2.52_32.lock.1']) {
+        writeFileSync(join(tmp, name, lockName), String(process.pid))
+      }
+    }
+    const started = Date.now()
+    const run = await exec(
+      [
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        process.execPath,
+        BIN,
+        'move',
+        '--provider',
+        'local',
+        '--ip',
+        '192.0.2.52',
+        '--interface',
+        'lo',
+        '--timeout',
+        '3',
+      ],
+      { env: { HOME: '/nonexistent', TMPDIR: tmp, XDG_RUNTIME_DIR: '', IPMOVE_LOCK_DIR: '' } },
+    )
+    expect(run.code).toBe(ExitCode.USAGE)
+    expect(run.stderr).toBe(
+      `ipmove: error: lock directory: ${tmp}/ipmove-65534 is owned by uid 0, not by you (uid 65534); set IPMOVE_LOCK_DIR to a directory of yours\n`,
+    )
+    expect(Date.now() - started).toBeLessThan(2_500)
   })
 })
 
