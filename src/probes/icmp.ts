@@ -17,7 +17,7 @@
  *
  * If ping exits (no route to the target at start, say) it is started again
  * after a back-off, and a watchdog reports a failure whenever nothing was
- * heard for an interval plus a timeout, so results keep coming whatever ping
+ * heard for longer than a loss takes to show, so results keep coming whatever ping
  * does. Should ipmove die without stopping the probe, ping dies too: its next
  * line, due within one interval, meets a closed pipe (SIGPIPE).
  */
@@ -63,7 +63,9 @@ export function icmpProbe(spec: IcmpSpec, options: IcmpOptions = {}): Probe {
   const label = `icmp ${argv.at(-1)}`
   const { intervalMs, timeoutMs } = checkTiming(label, spec)
   const spawn = options.spawn ?? nodeSpawn
-  const silenceMs = intervalMs + timeoutMs
+  // A loss is reported max(interval, timeout) after its echo left, an interval after the last answer:
+  // silence beyond that, plus an interval of slack, means ping itself is stuck.
+  const silenceMs = 2 * intervalMs + Math.max(intervalMs, timeoutMs)
 
   let onResult: ((result: ProbeResult) => void) | undefined
   let child: ChildProcess | undefined
