@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import { IpmoveError } from '../src/errors.js'
 import {
   Check,
   type CheckEvent,
@@ -10,6 +9,7 @@ import {
   HealthTracker,
   PROBE_DEFAULTS,
 } from '../src/health.js'
+import { usage } from './helpers/errors.js'
 
 const T: HealthTimings = { initdeadMs: 2000, warntimeMs: 300, deadtimeMs: 600, rise: 3 }
 
@@ -150,16 +150,10 @@ describe('HealthTracker', () => {
       [{ initdeadMs: 4_000_000 }, /initdead must be above 0 and at most 1 hour/],
     ]
     for (const [change, message] of bad) {
-      const error = (() => {
-        try {
-          new Check('peer', [{ label: 'icmp 192.0.2.11', intervalMs: 50 }], { ...T, ...change })
-        } catch (e) {
-          return e
-        }
-      })()
-      expect(error).toBeInstanceOf(IpmoveError)
-      expect((error as IpmoveError).exitCode).toBe(2)
-      expect((error as IpmoveError).message).toMatch(message)
+      const timings = { ...T, ...change }
+      expect(usage(() => new Check('peer', [{ label: 'icmp 192.0.2.11', intervalMs: 50 }], timings))).toMatch(
+        message,
+      )
     }
   })
 })

@@ -105,6 +105,22 @@ async function must(rig: Rig, node: RigNode, argv: string[]): Promise<void> {
   expect(result.code, `${argv.join(' ')}: ${result.stderr}`).toBe(0)
 }
 
+/** Drop what `match` selects on its way into `node` (nftables); resolves with how to undo it. */
+async function dropIn(rig: Rig, node: RigNode, match: string[]): Promise<() => Promise<void>> {
+  await must(rig, node, ['nft', 'add', 'table', 'inet', 'ipmtest'])
+  await must(rig, node, [
+    'nft',
+    'add',
+    'chain',
+    'inet',
+    'ipmtest',
+    'in',
+    '{ type filter hook input priority 0; }',
+  ])
+  await must(rig, node, ['nft', 'add', 'rule', 'inet', 'ipmtest', 'in', ...match, 'drop'])
+  return async () => must(rig, node, ['nft', 'delete', 'table', 'inet', 'ipmtest'])
+}
+
 /** A node's eth0 goes down or up; resolves with when the command returned. */
 async function setLink(node: RigNode, state: 'up' | 'down'): Promise<number> {
   const r = await exec(['ip', '-n', node.ns, 'link', 'set', node.iface, state])
@@ -228,23 +244,7 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
 
   it('ICMP under 20 % loss (nftables): losses are counted, the peer check with default timings stays up', async () => {
     const { a, b } = rig
-    await must(rig, b, ['nft', 'add', 'table', 'inet', 'ipmloss'])
-    await must(rig, b, [
-      'nft',
-      'add',
-      'chain',
-      'inet',
-      'ipmloss',
-      'in',
-      '{ type filter hook input priority 0; }',
-    ])
-    await must(rig, b, [
-      'nft',
-      'add',
-      'rule',
-      'inet',
-      'ipmloss',
-      'in',
+    const undo = await dropIn(rig, b, [
       'icmp',
       'type',
       'echo-request',
@@ -254,7 +254,6 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
       '100',
       '<',
       '20',
-      'drop',
     ])
     try {
       const agent = await startAgent(a, {
@@ -273,7 +272,7 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
       expect(lost / results.length).toBeLessThan(0.35)
       expect(verdicts).toEqual(['up'])
     } finally {
-      await rig.run(b, ['nft', 'delete', 'table', 'inet', 'ipmloss'])
+      await undo()
     }
   })
 
@@ -281,17 +280,7 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
     const { a, b } = rig
     const server = serve(b)
     await server.ready
-    await must(rig, b, ['nft', 'add', 'table', 'inet', 'ipmsilent'])
-    await must(rig, b, [
-      'nft',
-      'add',
-      'chain',
-      'inet',
-      'ipmsilent',
-      'in',
-      '{ type filter hook input priority 0; }',
-    ])
-    await must(rig, b, ['nft', 'add', 'rule', 'inet', 'ipmsilent', 'in', 'tcp', 'dport', '8082', 'drop'])
+    const undo = await dropIn(rig, b, ['tcp', 'dport', '8082'])
     try {
       const timing = { intervalMs: 100, timeoutMs: 200 }
       const agent = await startAgent(a, {
@@ -310,7 +299,7 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
       expect(first(8082).ms).toBeGreaterThanOrEqual(200)
       expect(first(8082).ms).toBeLessThan(400)
     } finally {
-      await rig.run(b, ['nft', 'delete', 'table', 'inet', 'ipmsilent'])
+      await undo()
       await server.stop()
     }
   })

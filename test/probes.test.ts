@@ -10,9 +10,9 @@ import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateTls } from '../emulator/tls.js'
-import { IpmoveError } from '../src/errors.js'
 import { createProbe, type Probe, type ProbeResult, type ProbeSpec } from '../src/probes/index.js'
 import { periodicProbe } from '../src/probes/probe.js'
+import { usage } from './helpers/errors.js'
 
 /** Start `probe`, wait until it has given `count` results, stop it; every result it gave. */
 async function collect(probe: Probe, count: number, timeoutMs = 5000): Promise<ProbeResult[]> {
@@ -263,16 +263,7 @@ describe('probe specs', () => {
     ],
   ]
   it.each(bad)('refuses %j with a usage error', (spec, message) => {
-    const error = (() => {
-      try {
-        createProbe(spec)
-      } catch (e) {
-        return e
-      }
-    })()
-    expect(error).toBeInstanceOf(IpmoveError)
-    expect((error as IpmoveError).exitCode).toBe(2)
-    expect((error as IpmoveError).message).toBe(message)
+    expect(usage(() => createProbe(spec))).toBe(message)
   })
 
   it('labels probes by what they reach', () => {
