@@ -3,6 +3,7 @@
  * command probe (real processes), and HTTP(S) details against servers on
  * loopback. The network kinds against the real kernel are in probes-kernel.test.ts.
  */
+import { type SpawnOptions, spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
@@ -10,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { generateTls } from '../emulator/tls.js'
+import { icmpProbe } from '../src/probes/icmp.js'
 import { createProbe, type Probe, type ProbeResult, type ProbeSpec } from '../src/probes/index.js'
 import { periodicProbe } from '../src/probes/probe.js'
 import { usage } from './helpers/errors.js'
@@ -273,5 +275,92 @@ describe('probe specs', () => {
       createProbe({ kind: 'link', interface: 'eth0', intervalMs: 50, timeoutMs: 50 }),
     ].map((p) => p.label)
     expect(labels).toEqual(['icmp 2001:db8::11', 'tcp [2001:db8::11]:22', 'link eth0'])
+  })
+})
+
+/**
+ * A stand-in for ping (sh) that prints a script of lines with pauses between them,
+ * then waits to be stopped: how the ICMP probe reads every kind of line ping
+ * prints, on a timeline the test controls. The probe's real argv is kept.
+ */
+function scriptedPing(script: Array<[afterMs: number, line: string]>) {
+  const calls: string[][] = []
+  // sh starts in a millisecond, as ping does; node would take longer than the watchdog.
+  const steps = script.map(
+    ([after, line]) => `${after ? `sleep ${after / 1000}; ` : ''}printf '%s\\n' '${line}'`,
+  )
+  const program = [...steps, 'exec sleep 60'].join('; ')
+  const spawnFake = ((file: string, args: string[], options: SpawnOptions) => {
+    calls.push([file, ...args])
+    return spawn('sh', ['-c', program], options)
+  }) as typeof spawn
+  return { calls, spawn: spawnFake }
+}
+
+describe('ICMP probe reading ping', () => {
+  it('runs one ping with -O and the interval, and reads each kind of line ping prints', async () => {
+    const ping = scriptedPing([
+      [0, 'PING 192.0.2.11 (192.0.2.11) 56(84) bytes of data.'],
+      [0, '64 bytes from 192.0.2.11: icmp_seq=1 ttl=64 time=0.05 ms'],
+      [0, '64 bytes from 192.0.2.11: icmp_seq=1 ttl=64 time=0.06 ms (DUP!)'],
+      [20, 'From 192.0.2.1 icmp_seq=2 Redirect Host(New nexthop: 192.0.2.11)'],
+      [0, '64 bytes from 192.0.2.11: icmp_seq=2 ttl=64 time=0.07 ms'],
+      [20, 'no answer yet for icmp_seq=3'],
+      [20, 'From 192.0.2.10 icmp_seq=4 Destination Host Unreachable'],
+      [20, '64 bytes from 192.0.2.11: icmp_seq=3 ttl=64 time=70.1 ms'],
+      [0, '64 bytes from 192.0.2.11: icmp_seq=5 ttl=64 time=45.0 ms'],
+      [20, 'no answer yet for icmp_seq=6'],
+      [50, 'no answer yet for icmp_seq=6'],
+    ])
+    const probe = icmpProbe({ target: '192.0.2.11', intervalMs: 50, timeoutMs: 30 }, { spawn: ping.spawn })
+    const results = await collect(probe, 7)
+    expect(ping.calls).toEqual([['ping', '-n', '-O', '-i', '0.050', '-4', '192.0.2.11']])
+    expect(results.map((r) => [r.ok, r.detail])).toEqual([
+      [true, 'rtt 0.05 ms'],
+      [true, 'rtt 0.07 ms'],
+      [false, 'no reply within 50 ms'],
+      [false, 'Destination Host Unreachable'],
+      // The late reply to 3 was counted lost already; 5 came back, but too late to count.
+      [false, 'reply after 45 ms, over the 30 ms timeout'],
+      [false, 'no reply within 50 ms'],
+      [false, 'icmp_seq=6 still unanswered, ping cannot send'],
+    ])
+  })
+
+  it('with a timeout longer than the interval, waits for the rest of it before counting a loss', async () => {
+    const ping = scriptedPing([
+      [0, 'no answer yet for icmp_seq=1'],
+      [30, '64 bytes from 192.0.2.11: icmp_seq=1 ttl=64 time=50.0 ms'],
+      [10, 'no answer yet for icmp_seq=2'],
+    ])
+    const probe = icmpProbe({ target: '2001:db8::11', intervalMs: 20, timeoutMs: 100 }, { spawn: ping.spawn })
+    const started = Date.now()
+    const results = await collect(probe, 3)
+    expect(ping.calls[0]).toEqual(['ping', '-n', '-O', '-i', '0.020', '-6', '2001:db8::11'])
+    expect(results.map((r) => [r.ok, r.detail])).toEqual([
+      [true, 'rtt 50 ms'],
+      [false, 'no reply within 100 ms'],
+      // Then silence: the watchdog speaks for ping, two intervals plus the timeout after the last result.
+      [false, 'no answer from ping for 140 ms'],
+    ])
+    // Loss of 2 confirmed 80 ms after ping's report at ~40 ms.
+    expect(results[1]!.at - started).toBeGreaterThanOrEqual(110)
+    expect(results[2]!.at - results[1]!.at).toBeGreaterThanOrEqual(139)
+  })
+
+  it('says what to install when ping is missing, and retries with a back-off', async () => {
+    const calls: number[] = []
+    const missing = ((_file: string, args: string[], options: SpawnOptions) => {
+      calls.push(Date.now())
+      return spawn('ipmove-no-such-ping', args, options)
+    }) as typeof spawn
+    const probe = icmpProbe({ target: '192.0.2.11', intervalMs: 20, timeoutMs: 20 }, { spawn: missing })
+    const results = await collect(probe, 4)
+    expect(results[0]).toMatchObject({
+      ok: false,
+      detail: 'ping stopped: ping not found: install iputils-ping',
+    })
+    // 20 ms, then 40, then 80 between starts.
+    expect(calls[2]! - calls[1]!).toBeGreaterThan(calls[1]! - calls[0]!)
   })
 })

@@ -165,7 +165,9 @@ export function icmpProbe(spec: IcmpSpec, options: IcmpOptions = {}): Probe {
         if (child === proc) child = undefined
         resolve()
         const why = failed
-          ? reason(failed)
+          ? (failed as NodeJS.ErrnoException).code === 'ENOENT'
+            ? `${argv[0]} not found: install iputils-ping`
+            : reason(failed)
           : `${complaint.trim().split('\n').pop() || 'ping'} (${code === null ? signal : `exit ${code}`})`
         emit(false, 0, `ping stopped: ${why}`)
         scheduleRestart()
