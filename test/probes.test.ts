@@ -280,16 +280,16 @@ describe('probe specs', () => {
 
 /**
  * A stand-in for ping (sh) that prints a script of lines with pauses between them,
- * then waits to be stopped: how the ICMP probe reads every kind of line ping
+ * then waits to be stopped (or ends as `end` says): how the ICMP probe reads every kind of line ping
  * prints, on a timeline the test controls. The probe's real argv is kept.
  */
-function scriptedPing(script: Array<[afterMs: number, line: string]>) {
+function scriptedPing(script: Array<[afterMs: number, line: string]>, end = 'exec sleep 60') {
   const calls: string[][] = []
   // sh starts in a millisecond, as ping does; node would take longer than the watchdog.
   const steps = script.map(
     ([after, line]) => `${after ? `sleep ${after / 1000}; ` : ''}printf '%s\\n' '${line}'`,
   )
-  const program = [...steps, 'exec sleep 60'].join('; ')
+  const program = [...steps, end].join('; ')
   const spawnFake = ((file: string, args: string[], options: SpawnOptions) => {
     calls.push([file, ...args])
     return spawn('sh', ['-c', program], options)
@@ -346,6 +346,18 @@ describe('ICMP probe reading ping', () => {
     // Loss of 2 confirmed 80 ms after ping's report at ~40 ms.
     expect(results[1]!.at - started).toBeGreaterThanOrEqual(110)
     expect(results[2]!.at - results[1]!.at).toBeGreaterThanOrEqual(139)
+  })
+
+  it('counts the sequence afresh when ping had to be started again', async () => {
+    const ping = scriptedPing([[0, '64 bytes from 192.0.2.11: icmp_seq=1 ttl=64 time=0.05 ms']], 'exit 2')
+    const probe = icmpProbe({ target: '192.0.2.11', intervalMs: 20, timeoutMs: 20 }, { spawn: ping.spawn })
+    const results = await collect(probe, 3)
+    expect(results.slice(0, 3).map((r) => [r.ok, r.detail])).toEqual([
+      [true, 'rtt 0.05 ms'],
+      [false, 'ping stopped: ping (exit 2)'],
+      [true, 'rtt 0.05 ms'],
+    ])
+    expect(ping.calls.length).toBeGreaterThanOrEqual(2)
   })
 
   it('says what to install when ping is missing, and retries with a back-off', async () => {

@@ -139,6 +139,8 @@ export function icmpProbe(spec: IcmpSpec, options: IcmpOptions = {}): Probe {
 
   function launch(): void {
     if (stopped) return
+    // A new ping counts from icmp_seq=1 again.
+    forgetSeqs()
     const proc = spawn(argv[0]!, argv.slice(1), {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, LC_ALL: 'C' },
@@ -175,6 +177,12 @@ export function icmpProbe(spec: IcmpSpec, options: IcmpOptions = {}): Probe {
     })
   }
 
+  function forgetSeqs(): void {
+    settled.clear()
+    for (const timer of confirming.values()) clearTimeout(timer)
+    confirming.clear()
+  }
+
   function scheduleRestart(): void {
     if (stopped) return
     restartTimer = setTimeout(launch, restartMs)
@@ -195,8 +203,7 @@ export function icmpProbe(spec: IcmpSpec, options: IcmpOptions = {}): Probe {
       stopped = true
       clearTimeout(restartTimer)
       clearTimeout(watchdog)
-      for (const timer of confirming.values()) clearTimeout(timer)
-      confirming.clear()
+      forgetSeqs()
       const proc = child
       if (!proc) return
       proc.kill('SIGTERM')
