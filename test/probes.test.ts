@@ -196,6 +196,8 @@ describe('HTTP(S) probe on loopback', () => {
     const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
       hosts.push(req.headers.host ?? '')
       if (req.url === '/big') return res.end('x'.repeat(300_000))
+      // Headers, then a body that never ends.
+      if (req.url === '/stall') return res.writeHead(200).write('<html>')
       res.end('<html>fine</html>')
     }
     const tls = await generateTls(['www.example.test'])
@@ -204,7 +206,9 @@ describe('HTTP(S) probe on loopback', () => {
     await Promise.all([plain, secure].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))))
   })
   afterAll(async () => {
-    await Promise.all([plain, secure].map((s) => new Promise((r) => s.close(r))))
+    await Promise.all(
+      [plain, secure].map((s) => new Promise((r) => s.close(r)).then(() => s.closeAllConnections())),
+    )
   })
   const port = (s: Server) => (s.address() as AddressInfo).port
   const timing = { intervalMs: 50, timeoutMs: 2000 }
@@ -218,6 +222,18 @@ describe('HTTP(S) probe on loopback', () => {
     expect(big).toMatchObject({ ok: false, detail: 'HTTP 200, body larger than 100000 bytes' })
     const [pattern] = await collect(createProbe({ kind: 'http', url, body: /^x+$/, ...timing }), 1)
     expect(pattern).toMatchObject({ ok: true, detail: 'HTTP 200' })
+  })
+
+  it('a body that never ends is a timeout, and the probe still stops', async () => {
+    const url = `http://127.0.0.1:${port(plain)}/stall`
+    const results = await collect(
+      createProbe({ kind: 'http', url, body: '</html>', intervalMs: 50, timeoutMs: 100 }),
+      2,
+    )
+    expect(results.slice(0, 2).map((r) => r.detail)).toEqual([
+      'no answer within 100 ms',
+      'no answer within 100 ms',
+    ])
   })
 
   it('HTTPS checks the certificate unless told not to, and sends the given host name', async () => {
