@@ -57,7 +57,8 @@ export type CheckKind = 'peer' | 'self' | 'witness'
 export const PROBE_DEFAULTS = {
   icmp: { intervalMs: 40, timeoutMs: 250 },
   tcp: { intervalMs: 100, timeoutMs: 250 },
-  link: { intervalMs: 50, timeoutMs: 50 },
+  // Two small reads, but through libuv's thread pool: a busy host must not fake a dead link.
+  link: { intervalMs: 50, timeoutMs: 200 },
   http: { intervalMs: 500, timeoutMs: 1000 },
   command: { intervalMs: 1000, timeoutMs: 1000 },
 } as const satisfies Record<string, Timing>

@@ -235,7 +235,9 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
     await agent.next('a failure', (l) => l.t === 'result', 2000)
     await new Promise((resolve) => setTimeout(resolve, 1500))
     const { spawns } = await agent.stop()
-    expect(agent.results()[0]!.detail).toMatch(/ping stopped: .*Network is unreachable \(exit 2\)/)
+    // (On a loaded machine the watchdog may speak first, before ping has even started.)
+    const stops = agent.results().filter((r) => r.detail?.startsWith('ping stopped'))
+    expect(stops[0]!.detail).toMatch(/^ping stopped: .*Network is unreachable \(exit 2\)$/)
     // 20 ms, 40, 80, … up to 5 s: a handful of starts in 1.5 s, where one per interval would be 75.
     expect(spawns).toBeGreaterThanOrEqual(4)
     expect(spawns).toBeLessThanOrEqual(8)
@@ -342,7 +344,7 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
   it('link state: fails as soon as the interface goes down, recovers when it is up', async () => {
     const { a } = rig
     const agent = await startAgent(a, {
-      probes: [{ kind: 'link', interface: 'eth0', intervalMs: 20, timeoutMs: 20 }],
+      probes: [{ kind: 'link', interface: 'eth0', intervalMs: 20, timeoutMs: 500 }],
     })
     await agent.next('link up', (l) => l.ok === true, 2000)
     expect(agent.results()[0]!.detail).toBe('operstate up, carrier 1')
@@ -358,11 +360,12 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
       await setLink(a, 'up')
     }
     expect(failed.detail).toBe('operstate down, carrier none')
-    expect(failed.at! - down).toBeLessThan(100)
+    // A few intervals at most, even on a loaded machine; an ICMP deadtime would be 700 ms.
+    expect(failed.at! - down).toBeLessThan(250)
     await agent.next('link up again', (l) => l.ok === true, 3000, upMark)
     await agent.stop()
     const missing = await startAgent(a, {
-      probes: [{ kind: 'link', interface: 'eth9', intervalMs: 20, timeoutMs: 20 }],
+      probes: [{ kind: 'link', interface: 'eth9', intervalMs: 20, timeoutMs: 500 }],
     })
     const none = await missing.next('a result', (l) => l.t === 'result', 2000)
     await missing.stop()
