@@ -16,17 +16,20 @@
  * Default timings, and why. Detection takes at most deadtime after the last
  * answer; the move itself (API, alias, announcement) takes tens of
  * milliseconds with the local provider, so deadtime 700 ms keeps the gap a
- * client sees under 1 s. Against false failovers: 700 ms at a 40 ms ICMP
- * interval is 17 echoes lost in a row. With 20 % loss each way (36 % per
- * round trip) that happens about once in 0.36^-17 ≈ 35 million echoes, two
- * weeks of probing; with 20 % per round trip once in 0.2^-17 ≈ 8e11. At a
- * 50 ms interval (14 in a row) the simulation in test/health.test.ts saw 3
- * false failovers in 200 runs of 10 minutes; at 40 ms, none. Jitter does not
- * count as loss until the 250 ms ICMP timeout. Our own health decides
- * whether this node yields, and a false fault costs as much as a false
- * failover while no client waits on it, so it gets 2.5 s. The fast profile
- * (20 ms echoes, deadtime 140 ms: 7 in a row) is for a clean LAN only, and
- * keeps the gap under 0.25 s.
+ * client sees under 1 s. Against false failovers: iputils ping sends a few
+ * milliseconds later than asked (measured here: -i 0.04 every 46 ms, -i 0.035
+ * every 41 ms), so the 30 ms ICMP interval sends about every 37 ms, and
+ * 700 ms without an answer is about 19 echoes lost in a row. With 20 % loss
+ * each way (36 % per round trip) that happens about once in 0.36^-19 ≈ 280
+ * million echoes, months of probing; with 20 % per round trip, never in
+ * practice. The seeded simulation in test/health.test.ts saw 3 false
+ * failovers in 200 runs of 10 minutes at a 50 ms interval (14 in a row) and
+ * none at 40 ms. Jitter does not count as loss until the 250 ms ICMP
+ * timeout. Our own health decides whether this node yields, and a false
+ * fault costs as much as a false failover while no client waits on it, so it
+ * gets 2.5 s. The fast profile (15 ms echoes, sent about every 22 ms;
+ * deadtime 140 ms: 6 in a row) is for a clean LAN only, and keeps the gap
+ * under 0.25 s.
  */
 import { usageError } from './errors.js'
 import type { Probe, ProbeResult, Timing } from './probes/index.js'
@@ -55,7 +58,7 @@ export type CheckKind = 'peer' | 'self' | 'witness'
 
 /** A probe kind's interval and timeout when the config gives none. */
 export const PROBE_DEFAULTS = {
-  icmp: { intervalMs: 40, timeoutMs: 250 },
+  icmp: { intervalMs: 30, timeoutMs: 250 },
   tcp: { intervalMs: 100, timeoutMs: 250 },
   // Two small reads, but through libuv's thread pool: a busy host must not fake a dead link.
   link: { intervalMs: 50, timeoutMs: 200 },
@@ -73,7 +76,7 @@ export const HEALTH_DEFAULTS: Record<CheckKind, HealthTimings> = {
 
 /** `profile fast`: for a clean LAN, a gap under 0.25 s. */
 export const FAST_PROFILE = {
-  icmp: { intervalMs: 20, timeoutMs: 100 },
+  icmp: { intervalMs: 15, timeoutMs: 100 },
   health: { initdeadMs: 1000, warntimeMs: 60, deadtimeMs: 140, rise: 3 } satisfies HealthTimings,
 }
 
