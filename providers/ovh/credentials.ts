@@ -343,7 +343,8 @@ function parseStoredEntry(text: string, where: string): Record<string, string> {
  */
 export function checkCredentialSet(values: Record<string, string>): string {
   for (const key of OVH_SECRET_KEYS) registerSecret(values[key])
-  const endpoint = parseOvhEndpoint(values.endpoint || DEFAULT_OVH_ENDPOINT, 'endpoint')
+  // Absent means the default; given but empty (`--endpoint ""`, `endpoint=`) is refused like any bad name.
+  const endpoint = parseOvhEndpoint(values.endpoint ?? DEFAULT_OVH_ENDPOINT, 'endpoint')
   const hasApp = specsOf('application').some((spec) => values[spec.file])
   const hasOauth = specsOf('oauth2').some((spec) => values[spec.file])
   if (hasApp && hasOauth)
@@ -399,8 +400,8 @@ export async function setOvhCredentials(options: SetCredentialsOptions): Promise
   } else {
     values = parseCredentialLines(await readAll(options.input))
     if (Object.keys(values).length === 0) throw usageError('no credentials on standard input')
-    if (options.endpoint) {
-      if (values.endpoint && values.endpoint !== options.endpoint) {
+    if (options.endpoint !== undefined) {
+      if (values.endpoint !== undefined && values.endpoint !== options.endpoint) {
         throw usageError(`--endpoint ${shown(options.endpoint)} and the input's endpoint differ`)
       }
       values.endpoint = options.endpoint
@@ -435,7 +436,10 @@ function keyringError(keyring: KeyringLike, error: unknown): IpmoveError {
 async function promptCredentials(options: SetCredentialsOptions): Promise<Record<string, string>> {
   const ask = (question: string, echo: boolean) => readLine(options.input, options.prompts, question, echo)
   const values: Record<string, string> = {}
-  values.endpoint = options.endpoint || (await ask(`OVH endpoint [${DEFAULT_OVH_ENDPOINT}]: `, true))
+  // At the prompt, Enter alone takes the default shown.
+  values.endpoint =
+    options.endpoint ??
+    ((await ask(`OVH endpoint [${DEFAULT_OVH_ENDPOINT}]: `, true)) || DEFAULT_OVH_ENDPOINT)
   if (options.oauth2) {
     values.client_id = await ask('client id: ', true)
     values.client_secret = await ask('client secret (not shown): ', false)
