@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { build } from 'esbuild'
+import { splitLauncher } from './launcher.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 
@@ -134,20 +135,14 @@ main({
 const withoutRequireBanner = {
   name: 'without-require-banner',
   setup(b) {
-    b.onLoad({ filter: /[\\/]dist[\\/].*\.js$/ }, async (args) => {
+    b.onLoad({ filter: /\.js$/ }, async (args) => {
+      if (!args.path.startsWith(join(root, 'dist', '/'))) return undefined
       const text = await readFile(args.path, 'utf8')
       if (!text.startsWith(requireBanner))
         throw new Error(`${args.path} does not start with the require banner`)
       return { contents: text.slice(requireBanner.length), loader: 'js' }
     })
   },
-}
-
-/** bin/run.js's first lines: the sh launcher that finds node (see there), shared by the single file. */
-function launcher() {
-  const lines = readFileSync(join(root, 'bin', 'run.js'), 'utf8').split('\n')
-  const end = lines.findIndex((line, i) => i > 0 && !line.startsWith("':' //"))
-  return lines.slice(0, end).join('\n')
 }
 
 // CommonJS, because Node takes a file without extension outside any package (/usr/local/bin/ipmove)
@@ -162,7 +157,8 @@ await build({
   target: 'node20',
   external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
   plugins: [withoutRequireBanner],
-  banner: { js: launcher() },
+  // bin/run.js's sh launcher, which finds node.
+  banner: { js: splitLauncher(readFileSync(join(root, 'bin', 'run.js'), 'utf8')).launcher },
   logLevel: 'warning',
 })
 chmodSync(join(root, 'dist', 'ipmove.cjs'), 0o755)

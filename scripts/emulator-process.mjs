@@ -45,7 +45,17 @@ export function startEmulator(args = []) {
         if (match) env[match[1]] = match[2].replace(/^'(.*)'$/, '$1')
         else if (/listening/i.test(line)) {
           clearTimeout(timer)
-          resolve({ env, stop: () => child.kill('SIGTERM') })
+          // stop() resolves once the emulator has exited, having removed its own directory (5 s at most).
+          const stop = () =>
+            new Promise((done) => {
+              const kill = setTimeout(() => child.kill('SIGKILL'), 5_000)
+              child.once('exit', () => {
+                clearTimeout(kill)
+                done()
+              })
+              child.kill('SIGTERM')
+            })
+          resolve({ env, stop })
         }
       }
     })

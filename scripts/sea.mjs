@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { inject } from 'postject'
+import { splitLauncher } from './launcher.mjs'
 
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2'
 const dist = fileURLToPath(new URL('../dist/', import.meta.url))
@@ -23,9 +24,8 @@ if (!readFileSync(process.execPath).includes(`${FUSE}:0`)) {
 // The script runs inside a function whose require() loads built-in modules only, and warns when
 // asked for anything else (oclif's dependencies probe for optional packages at load): hand the
 // bundle a real one. Without the sh launcher lines, which only a file started by #! needs.
-const lines = readFileSync(join(dist, 'ipmove.cjs'), 'utf8').split('\n')
-const body = lines.slice(lines.findIndex((line, i) => i > 0 && !line.startsWith("':' //")))
-const main = `(function (require) {\n${body.join('\n')}\n})(require('node:module').createRequire(process.execPath))\n`
+const { body } = splitLauncher(readFileSync(join(dist, 'ipmove.cjs'), 'utf8'))
+const main = `(function (require) {\n${body}\n})(require('node:module').createRequire(process.execPath))\n`
 
 const work = mkdtempSync(join(tmpdir(), 'ipmove-sea-'))
 try {
