@@ -176,6 +176,8 @@ interface RawState {
 
 interface Write {
   action: string
+  /** Route mode: the table this write points at the target. */
+  table?: string
   send(signal: AbortSignal): Promise<void>
 }
 
@@ -244,6 +246,8 @@ export class AwsProvider implements Provider {
   private region = '?'
   /** The holder when we wrote; after a write, a state in between is "settling", not someone else's. */
   private wroteFrom: { holder: Holder | null } | undefined
+  /** Route tables whose part of our last write failed: they are not settling, they need writing again. */
+  private unwritten = new Set<string>()
   private readonly names = new Map<string, string>()
   private attempts = 0
   private rounds = 0
@@ -398,7 +402,15 @@ export class AwsProvider implements Provider {
     if (!this.target || target.id !== this.targetHolder().id)
       throw new Error('AwsProvider: write() to a target locate() did not resolve')
     this.wroteFrom = { holder: this.stateOf(location).holder }
-    await Promise.all(this.writes(location, false).map((w) => w.send(signal)))
+    this.unwritten.clear()
+    const writes = this.writes(location, false)
+    const results = await Promise.allSettled(writes.map((w) => w.send(signal)))
+    results.forEach((result, i) => {
+      const table = writes[i]?.table
+      if (result.status === 'rejected' && table) this.unwritten.add(table)
+    })
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
     // Two concurrent associates can both succeed: only a re-read tells who won.
     return undefined
   }
@@ -691,9 +703,11 @@ export class AwsProvider implements Provider {
     const target = this.target ? this.targetHolder() : undefined
     const from = this.wroteFrom?.holder
     const updated = entries.filter((e) => sameHolder(e.holder, target)).length
+    // Tables still pointing elsewhere are settling only if our write to them did not fail.
     if (
       this.wroteFrom &&
-      entries.every((e) => sameHolder(e.holder, target) || !e.holder || sameHolder(e.holder, from))
+      entries.every((e) => sameHolder(e.holder, target) || !e.holder || sameHolder(e.holder, from)) &&
+      !entries.some((e) => this.unwritten.has(e.table) && !sameHolder(e.holder, target))
     ) {
       return {
         holder: from ?? null,
@@ -881,6 +895,7 @@ export class AwsProvider implements Provider {
               )
             return {
               action: attachment ? 'ReplaceRoute' : 'CreateRoute',
+              table,
               // The route may have appeared or vanished since we read: fall over to the other call.
               send: (signal: AbortSignal) =>
                 (attachment ? replace(signal) : create(signal)).catch((error: unknown) => {
