@@ -477,9 +477,11 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
           ? 'InternalError'
           : status === 503
             ? 'RequestLimitExceeded'
-            : status >= 500
-              ? 'Unavailable'
-              : 'InvalidParameterValue'
+            : status === 429
+              ? 'Throttling'
+              : status >= 500
+                ? 'Unavailable'
+                : 'InvalidParameterValue'
       record.code = code
       res.writeHead(status, { 'Content-Type': 'text/xml;charset=UTF-8', ...headers })
       res.end(errorXml(code, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, randomUUID()))

@@ -16,7 +16,7 @@ then runs until SIGINT or SIGTERM.
 
 ${FAULT_HELP}
 An EC2 call's path is /ACTION; the metadata service's is its URL path.
-status=503 answers RequestLimitExceeded, 500 InternalError. Example:
+status=503 answers RequestLimitExceeded, 429 Throttling, 500 InternalError. Example:
 path=/AssociateAddress,status=503,times=2`
   static override examples = [
     '<%= config.bin %> emulate aws --port 8773 --dir /tmp/aws-emu --this-host web-2 &',
