@@ -75,6 +75,15 @@ const MOVE = '/ip/*/move,method=POST'
 const body = (text: string) => `body=${encodeURIComponent(text)}`
 const HTML = body('<html><body><h1>502 Bad Gateway</h1></body></html>')
 
+/** An OAuth2 service account instead of the application key. */
+const OAUTH2 = {
+  OVH_CLIENT_ID: 'emulator-client',
+  OVH_CLIENT_SECRET: 'emulator-client-secret',
+  OVH_APPLICATION_KEY: null,
+  OVH_APPLICATION_SECRET: null,
+  OVH_CONSUMER_KEY: null,
+}
+
 /** Another client's run, on another host (its own lock and cache). */
 async function otherClient(emulator: RunningOvhEmulator, args: string[]): Promise<void> {
   const run = await ipmove([...args, '--no-wait', '--json'], isolatedEnv(emulator.env))
@@ -171,6 +180,13 @@ const cloudCases: Case[] = [
     holder: 'from',
     writes: 0,
   },
+  row('a malformed /auth/time while the clock is off', [`path=/auth/time,${body('"soon"')}`], 5, 9, 'from', 0, { emulator: { clockSkewSeconds: 120 } }),
+  row('500 forever on /auth/time while the clock is off', ['path=/auth/time,status=500,times=0'], 10, 8, 'from', 0, { emulator: { clockSkewSeconds: 120 } }),
+  // OAuth2 service accounts: the token request is no move, and is retried like a read.
+  row('OAuth2: reset once on the token request', ['path=/auth/oauth2/token,reset'], 10, 0, 'to', 1, { env: OAUTH2 }),
+  row('OAuth2: 503 once on the token request', ['path=/auth/oauth2/token,status=503'], 10, 0, 'to', 1, { env: OAUTH2 }),
+  row('OAuth2: a malformed token answer', [`path=/auth/oauth2/token,${body('{"access_token": 42}')}`], 5, 9, 'from', 0, { env: OAUTH2 }),
+  row('OAuth2: an HTML page for the token', [`path=/auth/oauth2/token,${HTML}`], 5, 9, 'from', 0, { env: OAUTH2 }),
   // Cached ids the API no longer knows: dropped, looked up again, in the same run.
   {
     name: '404 of the cached instance id (rebuilt under its name)',
