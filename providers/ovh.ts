@@ -526,9 +526,18 @@ export class OvhProvider implements Provider {
     let pendingTask: IpTask | undefined
     if (location.taskId !== undefined) {
       const [task] = await Promise.all([
-        this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK),
+        this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK).catch((error: unknown) => {
+          if (!isApi404(error)) throw error
+          return undefined
+        }),
         info,
       ])
+      if (!task) {
+        // The API no longer shows our task (purged, or not visible yet): follow the IP's pending tasks instead.
+        this.log.debug(`ovh: task ${location.taskId} of ${location.block} is not found; listing pending tasks`)
+        location.taskId = undefined
+        return this.classicState(location, signal)
+      }
       if (FAILED_TASK.has(task.status)) {
         throw new IpmoveError(
           ExitCode.INTERNAL,

@@ -187,6 +187,9 @@ const cloudCases: Case[] = [
   row('OAuth2: 503 once on the token request', ['path=/auth/oauth2/token,status=503'], 10, 0, 'to', 1, { env: OAUTH2 }),
   row('OAuth2: a malformed token answer', [`path=/auth/oauth2/token,${body('{"access_token": 42}')}`], 5, 9, 'from', 0, { env: OAUTH2 }),
   row('OAuth2: an HTML page for the token', [`path=/auth/oauth2/token,${HTML}`], 5, 9, 'from', 0, { env: OAUTH2 }),
+  row('400 on the attach (the provider refused the move)', [`path=${ATTACH},status=400`], 5, 1, 'from', 1),
+  row('401 on the attach', [`path=${ATTACH},status=401`], 5, 3, 'from', 1),
+  row('a slow drip on the attach (the write landed)', [`path=${ATTACH},drip=300`], 2, 5, 'to', 1),
   // Cached ids the API no longer knows: dropped, looked up again, in the same run.
   {
     name: '404 of the cached instance id (rebuilt under its name)',
@@ -308,6 +311,7 @@ const classicCases: Case[] = [
   row('a 5 MiB answer for the IP', [`path=${BLOCK},size=5`], 5, 9, 'from', 0),
   row('an expired (unknown) consumer key', [], 5, 3, 'from', 0, { env: { OVH_CONSUMER_KEY: 'expired-consumer-key-0001' } }),
   row('a consumer key refused the move', [], 5, 3, 'from', 1, { env: { OVH_CONSUMER_KEY: 'emulator-ck-readonly' } }),
+  row('404 forever on the task (followed through the task lists)', [`path=${TASK},status=404,times=0`], 5, 0, 'to', 1),
   // The move's task.
   {
     name: 'a move by another client still pending',
