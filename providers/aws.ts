@@ -104,6 +104,19 @@ function listOf<T>(action: string, value: T[] | undefined): T[] {
   )
 }
 
+/**
+ * A write's answer must hold what EC2 always sends back for it: an HTML page the
+ * XML parser swallowed has nothing, and taking it for an accepted write would
+ * leave the run waiting for a move that never started.
+ */
+function confirmed<T>(action: string, output: T, has: (output: T) => boolean, what: string): T {
+  if (has(output)) return output
+  throw new IpmoveError(
+    ExitCode.UNEXPECTED,
+    `EC2 ${action}: the API answered something unexpected (no ${what} where EC2 always sends one); whether the write landed is unknown`,
+  )
+}
+
 /** An answer cut short at MAX_BODY_BYTES: EC2's answers to our calls are a few KiB. */
 class AnswerTooLarge extends Error {}
 
@@ -840,7 +853,13 @@ export class AwsProvider implements Provider {
             send: (signal) =>
               this.sendWrite(
                 'AssociateAddress',
-                (o) => this.client.send(new AssociateAddressCommand(input), o),
+                async (o) =>
+                  confirmed(
+                    'AssociateAddress',
+                    await this.client.send(new AssociateAddressCommand(input), o),
+                    (out) => Boolean(out.AssociationId),
+                    'association id',
+                  ),
                 signal,
                 dryRun,
               ),
@@ -860,7 +879,13 @@ export class AwsProvider implements Provider {
             send: (signal) =>
               this.sendWrite(
                 'AssignPrivateIpAddresses',
-                (o) => this.client.send(new AssignPrivateIpAddressesCommand(input), o),
+                async (o) =>
+                  confirmed(
+                    'AssignPrivateIpAddresses',
+                    await this.client.send(new AssignPrivateIpAddressesCommand(input), o),
+                    (out) => Array.isArray(out.AssignedPrivateIpAddresses),
+                    'list of assigned addresses',
+                  ),
                 signal,
                 dryRun,
               ),
