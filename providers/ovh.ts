@@ -534,7 +534,9 @@ export class OvhProvider implements Provider {
       ])
       if (!task) {
         // The API no longer shows our task (purged, or not visible yet): follow the IP's pending tasks instead.
-        this.log.debug(`ovh: task ${location.taskId} of ${location.block} is not found; listing pending tasks`)
+        this.log.debug(
+          `ovh: task ${location.taskId} of ${location.block} is not found; listing pending tasks`,
+        )
         location.taskId = undefined
         return this.classicState(location, signal)
       }
