@@ -104,6 +104,19 @@ function listOf<T>(action: string, value: T[] | undefined): T[] {
   )
 }
 
+/**
+ * A write's answer must hold what EC2 always sends back for it: an HTML page the
+ * XML parser swallowed has nothing, and taking it for an accepted write would
+ * leave the run waiting for a move that never started.
+ */
+function confirmed<T>(action: string, output: T, has: (output: T) => boolean, what: string): T {
+  if (has(output)) return output
+  throw new IpmoveError(
+    ExitCode.UNEXPECTED,
+    `EC2 ${action}: the API answered something unexpected (no ${what} where EC2 always sends one); whether the write landed is unknown`,
+  )
+}
+
 /** An answer cut short at MAX_BODY_BYTES: EC2's answers to our calls are a few KiB. */
 class AnswerTooLarge extends Error {}
 
@@ -176,6 +189,8 @@ interface RawState {
 
 interface Write {
   action: string
+  /** Route mode: the table this write points at the target. */
+  table?: string
   send(signal: AbortSignal): Promise<void>
 }
 
@@ -244,6 +259,8 @@ export class AwsProvider implements Provider {
   private region = '?'
   /** The holder when we wrote; after a write, a state in between is "settling", not someone else's. */
   private wroteFrom: { holder: Holder | null } | undefined
+  /** Route tables whose part of our last write failed: they are not settling, they need writing again. */
+  private unwritten = new Set<string>()
   private readonly names = new Map<string, string>()
   private attempts = 0
   private rounds = 0
@@ -398,7 +415,15 @@ export class AwsProvider implements Provider {
     if (!this.target || target.id !== this.targetHolder().id)
       throw new Error('AwsProvider: write() to a target locate() did not resolve')
     this.wroteFrom = { holder: this.stateOf(location).holder }
-    await Promise.all(this.writes(location, false).map((w) => w.send(signal)))
+    this.unwritten.clear()
+    const writes = this.writes(location, false)
+    const results = await Promise.allSettled(writes.map((w) => w.send(signal)))
+    results.forEach((result, i) => {
+      const table = writes[i]?.table
+      if (result.status === 'rejected' && table) this.unwritten.add(table)
+    })
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
     // Two concurrent associates can both succeed: only a re-read tells who won.
     return undefined
   }
@@ -691,9 +716,11 @@ export class AwsProvider implements Provider {
     const target = this.target ? this.targetHolder() : undefined
     const from = this.wroteFrom?.holder
     const updated = entries.filter((e) => sameHolder(e.holder, target)).length
+    // Tables still pointing elsewhere are settling only if our write to them did not fail.
     if (
       this.wroteFrom &&
-      entries.every((e) => sameHolder(e.holder, target) || !e.holder || sameHolder(e.holder, from))
+      entries.every((e) => sameHolder(e.holder, target) || !e.holder || sameHolder(e.holder, from)) &&
+      !entries.some((e) => this.unwritten.has(e.table) && !sameHolder(e.holder, target))
     ) {
       return {
         holder: from ?? null,
@@ -826,7 +853,13 @@ export class AwsProvider implements Provider {
             send: (signal) =>
               this.sendWrite(
                 'AssociateAddress',
-                (o) => this.client.send(new AssociateAddressCommand(input), o),
+                async (o) =>
+                  confirmed(
+                    'AssociateAddress',
+                    await this.client.send(new AssociateAddressCommand(input), o),
+                    (out) => Boolean(out.AssociationId),
+                    'association id',
+                  ),
                 signal,
                 dryRun,
               ),
@@ -846,7 +879,13 @@ export class AwsProvider implements Provider {
             send: (signal) =>
               this.sendWrite(
                 'AssignPrivateIpAddresses',
-                (o) => this.client.send(new AssignPrivateIpAddressesCommand(input), o),
+                async (o) =>
+                  confirmed(
+                    'AssignPrivateIpAddresses',
+                    await this.client.send(new AssignPrivateIpAddressesCommand(input), o),
+                    (out) => Array.isArray(out.AssignedPrivateIpAddresses),
+                    'list of assigned addresses',
+                  ),
                 signal,
                 dryRun,
               ),
@@ -881,6 +920,7 @@ export class AwsProvider implements Provider {
               )
             return {
               action: attachment ? 'ReplaceRoute' : 'CreateRoute',
+              table,
               // The route may have appeared or vanished since we read: fall over to the other call.
               send: (signal: AbortSignal) =>
                 (attachment ? replace(signal) : create(signal)).catch((error: unknown) => {
