@@ -1,13 +1,14 @@
-import type { Socket } from 'node:net'
+import type { ServerResponse } from 'node:http'
 import { usageError } from '../src/errors.js'
 import { shown } from '../src/validate.js'
 
 /**
  * Fault injection shared by the API emulators: a fault matches requests by
- * method and path and, instead of the normal answer, sends an error status,
- * drops the connection, never answers, or answers late. Nothing here knows
- * about a particular cloud: the emulator renders error bodies in its API's
- * format through `sendStatus`.
+ * method and path and, instead of the normal answer, sends an error status or
+ * a chosen body, drops the connection (before or after carrying the request
+ * out), never answers, answers late or byte by byte, or floods. Only `task` knows
+ * about a particular API (OVH's move tasks); the emulator renders error bodies in
+ * its API's format through `sendStatus`.
  */
 
 export type FaultAction =
@@ -19,6 +20,20 @@ export type FaultAction =
   | { type: 'hang' }
   /** Answer normally, `ms` milliseconds late. */
   | { type: 'slow'; ms: number }
+  /** Answer this status (200 unless given) with exactly this body, not the API's. */
+  | { type: 'body'; status: number; text: string }
+  /** Answer 200 with a body of `mib` MiB (JSON whitespace), streamed as fast as the client reads. */
+  | { type: 'size'; mib: number }
+  /** Answer normally, but send the answer's body one byte every `ms` milliseconds. */
+  | { type: 'drip'; ms: number }
+  /** Carry the request out (a write is applied), then drop the connection instead of answering. */
+  | { type: 'reset-after' }
+  /** OVH /ip/{block}/move only: accept the move, and let its task end in this status (`todo`: stay there). */
+  | { type: 'task'; status: TaskEnd }
+
+/** How a faulted OVH move task can end; `todo` never ends. */
+export const TASK_ENDS = ['todo', 'cancelled', 'customerError', 'ovhError'] as const
+export type TaskEnd = (typeof TASK_ENDS)[number]
 
 export interface FaultSpec {
   /**
@@ -34,8 +49,26 @@ export interface FaultSpec {
   times?: number
 }
 
-const KEYS = ['path', 'method', 'status', 'retry-after', 'reset', 'hang', 'slow', 'times'] as const
+const KEYS = [
+  'path',
+  'method',
+  'status',
+  'retry-after',
+  'body',
+  'reset',
+  'reset-after',
+  'hang',
+  'slow',
+  'drip',
+  'size',
+  'task',
+  'times',
+] as const
+const ACTIONS = ['status', 'body', 'reset', 'reset-after', 'hang', 'slow', 'drip', 'size', 'task'] as const
+const FLAGS = new Set(['reset', 'reset-after', 'hang'])
 const MAX_DELAY_MS = 3_600_000
+const MAX_SIZE_MIB = 4096
+const MAX_BODY_TEXT = 65_536
 
 function integer(spec: string, item: string, value: string, min: number, max: number): number {
   if (!/^\d{1,10}$/.test(value) || Number(value) < min || Number(value) > max) {
@@ -46,6 +79,7 @@ function integer(spec: string, item: string, value: string, min: number, max: nu
 
 /**
  * Parse `path=/cloud/project/*\/ip/failover/*\/attach,method=POST,status=503,times=2`.
+ * A `body=` value is percent-decoded, so that it can hold commas (`%2C`).
  * Errors name the item at fault and exit 2.
  */
 export function parseFaultSpec(spec: string): FaultSpec {
@@ -59,20 +93,57 @@ export function parseFaultSpec(spec: string): FaultSpec {
       throw usageError(`fault ${shown(spec)}: unknown item ${shown(item)} (known: ${KEYS.join(', ')})`)
     }
     if (seen.has(key)) throw usageError(`fault ${shown(spec)}: ${shown(key)} is given twice`)
-    const flag = key === 'reset' || key === 'hang'
+    const flag = FLAGS.has(key)
     if (flag && value !== undefined) throw usageError(`fault ${shown(spec)}: ${shown(item)} takes no value`)
-    if (!flag && !value) throw usageError(`fault ${shown(spec)}: ${shown(item)} needs a value (${key}=…)`)
+    // body= may be empty (an empty answer); every other valued item needs a value.
+    if (!flag && (value === undefined || (value === '' && key !== 'body')))
+      throw usageError(`fault ${shown(spec)}: ${shown(item)} needs a value (${key}=…)`)
     seen.set(key, value ?? '')
   }
 
-  const actions = ['status', 'reset', 'hang', 'slow'].filter((k) => seen.has(k))
+  // status=CODE may go with body=TEXT: that is one action, the body's.
+  const actions = ACTIONS.filter((k) => seen.has(k) && !(k === 'status' && seen.has('body')))
   if (actions.length !== 1) {
-    throw usageError(`fault ${shown(spec)}: give exactly one of status=CODE, reset, hang, slow=MS`)
+    throw usageError(
+      `fault ${shown(spec)}: give exactly one of status=CODE, body=TEXT, reset, reset-after, hang, slow=MS, drip=MS, size=MIB, task=STATUS`,
+    )
   }
   let action: FaultAction
   const value = (key: string) => seen.get(key) ?? ''
   const item = (key: string) => `${key}=${value(key)}`
   switch (actions[0]) {
+    case 'body': {
+      let text: string
+      try {
+        text = decodeURIComponent(value('body'))
+      } catch {
+        throw usageError(`fault ${shown(spec)}: ${shown(item('body'))} is not percent-encoded text`)
+      }
+      if (text.length > MAX_BODY_TEXT)
+        throw usageError(`fault ${shown(spec)}: body=… is longer than ${MAX_BODY_TEXT} characters`)
+      const status = seen.has('status') ? integer(spec, item('status'), value('status'), 200, 599) : 200
+      action = { type: 'body', status, text }
+      break
+    }
+    case 'drip':
+      action = { type: 'drip', ms: integer(spec, item('drip'), value('drip'), 0, MAX_DELAY_MS) }
+      break
+    case 'size':
+      action = { type: 'size', mib: integer(spec, item('size'), value('size'), 1, MAX_SIZE_MIB) }
+      break
+    case 'task': {
+      const status = value('task')
+      if (!(TASK_ENDS as readonly string[]).includes(status)) {
+        throw usageError(
+          `fault ${shown(spec)}: ${shown(item('task'))} must be one of ${TASK_ENDS.join(', ')}`,
+        )
+      }
+      action = { type: 'task', status: status as TaskEnd }
+      break
+    }
+    case 'reset-after':
+      action = { type: 'reset-after' }
+      break
     case 'status': {
       const status = integer(spec, item('status'), value('status'), 400, 599)
       action = { type: 'status', status }
@@ -125,8 +196,20 @@ function checkFaultSpec(spec: FaultSpec): FaultSpec {
   if (a.type === 'status' && !(Number.isInteger(a.status) && a.status >= 400 && a.status <= 599)) {
     throw usageError(`fault status must be from 400 to 599, got ${a.status}`)
   }
-  if (a.type === 'slow' && !(Number.isInteger(a.ms) && a.ms >= 0 && a.ms <= MAX_DELAY_MS)) {
-    throw usageError(`fault slow must be from 0 to ${MAX_DELAY_MS} ms, got ${a.ms}`)
+  if (
+    (a.type === 'slow' || a.type === 'drip') &&
+    !(Number.isInteger(a.ms) && a.ms >= 0 && a.ms <= MAX_DELAY_MS)
+  ) {
+    throw usageError(`fault ${a.type} must be from 0 to ${MAX_DELAY_MS} ms, got ${a.ms}`)
+  }
+  if (a.type === 'body' && !(Number.isInteger(a.status) && a.status >= 200 && a.status <= 599)) {
+    throw usageError(`fault body status must be from 200 to 599, got ${a.status}`)
+  }
+  if (a.type === 'size' && !(Number.isInteger(a.mib) && a.mib >= 1 && a.mib <= MAX_SIZE_MIB)) {
+    throw usageError(`fault size must be from 1 to ${MAX_SIZE_MIB} MiB, got ${a.mib}`)
+  }
+  if (a.type === 'task' && !(TASK_ENDS as readonly string[]).includes(a.status)) {
+    throw usageError(`fault task must be one of ${TASK_ENDS.join(', ')}, got ${a.status}`)
   }
   return { ...spec, method: spec.method?.toUpperCase(), times }
 }
@@ -171,7 +254,12 @@ export function describeFault(spec: FaultSpec): string {
   if (a.type === 'status') {
     items.push(`status=${a.status}`)
     if (a.retryAfter !== undefined) items.push(`retry-after=${a.retryAfter}`)
-  } else if (a.type === 'slow') items.push(`slow=${a.ms}`)
+  } else if (a.type === 'body') {
+    if (a.status !== 200) items.push(`status=${a.status}`)
+    items.push(`body=${encodeURIComponent(a.text)}`)
+  } else if (a.type === 'slow' || a.type === 'drip') items.push(`${a.type}=${a.ms}`)
+  else if (a.type === 'size') items.push(`size=${a.mib}`)
+  else if (a.type === 'task') items.push(`task=${a.status}`)
   else items.push(a.type)
   items.push(`times=${spec.times ?? 1}`)
   return items.join(',')
@@ -196,6 +284,11 @@ export class FaultInjector {
       spec: checked,
       left: checked.times === 0 ? Number.POSITIVE_INFINITY : (checked.times ?? 1),
     })
+  }
+
+  /** Drop every fault: from now on, requests get their normal answers. */
+  clear(): void {
+    this.faults.length = 0
   }
 
   /** The first fault with uses left that matches this request; it consumes one use. */
@@ -239,11 +332,13 @@ export type FaultOutcome = 'answered' | 'proceed'
 
 /**
  * Carry out a fault. 'answered' means the request is dealt with (even if no byte
- * was sent); 'proceed' means the emulator should answer normally now.
+ * was sent); 'proceed' means the emulator should answer normally now (for `drip`
+ * and `reset-after`, `res` then delivers that answer the fault's way; for `task`,
+ * the emulator reads the fault itself).
  */
 export async function applyFault(
   fault: FaultSpec,
-  socket: Socket,
+  res: ServerResponse,
   injector: FaultInjector,
   sendStatus: (status: number, headers: Record<string, string>) => void,
 ): Promise<FaultOutcome> {
@@ -255,19 +350,81 @@ export async function applyFault(
         action.retryAfter === undefined ? {} : { 'Retry-After': String(action.retryAfter) },
       )
       return 'answered'
-    case 'reset': {
-      // A TCP RST where the socket allows it, so the client sees ECONNRESET rather than a clean close.
-      try {
-        socket.resetAndDestroy()
-      } catch {
-        // TLS sockets may refuse; destroying still gives "socket hang up".
-      }
-      socket.destroy()
+    case 'body':
+      res.writeHead(action.status, { 'Content-Type': contentTypeOf(action.text) })
+      res.end(action.text)
       return 'answered'
-    }
+    case 'size':
+      await flood(res, action.mib)
+      return 'answered'
+    case 'reset':
+      reset(res)
+      return 'answered'
+    case 'reset-after':
+      // The emulator still carries the request out; only its answer is lost.
+      res.end = ((..._args: unknown[]) => {
+        reset(res)
+        return res
+      }) as ServerResponse['end']
+      return 'proceed'
+    case 'drip':
+      drip(res, injector, action.ms)
+      return 'proceed'
     case 'hang':
       return 'answered'
     case 'slow':
       return (await injector.sleep(action.ms)) ? 'proceed' : 'answered'
+    case 'task':
+      return 'proceed'
   }
+}
+
+/** A TCP RST where the socket allows it, so the client sees ECONNRESET rather than a clean close. */
+function reset(res: ServerResponse): void {
+  const socket = res.socket
+  try {
+    socket?.resetAndDestroy()
+  } catch {
+    // TLS sockets may refuse; destroying still gives "socket hang up".
+  }
+  socket?.destroy()
+}
+
+function contentTypeOf(text: string): string {
+  const start = text.trimStart()
+  if (start.startsWith('<?xml')) return 'text/xml;charset=UTF-8'
+  if (start.startsWith('<')) return 'text/html; charset=utf-8'
+  return 'application/json; charset=utf-8'
+}
+
+/** `mib` MiB of JSON whitespace, written as fast as the client reads, until it leaves. */
+async function flood(res: ServerResponse, mib: number): Promise<void> {
+  res.writeHead(200, { 'Content-Type': 'application/json; charset=utf-8' })
+  const chunk = Buffer.alloc(64 * 1024, ' ')
+  for (let sent = 0; sent < mib * 1024 * 1024 && !res.destroyed; sent += chunk.length) {
+    if (!res.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        res.once('drain', resolve)
+        res.once('close', resolve)
+      })
+    }
+  }
+  if (!res.destroyed) res.end()
+}
+
+/** Make `res.end(body)` send its headers at once, then the body one byte every `ms`. */
+function drip(res: ServerResponse, injector: FaultInjector, ms: number): void {
+  const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse
+  res.end = ((chunk?: unknown) => {
+    const body = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : undefined
+    res.flushHeaders()
+    void (async () => {
+      for (const byte of body ?? []) {
+        if (!(await injector.sleep(ms)) || res.destroyed) return void res.destroy()
+        res.write(Buffer.of(byte))
+      }
+      end()
+    })()
+    return res
+  }) as ServerResponse['end']
 }

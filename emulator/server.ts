@@ -58,6 +58,8 @@ export interface RunningEmulator<State, Recorded> {
   state: State
   requests: Recorded[]
   addFault(spec: FaultSpec | string): void
+  /** Drop every fault (those still hanging or dripping carry on). */
+  clearFaults(): void
   close(): Promise<void>
 }
 
@@ -166,6 +168,7 @@ export abstract class EmulatorServer<State, Recorded extends RecordedRequestBase
       state: this.state,
       requests: this.requests,
       addFault: (spec) => this.faults.add(spec),
+      clearFaults: () => this.faults.clear(),
       close: async () => {
         await this.close()
         if (createdDir) await rm(dir, { recursive: true, force: true })
@@ -215,21 +218,25 @@ export abstract class EmulatorServer<State, Recorded extends RecordedRequestBase
   }
 
   /**
-   * Take the first fault that matches this request and carry it out. True when
+   * Take the first fault that matches this request and carry it out. `answered` when
    * the fault dealt with the request (answered it, dropped it or left it hanging);
-   * false when the normal answer should follow, at once or after a slow fault.
+   * otherwise the normal answer should follow (through `res`, which a `drip` or
+   * `reset-after` fault has rigged), and `fault` is the one taken, if any.
    */
   protected async injectFault(
     method: string,
     segments: readonly string[],
     record: Recorded,
-    socket: Socket,
+    res: ServerResponse,
     sendStatus: (status: number, headers: Record<string, string>) => void,
-  ): Promise<boolean> {
+  ): Promise<{ answered: boolean; fault?: FaultSpec }> {
     const fault = this.faults.take(method, segments)
-    if (!fault) return false
+    if (!fault) return { answered: false }
     record.fault = describeFault(fault)
-    return (await applyFault(fault, socket, this.faults, sendStatus)) === 'answered'
+    // Answers the fault writes itself; the emulator records its own.
+    if (fault.action.type === 'body') record.status = fault.action.status
+    if (fault.action.type === 'size') record.status = 200
+    return { answered: (await applyFault(fault, res, this.faults, sendStatus)) === 'answered', fault }
   }
 
   /** The emulator's own part of /_emulator/state: faults with the uses they have left, requests seen. */

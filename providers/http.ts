@@ -17,7 +17,12 @@ export interface HttpRequest {
    * try the engine decides after a re-read (at most two per run).
    */
   once?: boolean
+  /** A POST that changes nothing (an OAuth2 token request): its failures are retried like a read's. */
+  idempotent?: boolean
 }
+
+/** Whether a request may change something, so that a failure leaves it unknown whether it did. */
+const writes = (request: HttpRequest) => request.method !== 'GET' && !request.idempotent
 
 export interface HttpResponse {
   status: number
@@ -126,7 +131,7 @@ export class HttpClient {
    * the caller's signal fires, with an IpmoveError saying the time ran out.
    */
   async send(request: HttpRequest, signal: AbortSignal): Promise<HttpResponse> {
-    const write = request.method !== 'GET'
+    const write = writes(request)
     let last: Error | undefined
     try {
       return await pRetry(
@@ -174,7 +179,7 @@ export class HttpClient {
   private once(request: HttpRequest, signal: AbortSignal): Promise<HttpResponse> {
     this.attempts++
     if (this.inFlight++ === 0) this.rounds++
-    const write = request.method !== 'GET'
+    const write = writes(request)
     const module = request.url.protocol === 'https:' ? https : http
     const agent = this.agents[request.url.protocol as 'https:' | 'http:']
     // Timers held here, not AbortSignal.timeout() inside AbortSignal.any(): on Node 20 a

@@ -304,6 +304,35 @@ describe('EC2 Query API, through the SDK', () => {
   })
 })
 
+describe('clock skew', () => {
+  it('refuses a request signed 10 min off its clock, and tells its time in Date for the SDK to correct', async () => {
+    const skewed = await startEc2Emulator({ clockSkewSeconds: 600 })
+    try {
+      const once = new EC2Client({
+        region: 'eu-west-3',
+        endpoint: skewed.url,
+        credentials: FULL,
+        maxAttempts: 1,
+      })
+      const refused = await rejection(once.send(new DescribeAddressesCommand({})))
+      expect(refused).toMatchObject({ name: 'RequestExpired', status: 400 })
+      const response = await fetch(skewed.url, { method: 'POST', body: 'Action=DescribeAddresses' })
+      const serverTime = Date.parse(response.headers.get('date') ?? '')
+      expect(Math.abs(serverTime - Date.now() - 600_000)).toBeLessThan(5_000)
+      // The SDK reads the server's Date, corrects its clock and retries once.
+      const corrected = new EC2Client({
+        region: 'eu-west-3',
+        endpoint: skewed.url,
+        credentials: FULL,
+        maxAttempts: 2,
+      })
+      expect((await corrected.send(new DescribeAddressesCommand({}))).Addresses).toBeDefined()
+    } finally {
+      await skewed.close()
+    }
+  })
+})
+
 describe('instance metadata (IMDSv2)', () => {
   const get = (path: string, token?: string) =>
     fetch(`${emulator.url}${path}`, { headers: token ? { 'X-aws-ec2-metadata-token': token } : {} })

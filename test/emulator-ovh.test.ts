@@ -663,6 +663,73 @@ describe('OVH emulator: faults', () => {
   })
 })
 
+describe('OVH emulator: answer faults (body, size, drip, reset-after, task)', () => {
+  it('answers a chosen body, percent-decoded, with its status and a fitting content type', async () => {
+    const emu = await emulator({
+      faults: [
+        'path=/auth/time,status=502,body=%3Chtml%3Ebad gateway%3C%2Fhtml%3E',
+        `path=/auth/time,body=${encodeURIComponent('{"a":1,"b":[2]}')}`,
+      ],
+    })
+    const html = await call(emu, 'GET', `${emu.url}/auth/time`)
+    expect(html).toMatchObject({ status: 502, text: '<html>bad gateway</html>' })
+    expect(html.headers['content-type']).toMatch(/^text\/html/)
+    const json = await call(emu, 'GET', `${emu.url}/auth/time`)
+    expect(json).toMatchObject({ status: 200, text: '{"a":1,"b":[2]}' })
+    expect(emu.requests.map((r) => r.status)).toEqual([502, 200])
+    expect(Number((await call(emu, 'GET', `${emu.url}/auth/time`)).text)).toBeGreaterThan(1e9)
+  })
+
+  it('sends a body of the size asked', async () => {
+    const emu = await emulator({ faults: ['path=/cloud/project,size=3'] })
+    const reply = await signed(emu, 'GET', '/cloud/project')
+    expect(reply.status).toBe(200)
+    expect(reply.text.length).toBe(3 * 1024 * 1024)
+    expect(reply.text.trim()).toBe('')
+  })
+
+  it('drips the normal answer one byte at a time', async () => {
+    const emu = await emulator({ faults: ['path=/auth/time,drip=30'] })
+    const reply = await call(emu, 'GET', `${emu.url}/auth/time`)
+    expect(reply.status).toBe(200)
+    expect(Math.abs(Number(reply.text) - Date.now() / 1000)).toBeLessThan(5)
+    expect(reply.ms).toBeGreaterThanOrEqual(30 * reply.text.length - 20)
+  })
+
+  it('carries the write out, then drops the connection (reset-after)', async () => {
+    const emu = await emulator({ faults: ['path=/cloud/project/*/ip/failover/*/attach,reset-after'] })
+    const body = JSON.stringify({ instanceId: sbg2 })
+    await expect(signed(emu, 'POST', attachPath, { body })).rejects.toMatchObject({
+      message: expect.stringMatching(/ECONNRESET|socket hang up/),
+    })
+    const ip = emu.state.projects[0]!.failoverIps[0]!
+    expect(ip.status).toBe('operationPending')
+    expect(ip.pending?.target).toBe(sbg2)
+    expect(emu.requests[0]!.fault).toMatch(/reset-after/)
+  })
+
+  it('ends a classic move task as the task fault says, the IP staying put', async () => {
+    const emu = await emulator({
+      pendingMs: 150,
+      faults: ['path=/ip/*/move,method=POST,task=ovhError', 'path=/ip/*/move,method=POST,task=todo'],
+    })
+    const body = JSON.stringify({ to: OVH_IDS.dedicatedServers.ns2 })
+    const failed = (await signed(emu, 'POST', `${classicPath}/move`, { body })).json.taskId as number
+    const ended = await until(
+      'ovhError',
+      () => signed(emu, 'GET', `${classicPath}/task/${failed}`),
+      (r) => r.json.status !== 'todo' && r.json.status !== 'doing',
+    )
+    expect(ended.json).toMatchObject({ status: 'ovhError', doneDate: null })
+    const stuck = (await signed(emu, 'POST', `${classicPath}/move`, { body })).json.taskId as number
+    await sleep(400)
+    expect((await signed(emu, 'GET', `${classicPath}/task/${stuck}`)).json.status).toBe('todo')
+    // Still todo: a third move is refused as busy; the IP never moved.
+    expect((await signed(emu, 'POST', `${classicPath}/move`, { body })).status).toBe(409)
+    expect(emu.state.classicIps[0]!.routedTo).toBe(OVH_IDS.dedicatedServers.ns1)
+  })
+})
+
 describe('OVH emulator: control surface and command service', () => {
   it('shows the state without secrets', async () => {
     const emu = await emulator({ faults: ['path=/ip/**,status=500,times=0'] })

@@ -58,6 +58,31 @@ describe('parseFaultSpec', () => {
     expect(usageMessage('')).toMatch(/empty/)
   })
 
+  it('parses the answer faults: body (with a status), size, drip, reset-after, task', () => {
+    expect(parseFaultSpec('body=%7B%22a%22%3A1%2C%22b%22%3A2%7D')).toEqual({
+      action: { type: 'body', status: 200, text: '{"a":1,"b":2}' },
+      times: 1,
+    })
+    expect(parseFaultSpec('status=502,body=<html>')).toEqual({
+      action: { type: 'body', status: 502, text: '<html>' },
+      times: 1,
+    })
+    expect(parseFaultSpec('status=204,body=').action).toEqual({ type: 'body', status: 204, text: '' })
+    expect(usageMessage('body')).toMatch(/"body" needs a value/)
+    expect(parseFaultSpec('size=5').action).toEqual({ type: 'size', mib: 5 })
+    expect(parseFaultSpec('drip=100').action).toEqual({ type: 'drip', ms: 100 })
+    expect(parseFaultSpec('reset-after,method=POST').action).toEqual({ type: 'reset-after' })
+    expect(parseFaultSpec('task=customerError').action).toEqual({ type: 'task', status: 'customerError' })
+    expect(usageMessage('task=done')).toMatch(/"task=done" must be one of todo, cancelled/)
+    expect(usageMessage('size=0')).toMatch(/"size=0" needs a whole number from 1 to 4096/)
+    expect(usageMessage('body=%E0%A4%A')).toMatch(/not percent-encoded/)
+    expect(usageMessage('reset-after=1')).toMatch(/takes no value/)
+    expect(usageMessage('body=x,drip=5')).toMatch(/exactly one of/)
+    for (const spec of ['status=503,body=a%2Cb', 'size=2', 'drip=7', 'reset-after', 'task=todo']) {
+      expect(parseFaultSpec(describeFault(parseFaultSpec(spec)))).toEqual(parseFaultSpec(`${spec},path=/**`))
+    }
+  })
+
   it('describes a fault in its own syntax', () => {
     const spec = 'path=/ip/*/move,method=POST,status=409,retry-after=2,times=3'
     expect(describeFault(parseFaultSpec(spec))).toBe(spec)

@@ -1,5 +1,6 @@
+import { Flags } from '@oclif/core'
 import { emulateAws } from '../../emulator/aws/server.js'
-import { emulateCommandFlags, runEmulateCommand } from '../../emulator/emulate-command.js'
+import { emulateCommandFlags, FAULT_HELP, runEmulateCommand } from '../../emulator/emulate-command.js'
 import { BaseCommand } from '../../src/command.js'
 
 export default class EmulateAws extends BaseCommand {
@@ -13,23 +14,29 @@ only after --pending-ms, as EC2's eventual consistency does. Prints the environm
 to point ipmove (or any AWS SDK) at it, also written to DIR/env.sh once it listens,
 then runs until SIGINT or SIGTERM.
 
-A fault is comma-separated items: path=GLOB, method=METHOD, then one of
-status=CODE [retry-after=SECONDS] | reset | hang | slow=MS, and times=N (default 1;
-0 = always). An EC2 call's path is /ACTION; the metadata service's is its URL path.
-status=503 answers RequestLimitExceeded, 500 InternalError. Example:
+${FAULT_HELP}
+An EC2 call's path is /ACTION; the metadata service's is its URL path.
+status=503 answers RequestLimitExceeded, 429 Throttling, 500 InternalError. Example:
 path=/AssociateAddress,status=503,times=2`
   static override examples = [
     '<%= config.bin %> emulate aws --port 8773 --dir /tmp/aws-emu --this-host web-2 &',
     '<%= config.bin %> emulate aws --pending-ms 2000 --fault "path=/Describe*,status=503"',
   ]
 
-  static override flags = emulateCommandFlags({
-    pendingMs: {
-      description: 'How long a write takes to show in Describe* answers, in milliseconds.',
-      default: '500',
+  static override flags = emulateCommandFlags(
+    {
+      pendingMs: {
+        description: 'How long a write takes to show in Describe* answers, in milliseconds.',
+        default: '500',
+      },
+      dir: 'Directory for env.sh (default: a temporary one, removed on exit).',
     },
-    dir: 'Directory for env.sh (default: a temporary one, removed on exit).',
-  })
+    {
+      'clock-skew': Flags.string({
+        description: 'Seconds the server clock is ahead (negative: behind), e.g. --clock-skew=-900.',
+      }),
+    },
+  )
 
   async run(): Promise<void> {
     const { flags } = await this.parse(EmulateAws)

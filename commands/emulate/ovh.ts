@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { emulateCommandFlags, runEmulateCommand } from '../../emulator/emulate-command.js'
+import { emulateCommandFlags, FAULT_HELP, runEmulateCommand } from '../../emulator/emulate-command.js'
 import { emulateOvh } from '../../emulator/ovh/server.js'
 import { BaseCommand } from '../../src/command.js'
 
@@ -11,10 +11,8 @@ real API, moves IPs after --pending-ms, and injects faults. Prints the environme
 to point ipmove at it (fake credentials, a throw-away CA), also written to DIR/env.sh
 once it listens, then runs until SIGINT or SIGTERM.
 
-A fault is comma-separated items: path=GLOB (default /**; * is one path segment, ** any
-number), method=METHOD, then one of status=CODE [retry-after=SECONDS] | reset | hang |
-slow=MS, and times=N (default 1; 0 = always). Example:
-path=/cloud/project/*/ip/failover/*/attach,method=POST,status=503,times=2`
+${FAULT_HELP}
+Example: path=/cloud/project/*/ip/failover/*/attach,method=POST,status=503,times=2`
   static override examples = [
     '<%= config.bin %> emulate ovh --port 8443 --dir /tmp/ovh-emu --this-host bi-edge-sbg-2 &',
     '<%= config.bin %> emulate ovh --pending-ms 500 --fault "path=/ip/*/move,method=POST,status=409"',

@@ -54,6 +54,8 @@ import {
 export interface Ec2EmulatorOptions extends EmulatorOptions<Ec2Fixture> {
   /** How long a write takes to show in Describe*, ms. Default 500. */
   pendingMs?: number
+  /** Offset of the server clock from the real one (SigV4's time check and the Date header), seconds. */
+  clockSkewSeconds?: number
 }
 
 /** The live account: the fixture, changed by the writes that have settled. */
@@ -61,6 +63,8 @@ export interface Ec2EmulatorState extends Ec2Fixture {
   /** Association ids of associated addresses, by allocation id. */
   associations: Record<string, string>
   thisHost: string | undefined
+  /** Seconds the server clock is ahead of the real one (negative: behind). */
+  clockSkewSeconds: number
 }
 
 export interface Ec2RecordedRequest extends RecordedRequestBase {
@@ -267,6 +271,8 @@ export function verifySigV4(
   body: Buffer,
   credentials: readonly Ec2FixtureCredential[],
   expectedRegion: string,
+  /** The server's clock, ms since epoch. */
+  nowMs = Date.now(),
 ): Ec2FixtureCredential {
   const header = (name: string) => {
     const value = req.headers[name]
@@ -313,7 +319,7 @@ export function verifySigV4(
   const when = Date.parse(
     `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
   )
-  if (amzDate.slice(0, 8) !== date || !(Math.abs(Date.now() - when) <= MAX_SKEW_MS)) {
+  if (amzDate.slice(0, 8) !== date || !(Math.abs(nowMs - when) <= MAX_SKEW_MS)) {
     throw new Ec2Error('RequestExpired', `Request has expired. Timestamp date is ${amzDate}`)
   }
   const payloadHash = sha256(body)
@@ -356,7 +362,12 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
   constructor(options: Ec2EmulatorOptions) {
     super(options, 500)
     const fixture = structuredClone(options.fixture ?? defaultEc2Fixture())
-    this.state = { ...fixture, associations: {}, thisHost: undefined }
+    this.state = {
+      ...fixture,
+      associations: {},
+      thisHost: undefined,
+      clockSkewSeconds: options.clockSkewSeconds ?? 0,
+    }
     for (const address of this.state.addresses) {
       if (address.networkInterfaceId) this.state.associations[address.allocationId] = hexId('eipassoc')
     }
@@ -425,7 +436,9 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
         `emulator: ${method} ${record.action ?? path} -> ${status}${record.code ? ` ${record.code}` : ''}${record.fault ? ` (fault ${record.fault})` : ''}`,
       )
       if (res.headersSent || res.destroyed) return
-      res.writeHead(status, { 'Content-Type': contentType, Server: 'AmazonEC2' })
+      // The server's own clock, which SDKs read to correct a skewed one.
+      const date = new Date(Date.now() + this.state.clockSkewSeconds * 1000).toUTCString()
+      res.writeHead(status, { 'Content-Type': contentType, Server: 'AmazonEC2', Date: date })
       res.end(text)
     }
     const sendError = (error: Ec2Error) => {
@@ -451,7 +464,7 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
       record.action = action
     }
     const segments = imds ? path.split('/').slice(1) : [action ?? '']
-    const faulted = await this.injectFault(method, segments, record, req.socket, (status, headers) => {
+    const { answered } = await this.injectFault(method, segments, record, res, (status, headers) => {
       record.status = status
       if (res.headersSent || res.destroyed) return
       if (imds) {
@@ -464,14 +477,16 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
           ? 'InternalError'
           : status === 503
             ? 'RequestLimitExceeded'
-            : status >= 500
-              ? 'Unavailable'
-              : 'InvalidParameterValue'
+            : status === 429
+              ? 'Throttling'
+              : status >= 500
+                ? 'Unavailable'
+                : 'InvalidParameterValue'
       record.code = code
       res.writeHead(status, { 'Content-Type': 'text/xml;charset=UTF-8', ...headers })
       res.end(errorXml(code, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, randomUUID()))
     })
-    if (faulted) return
+    if (answered) return
 
     if (imds) {
       const answer = this.metadata(method, path, req)
@@ -484,7 +499,13 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
     try {
       if (method !== 'POST' || path !== '/')
         throw new Ec2Error('InvalidAction', `${method} ${path} is not the EC2 Query endpoint`)
-      const credential = verifySigV4(req, body, this.allCredentials(), this.state.region)
+      const credential = verifySigV4(
+        req,
+        body,
+        this.allCredentials(),
+        this.state.region,
+        Date.now() + this.state.clockSkewSeconds * 1000,
+      )
       record.accessKeyId = credential.accessKeyId
       const params = record.params
       if (!action) throw new Ec2Error('MissingAction', 'The request must contain the parameter Action')
@@ -976,7 +997,7 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
 }
 
 /** The flags of `ipmove emulate aws`, as typed on the command line. */
-export type EmulateAwsFlags = Omit<EmulateFlags, 'clockSkew'>
+export type EmulateAwsFlags = EmulateFlags
 
 /**
  * `ipmove emulate aws`: its flags as emulator options (every mistake a one-line usage

@@ -37,6 +37,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import { usageError } from '../../src/errors.js'
 import { shown } from '../../src/validate.js'
 import { type EmulateFlags, emulateServices } from '../emulate.js'
+import type { TaskEnd } from '../faults.js'
 import {
   type EmulatorOptions,
   EmulatorServer,
@@ -191,6 +192,8 @@ interface RouteContext {
   params: Record<string, string>
   query: URLSearchParams
   body: Record<string, unknown>
+  /** A `task=STATUS` fault took this request: how the move task it starts ends. */
+  taskEnd?: TaskEnd
 }
 
 interface Route {
@@ -379,17 +382,18 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     }
 
     const apiSegments = segments[0] === API_PREFIX ? segments.slice(1) : segments
-    const faulted = await this.injectFault(method, apiSegments, record, req.socket, (status, headers) =>
+    const { answered, fault } = await this.injectFault(method, apiSegments, record, res, (status, headers) =>
       sendError(status, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, undefined, headers),
     )
-    if (faulted) {
+    if (answered) {
       if (record.status === 0)
         this.log?.debug(`emulator: ${method} ${rawTarget} -> no answer (fault ${record.fault})`)
       return
     }
 
     try {
-      send(200, this.route(req, method, rawTarget, segments, apiSegments, query, body))
+      const taskEnd = fault?.action.type === 'task' ? fault.action.status : undefined
+      send(200, this.route(req, method, rawTarget, segments, apiSegments, query, body, taskEnd))
     } catch (error) {
       if (!(error instanceof ApiError)) throw error
       if (error.body !== undefined) send(error.status, error.body)
@@ -405,6 +409,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     apiSegments: string[],
     query: URLSearchParams,
     body: string,
+    taskEnd: TaskEnd | undefined,
   ): unknown {
     const path = apiSegments.join('/')
     const underApi = segments[0] === API_PREFIX
@@ -447,7 +452,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
         }
       }
     }
-    return found.route.handle({ params: found.params, query, body: parsed })
+    return found.route.handle({ params: found.params, query, body: parsed, taskEnd })
   }
 
   /** The checks of the real API, in its order: key, credential, time and signature, rules. */
@@ -641,7 +646,8 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     return this.failoverView(ip)
   }
 
-  private move(ip: OvhClassicIpState, to: string, nexthop: unknown): OvhIpTaskState {
+  /** Start a move task; it ends `done` after pendingMs, or as a `task=` fault says. */
+  private move(ip: OvhClassicIpState, to: string, nexthop: unknown, end?: TaskEnd): OvhIpTaskState {
     if (ip.tasks.some((t) => t.status === 'init' || t.status === 'todo' || t.status === 'doing')) {
       throw new ApiError(409, `A move of ${ip.block} is already in progress`)
     }
@@ -669,13 +675,18 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       doneDate: null,
     }
     ip.tasks.push(task)
+    if (end === 'todo') return { ...task }
     this.schedule(Math.floor(this.pendingMs / 3), () => {
       task.status = 'doing'
       task.lastUpdate = this.isoNow()
     })
     this.schedule(this.pendingMs, () => {
+      task.status = end ?? 'done'
+      if (end) {
+        task.lastUpdate = this.isoNow()
+        return
+      }
       ip.routedTo = to
-      task.status = 'done'
       task.lastUpdate = this.isoNow()
       task.doneDate = task.lastUpdate
     })
@@ -764,7 +775,8 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
         method: 'POST',
         pattern: 'ip/{ip}/move'.split('/'),
         required: ['to'],
-        handle: ({ params, body }) => this.move(this.classicIp(params.ip!), body.to as string, body.nexthop),
+        handle: ({ params, body, taskEnd }) =>
+          this.move(this.classicIp(params.ip!), body.to as string, body.nexthop, taskEnd),
       },
       get('ip/{ip}/task', ({ params, query }) => {
         const ip = this.classicIp(params.ip!)

@@ -66,6 +66,19 @@ export function listOf<T>(action: string, value: T[] | undefined): T[] {
   )
 }
 
+/**
+ * A write's answer must hold what EC2 always sends back for it: an HTML page the
+ * XML parser swallowed has nothing, and taking it for an accepted write would
+ * leave the run waiting for a move that never started.
+ */
+export function confirmed<T>(action: string, output: T, has: (output: T) => boolean, what: string): T {
+  if (has(output)) return output
+  throw new IpmoveError(
+    'unexpected',
+    `EC2 ${action}: the API answered something unexpected (no ${what} where EC2 always sends one); whether the write landed is unknown`,
+  )
+}
+
 /** An answer cut short at MAX_BODY_BYTES: EC2's answers to our calls are a few KiB. */
 class AnswerTooLarge extends Error {}
 

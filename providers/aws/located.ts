@@ -35,6 +35,8 @@ export class AwsIp {
   target: TargetInstance | undefined
   /** The holder when we wrote; after a write, a state in between is "settling", not someone else's. */
   wroteFrom: { holder: Holder | null } | undefined
+  /** Route tables whose part of our last write failed: they are not settling, they need writing again. */
+  readonly unwritten = new Set<string>()
   private readonly granularity: Granularity
   /** The interface (and address) --eni / --private-ip pin, once resolved on the target. */
   private pinned: { eni: Eni; privateIp?: string } | undefined

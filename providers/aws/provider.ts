@@ -116,7 +116,15 @@ export class AwsProvider implements Provider {
       if (!ip.target || to.id !== ip.targetHolder().id)
         throw new IpmoveError('internal', `aws: asked to write to ${to.id}, which locate() did not resolve`)
       ip.wroteFrom = { holder: ops.state(location).holder }
-      await Promise.all(ops.writes(location, false).map((w) => w.send(s)))
+      ip.unwritten.clear()
+      const writes = ops.writes(location, false)
+      const results = await Promise.allSettled(writes.map((w) => w.send(s)))
+      results.forEach((result, i) => {
+        const table = writes[i]?.table
+        if (result.status === 'rejected' && table) ip.unwritten.add(table)
+      })
+      const failed = results.find((r) => r.status === 'rejected')
+      if (failed) throw failed.reason
       // Two concurrent associates can both succeed: only a re-read tells who won.
       return undefined
     }

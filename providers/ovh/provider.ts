@@ -549,9 +549,20 @@ export class OvhProvider implements Provider {
     let pendingTask: IpTask | undefined
     if (location.taskId !== undefined) {
       const [task] = await Promise.all([
-        this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK),
+        this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK).catch((error: unknown) => {
+          if (!isApi404(error)) throw error
+          return undefined
+        }),
         info,
       ])
+      if (!task) {
+        // The API no longer shows our task (purged, or not visible yet): follow the IP's pending tasks instead.
+        this.log.debug(
+          `ovh: task ${location.taskId} of ${location.block} is not found; listing pending tasks`,
+        )
+        location.taskId = undefined
+        return this.classicState(location, signal)
+      }
       if (FAILED_TASK.has(task.status)) {
         throw new IpmoveError(
           'provider-failed',
@@ -664,10 +675,18 @@ export class OvhProvider implements Provider {
       if (error instanceof TransportError) throw unreachable('OVH API', error)
       throw error
     }
-    const serverTime = Number(response.text)
-    if (response.status !== 200 || !Number.isInteger(serverTime)) {
+    if (response.status !== 200) {
       throw new IpmoveError('unreachable', `OVH API: /auth/time answered HTTP ${response.status}, not a time`)
     }
+    // Strictly digits: Number('') is 0, which would sign every request 56 years off.
+    if (!/^\d{1,12}$/.test(response.text.trim())) {
+      throw new IpmoveError(
+        'unexpected',
+        `OVH API: /auth/time answered ${describeAnswer(response.text)} instead of a time (HTTP 200)`,
+        { httpStatus: 200 },
+      )
+    }
+    const serverTime = Number(response.text)
     const seconds = serverTime - Math.round(Date.now() / 1000)
     this.cache.set('time-delta', String(seconds), TIME_DELTA_TTL_MS)
     return { seconds, verified: true }
@@ -692,6 +711,8 @@ export class OvhProvider implements Provider {
           url: new URL(c.tokenUrl),
           headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
           body,
+          // A token request moves nothing: retried after a reset or a 5xx, like a read.
+          idempotent: true,
         },
         signal,
       )
@@ -700,7 +721,16 @@ export class OvhProvider implements Provider {
       throw error
     }
     const token = parseJson<unknown>(response.text)
-    if (response.status !== 200 || !isObject(token) || !isString(token.access_token) || !token.access_token) {
+    const valid = isObject(token) && isString(token.access_token) && token.access_token !== ''
+    if (response.status === 200 && !valid) {
+      // An answer, but no token in it: not a refusal of the client id/secret.
+      throw new IpmoveError(
+        'unexpected',
+        `OVH OAuth2 token endpoint (${new URL(c.tokenUrl).host}) answered ${describeAnswer(response.text)} instead of an access token (HTTP 200)`,
+        { httpStatus: 200 },
+      )
+    }
+    if (response.status !== 200 || !isObject(token) || !isString(token.access_token)) {
       throw new IpmoveError(
         'auth',
         `OVH refused the service account's client id/secret (HTTP ${response.status} from ${new URL(c.tokenUrl).host})`,

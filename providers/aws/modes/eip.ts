@@ -2,7 +2,7 @@
 import { type Address, AssociateAddressCommand, DescribeAddressesCommand } from '@aws-sdk/client-ec2'
 import { notFound, usageError } from '../../../src/errors.js'
 import { parseIp } from '../../../src/validate.js'
-import { listOf } from '../client.js'
+import { confirmed, listOf } from '../client.js'
 import type { Attachment, AwsIp } from '../located.js'
 import { ALLOCATION_ID } from '../settings.js'
 import { checkIpv4, type ModeModule, type ModeOps, type Write } from './mode.js'
@@ -92,7 +92,13 @@ class EipOps implements ModeOps<Address[], EipLocation> {
         send: (signal) =>
           s.ec2.sendWrite(
             'AssociateAddress',
-            (o) => s.ec2.client.send(new AssociateAddressCommand(input), o),
+            async (o) =>
+              confirmed(
+                'AssociateAddress',
+                await s.ec2.client.send(new AssociateAddressCommand(input), o),
+                (out) => Boolean(out.AssociationId),
+                'association id',
+              ),
             signal,
             dryRun,
           ),

@@ -15,6 +15,8 @@ import type { AwsMode } from '../settings.js'
 /** One EC2 write, ready to send (or to dry-run). */
 export interface Write {
   action: string
+  /** Route mode: the table this write points at the target. */
+  table?: string
   send(signal: AbortSignal): Promise<void>
 }
 

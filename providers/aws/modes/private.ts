@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-ec2'
 import { describeHolder } from '../../../src/core/provider.js'
 import { notFound, usageError } from '../../../src/errors.js'
-import { listOf } from '../client.js'
+import { confirmed, listOf } from '../client.js'
 import type { Attachment, AwsIp } from '../located.js'
 import { checkIpv4, type ModeModule, type ModeOps, refuseIpId, type Write } from './mode.js'
 
@@ -99,7 +99,13 @@ class PrivateOps implements ModeOps<NetworkInterface[], PrivateLocation> {
         send: (signal) =>
           s.ec2.sendWrite(
             'AssignPrivateIpAddresses',
-            (o) => s.ec2.client.send(new AssignPrivateIpAddressesCommand(input), o),
+            async (o) =>
+              confirmed(
+                'AssignPrivateIpAddresses',
+                await s.ec2.client.send(new AssignPrivateIpAddressesCommand(input), o),
+                (out) => Array.isArray(out.AssignedPrivateIpAddresses),
+                'list of assigned addresses',
+              ),
             signal,
             dryRun,
           ),

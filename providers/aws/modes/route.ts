@@ -88,7 +88,9 @@ class RouteOps implements ModeOps<RouteTable[], RouteLocation> {
     const updated = entries.filter((e) => sameHolder(e.holder, target)).length
     if (
       s.wroteFrom &&
-      entries.every((e) => sameHolder(e.holder, target) || !e.holder || sameHolder(e.holder, from))
+      entries.every((e) => sameHolder(e.holder, target) || !e.holder || sameHolder(e.holder, from)) &&
+      // Tables still pointing elsewhere are settling only if our write to them did not fail.
+      !entries.some((e) => s.unwritten.has(e.table) && !sameHolder(e.holder, target))
     ) {
       return {
         holder: from ?? null,
@@ -143,6 +145,7 @@ class RouteOps implements ModeOps<RouteTable[], RouteLocation> {
           )
         return {
           action: attachment ? 'ReplaceRoute' : 'CreateRoute',
+          table,
           // The route may have appeared or vanished since we read: fall over to the other call.
           send: (signal: AbortSignal) =>
             (attachment ? replace(signal) : create(signal)).catch((error: unknown) => {
