@@ -6,6 +6,8 @@
  * Each API keeps its own paths, authentication, error envelope and headers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { usageError } from '../src/errors.js'
+import { shown } from '../src/validate.js'
 import { EmulatorServer, type RecordedRequestBase } from './server.js'
 
 /** An answer other than success, in the API's own format; thrown by handlers. */
@@ -119,8 +121,11 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
   /** Refuse a request the API would not authenticate: throw a RestError (401 and so on). */
   protected abstract authenticate(request: IncomingMessage): void
 
-  /** The rate-limit headers to add to an answer, and a RestError when the budget is spent. */
-  protected abstract rateLimit(): { headers: Record<string, string>; refused?: RestError }
+  /** Count this request: the rate-limit headers to add to its answer, and a RestError when over the limit. */
+  protected abstract rateLimit(request: IncomingMessage): {
+    headers: Record<string, string>
+    refused?: RestError
+  }
 
   /** The instance metadata service: a text answer for a path under it, else undefined. */
   protected abstract metadata(segments: readonly string[]): RestAnswer | undefined
@@ -232,7 +237,7 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
       }
     }
 
-    const limit = this.rateLimit()
+    const limit = this.rateLimit(req)
     try {
       if (limit.refused) throw limit.refused
       if (!underPrefix) throw this.errorAnswer(404, 'not_found')
@@ -294,4 +299,76 @@ export function integerField(value: unknown): number | undefined {
 /** ISO time without milliseconds, as these APIs print it. */
 export function isoSeconds(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', '+00:00')
+}
+
+/**
+ * DigitalOcean's model: each request counts for one whole window after it is
+ * made ("each request has its own timer"), and a shorter burst window caps
+ * requests per minute. Both limits refuse with 429.
+ */
+export class SlidingWindowLimit {
+  private readonly times: number[] = []
+
+  constructor(
+    readonly limit: number,
+    readonly windowSeconds: number,
+    readonly burstLimit: number,
+    readonly burstSeconds: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private expire(): number {
+    const now = this.now()
+    while (this.times.length > 0 && this.times[0]! <= now - this.windowSeconds * 1000) this.times.shift()
+    return now
+  }
+
+  /** Spend one request: 'ok', 'hourly' (the window is full) or 'burst' (too many this minute). */
+  take(): 'ok' | 'hourly' | 'burst' {
+    const now = this.expire()
+    if (this.times.length >= this.limit) return 'hourly'
+    const recent = this.times.filter((t) => t > now - this.burstSeconds * 1000)
+    if (recent.length >= this.burstLimit) return 'burst'
+    this.times.push(now)
+    return 'ok'
+  }
+
+  get remaining(): number {
+    this.expire()
+    return this.limit - this.times.length
+  }
+
+  /** UNIX time (s) at which the oldest counted request expires (now when none is counted). */
+  resetAt(): number {
+    const now = this.expire()
+    const oldest = this.times[0]
+    return Math.ceil((oldest === undefined ? now : oldest + this.windowSeconds * 1000) / 1000)
+  }
+
+  /** Seconds until the burst window lets one more request through. */
+  burstRetryAfter(): number {
+    const now = this.expire()
+    const recent = this.times.filter((t) => t > now - this.burstSeconds * 1000)
+    const oldest = recent[0]
+    return oldest === undefined ? 0 : Math.max(1, Math.ceil((oldest + this.burstSeconds * 1000 - now) / 1000))
+  }
+}
+
+/**
+ * The resource `--this-host` names, by id first, then by a name only one
+ * resource has: its id. A usage error when it names none or several.
+ */
+export function resolveThisHost<Id>(
+  items: ReadonlyArray<{ id: Id; name: string }>,
+  thisHost: string | undefined,
+  noun: string,
+): Id | undefined {
+  if (thisHost === undefined) return undefined
+  const byId = items.find((item) => String(item.id) === thisHost)
+  if (byId) return byId.id
+  const byName = items.filter((item) => item.name === thisHost)
+  if (byName.length > 1)
+    throw usageError(`--this-host ${shown(thisHost)} names several ${noun}s; give the ${noun} id`)
+  if (byName.length === 0) throw usageError(`--this-host ${shown(thisHost)} is no ${noun} of the fixture`)
+  return byName[0]!.id
 }

@@ -20,17 +20,11 @@ import {
   startHetznerEmulator,
 } from '../emulator/hetzner/server.js'
 import { IpmoveError } from '../src/errors.js'
+import { type JsonAnswer, jsonCall, textGet } from './helpers/rest.js'
 
 const { servers, floatingIps } = HETZNER_IDS
 let emulator: RunningHetznerEmulator
 let dir: string
-
-interface Answer {
-  status: number
-  headers: Headers
-  // biome-ignore lint/suspicious/noExplicitAny: JSON from the emulator, checked field by field
-  json: any
-}
 
 async function call(
   method: string,
@@ -38,22 +32,18 @@ async function call(
   body?: unknown,
   token: string | null = HETZNER_TOKENS.readWrite,
   on: RunningHetznerEmulator = emulator,
-): Promise<Answer> {
-  const headers: Record<string, string> = {}
-  if (token !== null) headers.Authorization = `Bearer ${token}`
-  if (body !== undefined) headers['Content-Type'] = 'application/json'
-  const response = await fetch(`${on.url}${path}`, {
+): Promise<JsonAnswer> {
+  return jsonCall(
+    `${on.url}${path}`,
     method,
-    headers,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  const text = await response.text()
-  return { status: response.status, headers: response.headers, json: text ? JSON.parse(text) : undefined }
+    body,
+    token === null ? {} : { Authorization: `Bearer ${token}` },
+  )
 }
 
-const errorOf = (answer: Answer) => [answer.status, answer.json?.error?.code]
+const errorOf = (answer: JsonAnswer) => [answer.status, answer.json?.error?.code]
 
-async function waitForAction(id: number): Promise<Answer> {
+async function waitForAction(id: number): Promise<JsonAnswer> {
   for (let i = 0; i < 100; i++) {
     const answer = await call('GET', `/actions/${id}`)
     if (answer.json.action.status !== 'running') return answer
@@ -204,10 +194,7 @@ describe('Hetzner Cloud API', () => {
 
   it('serves the metadata service as plain text without a token', async () => {
     const base = emulator.env.IPMOVE_HETZNER_METADATA_URL!
-    const text = async (path: string) => {
-      const response = await fetch(`${base}${path}`)
-      return [response.status, await response.text()]
-    }
+    const text = (path: string) => textGet(`${base}${path}`)
     expect(await text('/instance-id')).toEqual([200, String(servers.web2)])
     expect(await text('/hostname')).toEqual([200, 'web-2'])
     expect(await text('/public-ipv4')).toEqual([200, '203.0.113.12'])

@@ -62,6 +62,7 @@ import {
   type RestRecordedRequest,
   type RestRequest,
   type RestRoute,
+  resolveThisHost,
 } from '../rest.js'
 import type { EmulatorOptions, RunningEmulator } from '../server.js'
 import {
@@ -212,15 +213,7 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RecordedHetzner
       rateLimitPerHour: fixture.rateLimitPerHour,
       thisHost: undefined,
     }
-    if (options.thisHost !== undefined) {
-      const byId = this.state.servers.find((s) => String(s.id) === options.thisHost)
-      const byName = this.state.servers.filter((s) => s.name === options.thisHost)
-      if (!byId && byName.length > 1)
-        throw usageError(`--this-host ${shown(options.thisHost)} names several servers; give the server id`)
-      const found = byId ?? byName[0]
-      if (!found) throw usageError(`--this-host ${shown(options.thisHost)} is no server of the fixture`)
-      this.state.thisHost = found.id
-    }
+    this.state.thisHost = resolveThisHost(this.state.servers, options.thisHost, 'server')
     this.budget = new RequestBudget(fixture.rateLimitPerHour, 3600)
     this.routes = this.buildRoutes()
   }
