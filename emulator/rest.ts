@@ -42,7 +42,8 @@ export interface RestRoute {
   method: string
   /** Path below the API prefix, e.g. `floating_ips/{id}/actions/assign`. */
   path: string
-  handle(request: RestRequest): RestAnswer
+  /** A promise for answers that take time (a synchronous API's slow write). */
+  handle(request: RestRequest): RestAnswer | Promise<RestAnswer>
 }
 
 export interface RestRecordedRequest extends RecordedRequestBase {
@@ -147,6 +148,11 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
   /** The part of the state /_emulator/state shows (credentials left out). */
   protected abstract stateView(): unknown
 
+  /** Resolves after `ms`; never, if the emulator closes first (its sockets are destroyed then). */
+  protected delay(ms: number): Promise<void> {
+    return new Promise((resolve) => this.schedule(ms, resolve))
+  }
+
   /** Headers every answer carries (e.g. a request id). */
   protected commonHeaders(): Record<string, string> {
     return {}
@@ -242,7 +248,7 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
       if (limit.refused) throw limit.refused
       if (!underPrefix) throw this.errorAnswer(404, 'not_found')
       this.authenticate(req)
-      const answer = this.route(method, apiSegments, query, record.body, req)
+      const answer = await this.dispatch(method, apiSegments, query, record.body, req)
       send(answer.status ?? 200, answer.body, { ...limit.headers, ...answer.headers })
     } catch (error) {
       if (!(error instanceof RestError)) throw error
@@ -250,13 +256,13 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
     }
   }
 
-  private route(
+  private dispatch(
     method: string,
     segments: readonly string[],
     query: URLSearchParams,
     bodyText: string,
     req: IncomingMessage,
-  ): RestAnswer {
+  ): RestAnswer | Promise<RestAnswer> {
     for (const route of this.routes) {
       if (route.method !== method) continue
       const params = matchPath(route.path, segments)
