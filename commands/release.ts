@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { releaseAlias } from '../src/alias/service.js'
 import { BaseCommand } from '../src/command.js'
+import { releaseIp } from '../src/services/release.js'
 
 export default class Release extends BaseCommand {
   static override summary = 'Drop a failover address from this host (the demoted state).'
@@ -16,7 +16,7 @@ export default class Release extends BaseCommand {
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Release)
-    const result = await releaseAlias({ ip: flags.ip, interface: flags.interface }, this.output)
+    const result = await releaseIp({ ip: flags.ip, interface: flags.interface }, this.output)
     this.output.info(
       result.changed
         ? `released ${result.ip} from ${result.interface}`

@@ -222,7 +222,7 @@ describe('eip mode', () => {
           { ip: parseIp(EIP), needTarget: true, interface: name },
           AbortSignal.timeout(5_000),
         )
-        await provider.write(located.target!, AbortSignal.timeout(5_000))
+        await located.write(located.target!, AbortSignal.timeout(5_000))
       } finally {
         provider.close()
       }

@@ -27,6 +27,7 @@ Narrow the writes' Resource to your addresses, interfaces or route tables if you
     const { flags } = await this.parse(AwsPolicy)
     const result = policy.build(flags.mode ?? [])
     if (flags.json) this.output.result({ ok: true, ...result })
-    else this.output.info(JSON.stringify(result.policy, null, 2))
+    // Line by line: a printed line never holds a newline (see printable()).
+    else for (const line of JSON.stringify(result.policy, null, 2).split('\n')) this.output.info(line)
   }
 }

@@ -38,6 +38,7 @@ import type {
   Holder,
   IpState,
   Located,
+  LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
@@ -311,7 +312,7 @@ export class AwsProvider implements Provider {
 
   // ---- the Provider interface -------------------------------------------------
 
-  async locate(request: LocateRequest, signal: AbortSignal): Promise<Located> {
+  async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
     const { mode } = this.settings
     this.ip = request.ip && checkIp(request.ip, mode)
     this.allocationId = request.ipId && checkIpId(request.ipId, mode)
@@ -343,17 +344,17 @@ export class AwsProvider implements Provider {
       if (mode === 'route') this.warnSourceDestCheck(this.location)
       if (this.settings.dryRun) await this.preflight(this.location, signal)
     }
-    return located
+    return { ...located, read: (s) => this.read(s), write: (t, s) => this.write(t, s) }
   }
 
-  async read(signal: AbortSignal): Promise<IpState> {
+  private async read(signal: AbortSignal): Promise<IpState> {
     const location = this.requireLocation()
     const raw = await this.findIp(signal, location)
     this.location = this.locationOf(raw)
     return this.stateOf(this.location)
   }
 
-  async write(target: Holder, signal: AbortSignal): Promise<undefined> {
+  private async write(target: Holder, signal: AbortSignal): Promise<undefined> {
     const location = this.requireLocation()
     if (!this.target || target.id !== this.targetHolder().id)
       throw new Error('AwsProvider: write() to a target locate() did not resolve')

@@ -14,7 +14,7 @@ import { hasNeighbours } from '../../src/alias/service.js'
 import type {
   Holder,
   IpState,
-  Located,
+  LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
@@ -30,7 +30,6 @@ export class LocalProvider implements Provider {
   readonly roundTrips = 0
   /** The probe already looked for other holders: the kernel's IPv6 DAD would only repeat it, a second slower. */
   readonly probesLink = true
-  private state: IpState = { holder: null, pending: false }
 
   private constructor(
     private readonly log: Logger,
@@ -44,7 +43,7 @@ export class LocalProvider implements Provider {
     return new LocalProvider(context.log, probeMs)
   }
 
-  async locate(request: LocateRequest): Promise<Located> {
+  async locate(request: LocateRequest): Promise<LocatedIp> {
     if (request.interface === undefined) {
       throw usageError('the local provider needs --interface: the LAN interface to claim the address on')
     }
@@ -85,7 +84,7 @@ export class LocalProvider implements Provider {
       note =
         others.length > 0 ? `answered by ${others.join(', ')}` : `nobody answered within ${this.probeMs} ms`
     }
-    this.state = { holder: here ? self : others[0] ? other(others[0]) : null, pending: false, note }
+    let state: IpState = { holder: here ? self : others[0] ? other(others[0]) : null, pending: false, note }
     if (request.needTarget && others.length > 0) {
       this.log.warn(
         `${others.join(', ')} still answers for ${ip.address} on ${iface}; claiming it anyway ` +
@@ -96,18 +95,14 @@ export class LocalProvider implements Provider {
       ip,
       kind: 'lan',
       ...(request.needTarget ? { target: self } : {}),
-      state: this.state,
+      state,
+      read: async () => state,
+      /** Nothing remote to do: the engine's alias step puts the address here and announces it. */
+      write: async (target: Holder) => {
+        state = { holder: target, pending: false }
+        return state
+      },
     }
-  }
-
-  async read(): Promise<IpState> {
-    return this.state
-  }
-
-  /** Nothing remote to do: the engine's alias step puts the address here and announces it. */
-  async write(target: Holder): Promise<IpState> {
-    this.state = { holder: target, pending: false }
-    return this.state
   }
 
   close(): void {}

@@ -11,6 +11,7 @@ import type {
   Holder,
   IpState,
   Located,
+  LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
@@ -79,8 +80,6 @@ export class OvhProvider implements Provider {
   readonly name = 'ovh'
   readonly hasCloudApi = true
   private readonly http: HttpClient
-  private location: Location | undefined
-  private project: Holder | undefined
   private delta: ClockDelta | undefined
   private deltaRefresh: Promise<ClockDelta> | undefined
   private token: { value: string; expires: number } | undefined
@@ -122,7 +121,7 @@ export class OvhProvider implements Provider {
     this.http.close()
   }
 
-  async locate(request: LocateRequest, signal: AbortSignal): Promise<Located> {
+  async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
     if (request.ipId !== undefined && !request.project) {
       throw usageError('--ip-id needs --project: only Public Cloud failover IPs are known by id')
     }
@@ -131,9 +130,10 @@ export class OvhProvider implements Provider {
     const self =
       request.needTarget && !request.instance && request.project ? this.thisInstance(signal) : undefined
     self?.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
+    let scope: Holder | undefined
     if (request.project) {
       const projectId = await this.projectId(request.project, signal)
-      this.project = { id: projectId, name: request.project === projectId ? undefined : request.project }
+      scope = { id: projectId, name: request.project === projectId ? undefined : request.project }
       const listing = this.needsListing(projectId, request)
         ? this.listInstances(projectId, signal)
         : undefined
@@ -149,15 +149,11 @@ export class OvhProvider implements Provider {
       ])
       await listing // names for the report, fetched side by side with the rest
       if (failover) {
-        this.location = { kind: 'cloud', projectId, failoverId: failover.id }
         const ip = request.ip ?? parseIp(failover.block ?? failover.ip, 'the failover IP')
-        return {
-          ip,
-          kind: 'cloud',
-          scope: this.project,
-          target: targetHolder,
-          state: this.cloudState(failover),
-        }
+        return this.handle(
+          { kind: 'cloud', projectId, failoverId: failover.id },
+          { ip, kind: 'cloud', scope, target: targetHolder, state: this.cloudState(failover, projectId) },
+        )
       }
       this.log.debug(`ovh: ${request.ip?.block} is not a failover IP of project ${projectId}; trying /ip`)
     }
@@ -167,25 +163,34 @@ export class OvhProvider implements Provider {
         'classic failover IPs need --instance: the service name of the dedicated server (no metadata service there)',
       )
     }
-    const state = await this.locateClassic(ip, request.project, signal)
+    const location: Location = { kind: 'classic', block: ip.block }
+    const state = await this.locateClassic(location, request.project, signal)
     const target = request.instance ? { id: request.instance } : undefined
-    return { ip, kind: 'classic', scope: this.project, target, state }
+    return this.handle(location, { ip, kind: 'classic', scope, target, state })
   }
 
-  async read(signal: AbortSignal): Promise<IpState> {
-    const location = this.requireLocation()
+  /** The located IP, with reads and writes bound to where it lives. */
+  private handle(location: Location, located: Located): LocatedIp {
+    return {
+      ...located,
+      read: (signal) => this.read(location, signal),
+      write: (target, signal) => this.write(location, target, signal),
+    }
+  }
+
+  private async read(location: Location, signal: AbortSignal): Promise<IpState> {
     if (location.kind === 'cloud') {
       const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}`
-      return this.cloudState(await this.call<FailoverIp>('GET', path, signal))
+      return this.cloudState(await this.call<FailoverIp>('GET', path, signal), location.projectId)
     }
     return this.classicState(location, signal)
   }
 
-  async write(target: Holder, signal: AbortSignal): Promise<IpState | undefined> {
-    const location = this.requireLocation()
+  private async write(location: Location, target: Holder, signal: AbortSignal): Promise<IpState | undefined> {
     if (location.kind === 'cloud') {
       const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
-      return this.cloudState(await this.call<FailoverIp>('POST', path, signal, { instanceId: target.id }))
+      const answer = await this.call<FailoverIp>('POST', path, signal, { instanceId: target.id })
+      return this.cloudState(answer, location.projectId)
     }
     const task = await this.call<IpTask>('POST', `/ip/${enc(location.block)}/move`, signal, { to: target.id })
     location.taskId = task.taskId
@@ -193,11 +198,6 @@ export class OvhProvider implements Provider {
   }
 
   // ---- locating -----------------------------------------------------------
-
-  private requireLocation(): Location {
-    if (!this.location) throw new Error('OvhProvider: locate() must come first')
-    return this.location
-  }
 
   /** A project id as given, or the one whose description (the console name) matches. */
   private async projectId(project: string, signal: AbortSignal): Promise<string> {
@@ -346,18 +346,17 @@ export class OvhProvider implements Provider {
   }
 
   private async locateClassic(
-    ip: IpBlock,
+    location: Extract<Location, { kind: 'classic' }>,
     project: string | undefined,
     signal: AbortSignal,
   ): Promise<IpState> {
-    this.location = { kind: 'classic', block: ip.block }
     try {
-      return await this.classicState(this.location, signal)
+      return await this.classicState(location, signal)
     } catch (error) {
       if (error instanceof IpmoveError && error.kind === 'not-found') {
         const where = project ? `a failover IP of project ${project} nor` : ''
         throw notFound(
-          `${ip.block} is neither ${where} a failover IP of this account (/ip)`.replace(
+          `${location.block} is neither ${where} a failover IP of this account (/ip)`.replace(
             'neither  a',
             'not a',
           ),
@@ -369,10 +368,10 @@ export class OvhProvider implements Provider {
 
   // ---- state ----------------------------------------------------------------
 
-  private cloudState(failover: FailoverIp): IpState {
+  private cloudState(failover: FailoverIp, projectId: string): IpState {
     const pending = failover.status !== 'ok'
     const holder = failover.routedTo
-      ? { id: failover.routedTo, name: this.instanceName(failover.routedTo) }
+      ? { id: failover.routedTo, name: this.instanceName(failover.routedTo, projectId) }
       : null
     return {
       holder,
@@ -382,12 +381,8 @@ export class OvhProvider implements Provider {
     }
   }
 
-  private instanceName(id: string): string | undefined {
-    const known = this.instanceNames.get(id)
-    if (known) return known
-    const location = this.location
-    if (location?.kind !== 'cloud') return undefined
-    return this.cache.get(`instance-name:${location.projectId}:${id}`)
+  private instanceName(id: string, projectId: string): string | undefined {
+    return this.instanceNames.get(id) ?? this.cache.get(`instance-name:${projectId}:${id}`)
   }
 
   /**

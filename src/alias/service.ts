@@ -1,6 +1,4 @@
 import { IpmoveError, usageError } from '../errors.js'
-import { DEFAULT_LOCK_WAIT_MS, withIpLock } from '../lock.js'
-import { type Logger, MemoryLogger } from '../output.js'
 import { type IpBlock, parseIp, shown, validateInterface } from '../validate.js'
 import { type AnnounceSettings, type AnnounceTool, announceBurst, findAnnounceTool } from './announce.js'
 import { type AddressDriver, type AddressEntry, findAddress, localError } from './driver.js'
@@ -15,11 +13,15 @@ export interface AddAliasOptions {
   announce: AnnounceSettings | false
   /** IPv6: skip duplicate address detection (Linux), so the address is usable at once. */
   nodad?: boolean
+  /** The platform's driver by default. */
+  driver?: AddressDriver
 }
 
 export interface AliasTarget {
   ip: string | IpBlock
   interface: string
+  /** The platform's driver by default. */
+  driver?: AddressDriver
 }
 
 export type Announced =
@@ -104,7 +106,7 @@ export class LocalAddress {
     const iface = validateInterface(options.interface)
     const label = options.label === undefined ? undefined : checkLabel(options.label, iface, ip)
     const announce = checkAnnounce(options.announce)
-    const driver = await pickDriver()
+    const driver = options.driver ?? (await pickDriver())
     await driver.list(iface) // a missing interface fails here, before anything changes
     const tool = announce ? await findAnnounceTool(ip.version) : undefined
     return new LocalAddress(ip, iface, label, announce, options.nodad, driver, tool)
@@ -157,23 +159,9 @@ export async function addAlias(options: AddAliasOptions): Promise<AddAliasResult
 export async function removeAlias(options: AliasTarget): Promise<AliasResult> {
   const ip = toBlock(options.ip)
   const iface = validateInterface(options.interface)
-  const driver = await pickDriver()
+  const driver = options.driver ?? (await pickDriver())
   const changed = await driver.remove({ ip, iface })
   return { ip: ip.block, interface: iface, changed }
-}
-
-/**
- * The demoted state of a failover pair: drop the address, announce nothing
- * (the new holder does that), and never touch the cloud.
- */
-export async function releaseAlias(
-  options: AliasTarget,
-  log: Logger = new MemoryLogger(),
-): Promise<AliasResult> {
-  const ip = toBlock(options.ip)
-  // A move of the same IP still running on this host finishes first, then the address goes.
-  const lock = { env: process.env, signal: AbortSignal.timeout(DEFAULT_LOCK_WAIT_MS), log }
-  return withIpLock(ip.block, lock, () => removeAlias({ ...options, ip }))
 }
 
 /** Every address of one interface, or of all. */

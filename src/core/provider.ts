@@ -38,6 +38,7 @@ export interface LocateRequest {
   interface?: string
 }
 
+/** What a provider found: the IP, its state, and the desired holder. */
 export interface Located {
   /** The IP, as the provider found it. */
   ip: IpBlock
@@ -57,19 +58,27 @@ export interface Located {
 }
 
 /**
- * One cloud's way of routing an IP. A provider instance is bound to one IP by
- * `locate`; `read` and `write` then act on that IP. Providers talk HTTP; the
- * engine never does. Providers throw IpmoveError with the documented exit codes.
+ * A located IP, with reads and writes bound to it: there is no way to read or
+ * write before locating, and two handles never share state.
+ */
+export interface LocatedIp extends Located {
+  read(signal: AbortSignal): Promise<IpState>
+  /**
+   * Ask the API, once, to route the IP to `target`. Return the state the API
+   * answered with when it tells one (saves a poll); undefined otherwise.
+   */
+  write(target: Holder, signal: AbortSignal): Promise<IpState | undefined>
+}
+
+/**
+ * One cloud's way of routing an IP. `locate` finds an IP and returns a handle
+ * that reads and writes it; a provider may locate many IPs, one after the
+ * other or side by side. Providers talk HTTP; the engine never does.
+ * Providers throw IpmoveError, whose kind says what went wrong.
  */
 export interface Provider {
   readonly name: string
-  locate(request: LocateRequest, signal: AbortSignal): Promise<Located>
-  read(signal: AbortSignal): Promise<IpState>
-  /**
-   * Ask the API, once, to route the located IP to `target`. Return the state
-   * the API answered with when it tells one (saves a poll); undefined otherwise.
-   */
-  write(target: Holder, signal: AbortSignal): Promise<IpState | undefined>
+  locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp>
   /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number
   /** Of those, how many were sequential: requests sent side by side count once. */

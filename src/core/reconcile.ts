@@ -5,7 +5,7 @@ import {
   describeHolder,
   type Holder,
   type IpState,
-  type Located,
+  type LocatedIp,
   type Provider,
   sameHolder,
 } from './provider.js'
@@ -51,7 +51,7 @@ export const DEFAULT_POLL = { first: 250, max: 2_000 }
  */
 export async function reconcile(
   provider: Provider,
-  located: Located,
+  located: LocatedIp,
   options: ReconcileOptions,
   log: Logger,
 ): Promise<ReconcileResult> {
@@ -87,7 +87,7 @@ export async function reconcile(
       mayWrite = false
       from = state.holder
       try {
-        const answered = await provider.write(target, signal)
+        const answered = await located.write(target, signal)
         writes++
         if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
@@ -114,7 +114,7 @@ export async function reconcile(
       throw timedOut(state, target)
     }
     delay = Math.min(delay * 1.5, poll.max)
-    state = await readOrTimeout(provider, signal, state, target)
+    state = await readOrTimeout(located, signal, state, target)
     if (mayWrite && writes > 0 && (state.pending || sameHolder(state.holder, target))) {
       // The ambiguous write did land after all.
       mayWrite = false
@@ -122,9 +122,9 @@ export async function reconcile(
   }
 }
 
-async function readOrTimeout(provider: Provider, signal: AbortSignal, last: IpState, target: Holder) {
+async function readOrTimeout(located: LocatedIp, signal: AbortSignal, last: IpState, target: Holder) {
   try {
-    return await provider.read(signal)
+    return await located.read(signal)
   } catch (error) {
     if (signal.aborted) throw timedOut(last, target)
     throw error

@@ -1,8 +1,7 @@
-import { showAliases } from '../alias/service.js'
-import { describeHolder, type Holder } from '../core/provider.js'
+import { carriedHere, describeLocated, locateIp } from '../core/converge.js'
+import type { Holder } from '../core/provider.js'
 import type { Logger } from '../output.js'
-import type { IpBlock } from '../validate.js'
-import { prepare, type TargetOptions } from './move.js'
+import { prepare, type TargetOptions } from './target.js'
 
 export interface StatusResult {
   ip: string
@@ -25,7 +24,8 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
   const { provider } = prepared
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   try {
-    const located = await provider.locate(
+    const located = await locateIp(
+      provider,
       {
         ip: prepared.ip,
         ipId: prepared.ipId,
@@ -34,14 +34,12 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
         needTarget: false,
       },
       signal,
+      prepared.ip?.block ?? `the IP with id ${prepared.ipId}`,
     )
     const { ip, state } = located
     const pending = state.pending ? `; pending: ${state.note ?? 'operation in progress'}` : ''
     const local = await carriedHere(ip, prepared.interface, log)
-    const where = located.scope ? `, project ${describeHolder(located.scope)}` : ''
-    log.info(
-      `${ip.block} (${provider.name} ${located.kind}${where}) is on ${describeHolder(state.holder)}${pending}`,
-    )
+    log.info(`${describeLocated(provider, located)}${pending}`)
     if (local) {
       const on = prepared.interface ? ` on ${prepared.interface}` : ''
       log.info(
@@ -65,22 +63,5 @@ export async function ipStatus(options: TargetOptions, log: Logger): Promise<Sta
     }
   } finally {
     provider.close()
-  }
-}
-
-/** Which of this host's interfaces carry the address (all of them, or the one given). */
-async function carriedHere(
-  ip: IpBlock,
-  iface: string | undefined,
-  log: Logger,
-): Promise<StatusResult['local'] | undefined> {
-  try {
-    const entries = await showAliases(iface === undefined ? {} : { interface: iface })
-    const interfaces = entries.filter((e) => e.address === ip.address).map((e) => e.iface)
-    return { carried: interfaces.length > 0, interfaces }
-  } catch (error) {
-    // A status read must not fail because the local side cannot be listed (no ip(8), a laptop…).
-    log.debug(`status: could not list local addresses: ${(error as Error).message}`)
-    return undefined
   }
 }

@@ -17,9 +17,10 @@ import Move from '../../commands/move.js'
 import Release from '../../commands/release.js'
 import Status from '../../commands/status.js'
 import { findAnnounceTool, startRefresh } from '../../src/alias/announce.js'
-import { addAlias, releaseAlias, removeAlias, showAliases } from '../../src/alias/service.js'
+import { addAlias, removeAlias, showAliases } from '../../src/alias/service.js'
 import { IpmoveError } from '../../src/errors.js'
 import { exitOf } from '../../src/exit-codes.js'
+import { releaseIp } from '../../src/services/release.js'
 import { parseIp } from '../../src/validate.js'
 
 const commands: Record<string, Command.Class> = {
@@ -58,7 +59,7 @@ async function refreshFor(o: RefreshFor): Promise<{ errors: string[] }> {
 const services: Record<string, (options: any) => Promise<unknown>> = {
   addAlias,
   removeAlias,
-  releaseAlias,
+  releaseIp,
   showAliases,
   refreshFor,
 }

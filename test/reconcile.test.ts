@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest'
+import { reconcile } from '../src/core/reconcile.js'
+import { IpmoveError } from '../src/errors.js'
+import { MemoryLogger } from '../src/output.js'
+import { failure } from './helpers/errors.js'
+import { FakeProvider } from './helpers/fake-provider.js'
+
+const POLL = { first: 1, max: 5 }
+
+async function run(
+  cloud: FakeProvider,
+  options: { dryRun?: boolean; wait?: boolean; timeoutMs?: number } = {},
+) {
+  const signal = AbortSignal.timeout(options.timeoutMs ?? 5_000)
+  const located = await cloud.locate({ ip: cloud.ip, needTarget: true }, signal)
+  const log = new MemoryLogger()
+  const result = reconcile(
+    cloud,
+    located,
+    {
+      target: located.target!,
+      wait: options.wait ?? true,
+      dryRun: options.dryRun ?? false,
+      signal,
+      pollMs: POLL,
+    },
+    log,
+  )
+  return { result, log }
+}
+
+const writes = (cloud: FakeProvider) => cloud.calls.filter((call) => call.startsWith('write'))
+
+describe('reconcile, on an in-memory cloud', () => {
+  it('writes nothing when the IP is already on the target', async () => {
+    const cloud = new FakeProvider({ holder: 'self' })
+    const result = await (await run(cloud)).result
+    expect(result).toMatchObject({ outcome: 'in-place', writes: 0 })
+    expect(cloud.calls).toEqual(['locate'])
+  })
+
+  it('writes once, then polls until the API shows the target', async () => {
+    const cloud = new FakeProvider({ settleReads: 2 })
+    const result = await (await run(cloud)).result
+    expect(result).toMatchObject({ outcome: 'moved', writes: 1, from: { id: 'web-2' }, to: { id: 'self' } })
+    expect(cloud.calls).toEqual(['locate', 'write self', 'read', 'read', 'read'])
+    expect(cloud.holder?.id).toBe('self')
+  })
+
+  it('waits for an operation already pending, then writes once', async () => {
+    const cloud = new FakeProvider()
+    cloud.startForeignMove('web-3', 2)
+    const { result, log } = await run(cloud)
+    expect(await result).toMatchObject({ outcome: 'moved', writes: 1, from: { id: 'web-3' } })
+    expect(cloud.calls).toEqual(['locate', 'read', 'read', 'read', 'write self', 'read', 'read'])
+    expect(log.lines.join('\n')).toMatch(
+      /an operation is already pending \(another move\); waiting for it first/,
+    )
+  })
+
+  it('writes nothing when a pending operation was already bringing the IP to the target', async () => {
+    const cloud = new FakeProvider()
+    cloud.startForeignMove('self', 1)
+    expect(await (await run(cloud)).result).toMatchObject({ outcome: 'in-place', writes: 0 })
+    expect(writes(cloud)).toEqual([])
+  })
+
+  it('does not write again after an ambiguous write that landed', async () => {
+    const cloud = new FakeProvider()
+    cloud.writeFaults.push('ambiguous-landed')
+    const { result, log } = await run(cloud)
+    expect(await result).toMatchObject({ outcome: 'moved' })
+    expect(writes(cloud)).toEqual(['write self'])
+    expect(log.lines.join('\n')).toMatch(/may not have reached fake .*; checking/)
+  })
+
+  it('writes once more after an ambiguous write the API never saw', async () => {
+    const cloud = new FakeProvider()
+    cloud.writeFaults.push('ambiguous-lost')
+    expect(await (await run(cloud)).result).toMatchObject({ outcome: 'moved', writes: 2 })
+    expect(writes(cloud)).toEqual(['write self', 'write self'])
+    expect(cloud.holder?.id).toBe('self')
+  })
+
+  it('waits and writes again when the API says busy', async () => {
+    const cloud = new FakeProvider()
+    cloud.writeFaults.push('busy')
+    expect(await (await run(cloud)).result).toMatchObject({ outcome: 'moved', writes: 1 })
+    expect(writes(cloud)).toEqual(['write self', 'write self'])
+  })
+
+  it('stops, superseded, when a third holder appears after our write', async () => {
+    const cloud = new FakeProvider({ settleReads: 3 })
+    cloud.onRead = (c, n) => {
+      if (n === 1) {
+        c.operation = undefined
+        c.holder = c.host('web-3')
+      }
+    }
+    const error = await failure((await run(cloud)).result)
+    expect(error.kind).toBe('superseded')
+    expect(error.message).toBe('another operation moved the IP to web-3.example (web-3) while ours ran')
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
+  it('passes other write failures through, unretried', async () => {
+    const cloud = new FakeProvider()
+    cloud.writeFaults.push(new IpmoveError('auth', 'fake cloud: not allowed'))
+    expect((await failure((await run(cloud)).result)).kind).toBe('auth')
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
+  it('times out, naming the last state, when the operation never ends', async () => {
+    const cloud = new FakeProvider()
+    cloud.startForeignMove('web-3', 1_000_000)
+    const error = await failure((await run(cloud, { timeoutMs: 50 })).result)
+    expect(error.kind).toBe('timeout')
+    expect(error.message).toMatch(
+      /^timed out before the IP reached self.example \(self\); last seen: another move/,
+    )
+    expect(writes(cloud)).toEqual([])
+  })
+
+  it('writes nothing on a dry run, and returns after the write with wait off', async () => {
+    const dry = new FakeProvider()
+    expect(await (await run(dry, { dryRun: true })).result).toMatchObject({
+      outcome: 'would-move',
+      writes: 0,
+    })
+    expect(writes(dry)).toEqual([])
+    const noWait = new FakeProvider()
+    expect(await (await run(noWait, { wait: false })).result).toMatchObject({
+      outcome: 'accepted',
+      writes: 1,
+    })
+    expect(noWait.calls).toEqual(['locate', 'write self'])
+  })
+})
