@@ -2,8 +2,9 @@ import http, { type IncomingHttpHeaders } from 'node:http'
 import https from 'node:https'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pRetry from 'p-retry'
-import { IpmoveError } from '../src/errors.js'
+import { IpmoveError, usageError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
+import { shown } from '../src/validate.js'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
@@ -42,6 +43,11 @@ export interface HttpClientOptions {
   retries?: number
   minBackoffMs?: number
   maxBackoffMs?: number
+  /**
+   * How long to wait before retrying a 429 or 503 that carries no Retry-After,
+   * from the API's own headers (e.g. Hetzner's RateLimit-Reset); undefined: back off as usual.
+   */
+  rateLimitWaitMs?: (headers: IncomingHttpHeaders) => number | undefined
   log: Logger
 }
 
@@ -92,7 +98,8 @@ export class HttpClient {
    */
   rounds = 0
   private inFlight = 0
-  private readonly options: Required<Omit<HttpClientOptions, 'log'>> & { log: Logger }
+  private readonly options: Required<Omit<HttpClientOptions, 'log' | 'rateLimitWaitMs'>> &
+    Pick<HttpClientOptions, 'log' | 'rateLimitWaitMs'>
 
   constructor(options: HttpClientOptions) {
     this.options = {
@@ -123,7 +130,13 @@ export class HttpClient {
           try {
             const response = await this.once(request, signal)
             if (RETRY_ANY.has(response.status) || (!write && RETRY_READS.has(response.status))) {
-              throw new RetryableError(`HTTP ${response.status}`, retryAfterMs(response.headers))
+              throw new RetryableError(
+                `HTTP ${response.status}`,
+                retryAfterMs(response.headers) ??
+                  (RETRY_ANY.has(response.status)
+                    ? this.options.rateLimitWaitMs?.(response.headers)
+                    : undefined),
+              )
             }
             if (write && RETRY_READS.has(response.status)) {
               throw new TransportError(`HTTP ${response.status}`, true, response)
@@ -222,6 +235,25 @@ export class HttpClient {
       this.inFlight--
     })
   }
+}
+
+/**
+ * An API base URL from a setting or the environment: https://, or http:// on
+ * loopback only (emulators), and no credentials, query or fragment in it.
+ */
+export function apiBaseUrl(value: string, where: string): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw usageError(`${where} ${shown(value)} is not a URL`)
+  }
+  const loopback = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/.test(url.hostname)
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
+    throw usageError(`${where} ${shown(value)} must be https:// (http:// only on loopback, for emulators)`)
+  if (url.username || url.password || url.search || url.hash)
+    throw usageError(`${where} ${shown(value)} must not carry credentials, a query or a fragment`)
+  return url
 }
 
 /** The error for an API that could not be reached; an ambiguous write may have landed all the same. */

@@ -47,7 +47,7 @@ export const HETZNER_TOKENS = {
 } as const
 
 export const HETZNER_IDS = {
-  servers: { web1: 1001, web2: 1002, twinA: 1003, twinB: 1004, nbg: 1005 },
+  servers: { web1: 1001, web2: 1002, db1: 1003, db2: 1004, nbg: 1005 },
   floatingIps: { v4: 42, v6: 43, spare: 44 },
 } as const
 
@@ -72,8 +72,8 @@ export function defaultHetznerFixture(): HetznerFixture {
     servers: [
       server(servers.web1, 'web-1', 'fsn1', 11),
       server(servers.web2, 'web-2', 'fsn1', 12),
-      server(servers.twinA, 'twin', 'fsn1', 13),
-      server(servers.twinB, 'twin', 'nbg1', 14),
+      server(servers.db1, 'db-1', 'fsn1', 13),
+      server(servers.db2, 'db-2', 'nbg1', 14),
       server(servers.nbg, 'web-nbg', 'nbg1', 15),
     ],
     floatingIps: [
@@ -110,7 +110,7 @@ export function defaultHetznerFixture(): HetznerFixture {
 export function parseHetznerFixture(value: unknown, source: string): HetznerFixture {
   const c = fixtureChecks(source)
   const root = c.object(value, 'the fixture')
-  return {
+  const fixture: HetznerFixture = {
     tokens: c.list(root.tokens, 'tokens', (x, w) => {
       const o = c.object(x, w)
       return { token: c.text(o.token, `${w}.token`), readOnly: o.readOnly === true }
@@ -138,5 +138,25 @@ export function parseHetznerFixture(value: unknown, source: string): HetznerFixt
     }),
     rateLimitPerHour:
       root.rateLimitPerHour === undefined ? 3600 : c.integer(root.rateLimitPerHour, 'rateLimitPerHour'),
+  }
+  checkUniqueNames(fixture, c.fail)
+  return fixture
+}
+
+/** Server and floating IP names are unique per project: the API refuses duplicates (uniqueness_error). */
+export function checkUniqueNames(
+  fixture: HetznerFixture,
+  fail: (where: string, what: string) => never,
+): void {
+  for (const [list, noun] of [
+    [fixture.servers, 'servers'],
+    [fixture.floatingIps, 'floatingIps'],
+  ] as const) {
+    const seen = new Set<string>()
+    list.forEach((item, i) => {
+      if (seen.has(item.name))
+        fail(`${noun}[${i}].name`, `repeats ${JSON.stringify(item.name)}: names are unique per project`)
+      seen.add(item.name)
+    })
   }
 }

@@ -33,6 +33,9 @@
  * - metadata at `http://169.254.169.254/hetzner/v1/metadata[/hostname|/instance-id|
  *   /public-ipv4|/region|/availability-zone]`, plain text (YAML for the summary).
  *
+ * - server and floating IP names are unique per project (the fixture refuses
+ *   duplicates);
+ *
  * Unconfirmed, chosen here:
  * - the HTTP status of `unauthorized` (401), `forbidden`/`token_readonly` (403),
  *   `not_found` (404), `invalid_input`/`json_error` (400), and every message text
@@ -66,6 +69,7 @@ import {
 } from '../rest.js'
 import type { EmulatorOptions, RunningEmulator } from '../server.js'
 import {
+  checkUniqueNames,
   defaultHetznerFixture,
   type HetznerFixture,
   type HetznerFixtureFloatingIp,
@@ -200,6 +204,9 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RecordedHetzner
   constructor(options: HetznerEmulatorOptions) {
     super(options, 1000)
     const fixture = structuredClone(options.fixture ?? defaultHetznerFixture())
+    checkUniqueNames(fixture, (where, what) => {
+      throw usageError(`the fixture: ${where} ${what}`)
+    })
     for (const ip of fixture.floatingIps) {
       const block = parseIp(ip.ip, `floating IP ${ip.id}`)
       if ((ip.type === 'ipv4') !== (block.version === 4))
