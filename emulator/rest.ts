@@ -297,6 +297,25 @@ export function bearerToken(request: IncomingMessage): string | undefined {
   return match?.[1]
 }
 
+/**
+ * `page` and `per_page` from a list request: the defaults when absent, at most
+ * `maxPerPage`, and the API's own error (`invalid(name)`) when not a positive integer.
+ */
+export function pageParams(
+  query: URLSearchParams,
+  defaultPerPage: number,
+  maxPerPage: number,
+  invalid: (name: string) => RestError,
+): { page: number; perPage: number } {
+  const number = (name: string, fallback: number, max: number) => {
+    const text = query.get(name)
+    if (text === null) return fallback
+    if (!/^\d{1,6}$/.test(text) || Number(text) < 1) throw invalid(name)
+    return Math.min(Number(text), max)
+  }
+  return { perPage: number('per_page', defaultPerPage, maxPerPage), page: number('page', 1, 1_000_000) }
+}
+
 /** A whole number from a JSON body field (numbers only, as the APIs' schemas say). */
 export function integerField(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isSafeInteger(value) ? value : undefined

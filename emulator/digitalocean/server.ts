@@ -45,6 +45,7 @@ import { type EmulateFlags, emulateServices } from '../emulate.js'
 import {
   bearerToken,
   integerField,
+  pageParams,
   type RestAnswer,
   RestEmulator,
   RestError,
@@ -435,14 +436,9 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
     headers: IncomingMessage['headers'],
     json: (item: T) => unknown,
   ): unknown {
-    const number = (name: string, fallback: number, max: number) => {
-      const text = query.get(name)
-      if (text === null) return fallback
-      if (!/^\d{1,6}$/.test(text) || Number(text) < 1) throw apiError(400, 'bad_request', `invalid ${name}`)
-      return Math.min(Number(text), max)
-    }
-    const perPage = number('per_page', 20, 200)
-    const page = number('page', 1, 1_000_000)
+    const { page, perPage } = pageParams(query, 20, 200, (name) =>
+      apiError(400, 'bad_request', `invalid ${name}`),
+    )
     const last = Math.max(1, Math.ceil(items.length / perPage))
     const url = (n: number) => {
       const next = new URLSearchParams(query)

@@ -58,6 +58,7 @@ import {
   bearerToken,
   integerField,
   isoSeconds,
+  pageParams,
   RequestBudget,
   type RestAnswer,
   RestEmulator,
@@ -164,14 +165,9 @@ function location(name: string) {
 
 /** `page`/`per_page` over a list, with the API's `meta.pagination`. */
 function paginate<T>(items: T[], query: URLSearchParams): { page: T[]; meta: unknown } {
-  const number = (name: string, fallback: number, max: number) => {
-    const text = query.get(name)
-    if (text === null) return fallback
-    if (!/^\d{1,6}$/.test(text) || Number(text) < 1) throw invalidField(name, 'must be a positive integer')
-    return Math.min(Number(text), max)
-  }
-  const perPage = number('per_page', 25, 50)
-  const page = number('page', 1, 1_000_000)
+  const { page, perPage } = pageParams(query, 25, 50, (name) =>
+    invalidField(name, 'must be a positive integer'),
+  )
   const lastPage = Math.max(1, Math.ceil(items.length / perPage))
   return {
     page: items.slice((page - 1) * perPage, page * perPage),

@@ -45,6 +45,7 @@ import { usageError } from '../../src/errors.js'
 import { parseIp, shown } from '../../src/validate.js'
 import { type EmulateFlags, emulateServices } from '../emulate.js'
 import {
+  pageParams,
   type RestAnswer,
   RestEmulator,
   RestError,
@@ -304,17 +305,9 @@ class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RecordedScale
       query: URLSearchParams,
       json: (item: T) => unknown,
     ): RestAnswer => {
-      const number = (name: string, fallback: number, max: number) => {
-        const text = query.get(name)
-        if (text === null) return fallback
-        if (!/^\d{1,6}$/.test(text) || Number(text) < 1)
-          throw apiError(400, 'invalid_request_error', 'Validation Error', {
-            fields: { [name]: ['invalid'] },
-          })
-        return Math.min(Number(text), max)
-      }
-      const perPage = number('per_page', 50, 100)
-      const n = number('page', 1, 1_000_000)
+      const { page: n, perPage } = pageParams(query, 50, 100, (name) =>
+        apiError(400, 'invalid_request_error', 'Validation Error', { fields: { [name]: ['invalid'] } }),
+      )
       return {
         body: { total_count: items.length, [key]: items.slice((n - 1) * perPage, n * perPage).map(json) },
         headers: { 'X-Total-Count': String(items.length) },
