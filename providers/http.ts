@@ -2,9 +2,8 @@ import http, { type IncomingHttpHeaders } from 'node:http'
 import https from 'node:https'
 import { setTimeout as sleep } from 'node:timers/promises'
 import pRetry from 'p-retry'
-import { IpmoveError, usageError } from '../src/errors.js'
+import { IpmoveError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
-import { shown } from '../src/validate.js'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
@@ -235,25 +234,6 @@ export class HttpClient {
       this.inFlight--
     })
   }
-}
-
-/**
- * An API base URL from a setting or the environment: https://, or http:// on
- * loopback only (emulators), and no credentials, query or fragment in it.
- */
-export function apiBaseUrl(value: string, where: string): URL {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    throw usageError(`${where} ${shown(value)} is not a URL`)
-  }
-  const loopback = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/.test(url.hostname)
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback))
-    throw usageError(`${where} ${shown(value)} must be https:// (http:// only on loopback, for emulators)`)
-  if (url.username || url.password || url.search || url.hash)
-    throw usageError(`${where} ${shown(value)} must not carry credentials, a query or a fragment`)
-  return url
 }
 
 /** The error for an API that could not be reached; an ambiguous write may have landed all the same. */

@@ -56,11 +56,14 @@ try {
   emulator.stop()
 }
 
-/** Refuses every request as the API would refuse bad credentials: OVH's JSON, Hetzner's JSON, EC2's XML. */
+/** Refuses every request as the API would refuse bad credentials: OVH's, Hetzner's and DigitalOcean's JSON, EC2's XML. */
 const refusing = createServer((req, res) => {
   req.resume()
   req.on('end', () => {
-    if (req.url?.startsWith('/v1/')) {
+    if (req.url?.startsWith('/v2/')) {
+      res.writeHead(401, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify({ id: 'unauthorized', message: 'Unable to authenticate you.' }))
+    } else if (req.url?.startsWith('/v1/')) {
       res.writeHead(401, { 'Content-Type': 'application/json' })
       res.end(
         JSON.stringify({ error: { code: 'unauthorized', message: 'unable to authenticate', details: {} } }),
@@ -120,6 +123,8 @@ const awsArgs = [
 ]
 const hetznerArgs = [BIN, '--provider', 'hetzner', '--ip', '203.0.113.5', '--instance', 'web-2', '--dry-run']
 const hetznerEnv = isolatedEnv({ HCLOUD_ENDPOINT: `${origin}/v1`, HCLOUD_TOKEN: 'bench-token' })
+const doArgs = [BIN, '--provider', 'digitalocean', '--ip', '203.0.113.5', '--instance', 'web-2', '--dry-run']
+const doEnv = isolatedEnv({ DIGITALOCEAN_API_URL: origin, DIGITALOCEAN_ACCESS_TOKEN: 'bench-token' })
 const ovhEnv = isolatedEnv({
   OVH_ENDPOINT: `${origin}/1.0`,
   OVH_APPLICATION_KEY: 'bench-ak',
@@ -135,12 +140,14 @@ const awsEnv = isolatedEnv({
 let ovhPath
 let awsPath
 let hetznerPath
+let doPath
 try {
   await timeAsync(awsArgs, awsEnv, 3) // warm the file cache for the AWS chunks too
   await timeAsync(hetznerArgs, hetznerEnv, 3)
   ovhPath = await timeAsync(ovhArgs, ovhEnv, 3)
   awsPath = await timeAsync(awsArgs, awsEnv, 3)
   hetznerPath = await timeAsync(hetznerArgs, hetznerEnv, 3)
+  doPath = await timeAsync(doArgs, doEnv, 3)
 } finally {
   refusing.close()
 }
@@ -159,6 +166,10 @@ console.log(
 
 console.log(
   `Hetzner path (to the API's answer)  ${hetznerPath.toFixed(1)} ms = ${ratio(hetznerPath)}x node, ${(hetznerPath - ovhPath).toFixed(1)} ms more than OVH (target <= 30 ms)`,
+)
+
+console.log(
+  `DigitalOcean path (to the API's answer)  ${doPath.toFixed(1)} ms = ${ratio(doPath)}x node, ${(doPath - ovhPath).toFixed(1)} ms more than OVH (target <= 30 ms)`,
 )
 
 // The LAN part (needs root; skips with a message otherwise).

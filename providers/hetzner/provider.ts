@@ -17,16 +17,11 @@ import type {
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { type Logger, registerSecret } from '../../src/output.js'
+import { registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp, shown } from '../../src/validate.js'
-import {
-  apiBaseUrl,
-  HttpClient,
-  type HttpResponse,
-  type Method,
-  TransportError,
-  unreachable,
-} from '../http.js'
+import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import type { HttpResponse, Method } from '../http.js'
+import { apiBaseUrl } from '../token-settings.js'
 
 const DEFAULT_ENDPOINT = 'https://api.hetzner.cloud/v1'
 const METADATA_URL = 'http://169.254.169.254/hetzner/v1/metadata'
@@ -67,18 +62,22 @@ const BUSY_CODES = new Set(['locked', 'conflict'])
 export class HetznerProvider implements Provider {
   readonly name = 'hetzner'
   readonly hasCloudApi = true
-  private readonly http: HttpClient
+  private readonly api: BearerApi
   /** Server names by id, for reports: from the metadata service, lookups and the cache. */
   private readonly serverNames = new Map<string, string>()
 
   private constructor(
-    private readonly baseUrl: string,
-    private readonly token: string,
+    api: Omit<ConstructorParameters<typeof BearerApi>[0], 'title' | 'tag' | 'toError' | 'rateLimitWaitMs'>,
     private readonly metadataUrl: URL,
     private readonly cache: IdCache,
-    private readonly log: Logger,
   ) {
-    this.http = new HttpClient({ log, rateLimitWaitMs: rateLimitWait })
+    this.api = new BearerApi({
+      ...api,
+      title: 'Hetzner Cloud API',
+      tag: 'hetzner',
+      toError: apiError,
+      rateLimitWaitMs: rateLimitWait,
+    })
   }
 
   static async create(context: ProviderContext): Promise<HetznerProvider> {
@@ -92,21 +91,22 @@ export class HetznerProvider implements Provider {
     registerSecret(token)
     const where = env.HCLOUD_ENDPOINT ? 'HCLOUD_ENDPOINT' : 'endpoint='
     const base = apiBaseUrl(env.HCLOUD_ENDPOINT || settings.endpoint || DEFAULT_ENDPOINT, where)
-    const metadata = apiMetadataUrl(env.IPMOVE_HETZNER_METADATA_URL || METADATA_URL)
-    return new HetznerProvider(base.href.replace(/\/+$/, ''), token, metadata, context.cache, context.log)
+    const metadata = urlFrom(env.IPMOVE_HETZNER_METADATA_URL || METADATA_URL, 'IPMOVE_HETZNER_METADATA_URL')
+    const baseUrl = base.href.replace(/\/+$/, '')
+    return new HetznerProvider({ baseUrl, token, log: context.log }, metadata, context.cache)
   }
 
   get requests(): number {
-    return this.http.attempts
+    return this.api.requests
   }
 
   get roundTrips(): number {
-    return this.http.rounds
+    return this.api.roundTrips
   }
 
   close(): void {
     this.cache.save()
-    this.http.close()
+    this.api.close()
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
@@ -130,10 +130,10 @@ export class HetznerProvider implements Provider {
       state: this.state(floating),
       read: async (readSignal) => {
         const [current, running] = await Promise.all([
-          this.call<{ floating_ip: FloatingIp }>('GET', `/floating_ips/${floating.id}`, readSignal),
+          this.api.call<{ floating_ip: FloatingIp }>('GET', `/floating_ips/${floating.id}`, readSignal),
           action === undefined
             ? undefined
-            : this.call<{ action: Action }>('GET', `/actions/${action}`, readSignal),
+            : this.api.call<{ action: Action }>('GET', `/actions/${action}`, readSignal),
         ])
         const state = this.state(current.floating_ip)
         if (!running) return state
@@ -150,7 +150,7 @@ export class HetznerProvider implements Provider {
       write: async (to, writeSignal) => {
         const server = Number(to.id)
         try {
-          const answer = await this.call<{ action: Action }>(
+          const answer = await this.api.call<{ action: Action }>(
             'POST',
             `/floating_ips/${floating.id}/actions/assign`,
             writeSignal,
@@ -192,7 +192,7 @@ export class HetznerProvider implements Provider {
     const { ip, ipId } = request
     if (ipId !== undefined) {
       if (!/^\d{1,19}$/.test(ipId)) throw usageError(`--ip-id ${shown(ipId)} is not a Hetzner floating IP id`)
-      const found = (await this.call<{ floating_ip: FloatingIp }>('GET', `/floating_ips/${ipId}`, signal))
+      const found = (await this.api.call<{ floating_ip: FloatingIp }>('GET', `/floating_ips/${ipId}`, signal))
         .floating_ip
       if (ip && !holdsAddress(found, ip))
         throw usageError(`--ip ${ip.block} and --ip-id ${ipId} (${found.ip}) name different IPs`)
@@ -203,8 +203,9 @@ export class HetznerProvider implements Provider {
     const cached = this.cache.get(key)
     if (cached) {
       try {
-        const found = (await this.call<{ floating_ip: FloatingIp }>('GET', `/floating_ips/${cached}`, signal))
-          .floating_ip
+        const found = (
+          await this.api.call<{ floating_ip: FloatingIp }>('GET', `/floating_ips/${cached}`, signal)
+        ).floating_ip
         if (holdsAddress(found, address)) return found
       } catch (error) {
         if (!(error instanceof IpmoveError && error.kind === 'not-found')) throw error
@@ -213,7 +214,7 @@ export class HetznerProvider implements Provider {
     }
     // The API cannot filter floating IPs by address: list them, page by page.
     for (let page = 1; ; page++) {
-      const list = await this.call<{ floating_ips: FloatingIp[] } & Paged>(
+      const list = await this.api.call<{ floating_ips: FloatingIp[] } & Paged>(
         'GET',
         `/floating_ips?page=${page}&per_page=${PER_PAGE}`,
         signal,
@@ -233,7 +234,7 @@ export class HetznerProvider implements Provider {
     const key = `server:${instance}`
     const cached = this.cache.get(key)
     if (cached) return this.named(cached, this.cache.get(`server-name:${cached}`) ?? instance)
-    const { servers } = await this.call<{ servers: Server[] }>(
+    const { servers } = await this.api.call<{ servers: Server[] }>(
       'GET',
       `/servers?name=${encodeURIComponent(instance)}`,
       signal,
@@ -246,7 +247,7 @@ export class HetznerProvider implements Provider {
     }
     let found = exact[0]
     if (!found && /^\d{1,19}$/.test(instance)) {
-      found = (await this.call<{ server: Server }>('GET', `/servers/${instance}`, signal)).server
+      found = (await this.api.call<{ server: Server }>('GET', `/servers/${instance}`, signal)).server
     }
     if (!found) throw notFound(`no server ${JSON.stringify(instance)} in this Hetzner Cloud project`)
     this.cache.set(key, String(found.id))
@@ -261,17 +262,7 @@ export class HetznerProvider implements Provider {
 
   /** This host: the metadata service's summary gives the id and the name in one request. */
   private async thisServer(signal: AbortSignal): Promise<Holder> {
-    let response: HttpResponse
-    try {
-      response = await this.http.send({ method: 'GET', url: this.metadataUrl }, signal)
-    } catch (error) {
-      if (error instanceof TransportError) {
-        throw usageError(
-          `--instance was omitted and this host's metadata service (${this.metadataUrl.host}) did not answer: ${error.message}`,
-        )
-      }
-      throw error
-    }
+    const response = await this.api.metadata(this.metadataUrl, signal)
     const values = new Map<string, string>()
     for (const line of response.text.split('\n')) {
       const match = /^([a-z0-9-]+):\s*(.*?)\s*$/.exec(line)
@@ -287,49 +278,9 @@ export class HetznerProvider implements Provider {
     if (name) this.cache.set(`server-name:${id}`, name)
     return name ? this.named(id, name) : { id }
   }
-
-  // ---- HTTP -----------------------------------------------------------------
-
-  private async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
-    const url = new URL(this.baseUrl + path)
-    const text = body === undefined ? undefined : JSON.stringify(body)
-    this.log.debug(`hetzner: ${method} ${url.pathname}${url.search}`)
-    let response: HttpResponse
-    try {
-      response = await this.http.send(
-        { method, url, headers: { Authorization: `Bearer ${this.token}` }, body: text },
-        signal,
-      )
-    } catch (error) {
-      if (!(error instanceof TransportError)) throw error
-      if (signal.aborted) {
-        throw new IpmoveError('timeout', `timed out during ${method} ${url.pathname}: ${error.message}`)
-      }
-      throw unreachable('Hetzner Cloud API', error)
-    }
-    logRateLimit(response, this.log)
-    if (response.status >= 300) throw apiError(method, url.pathname, response)
-    return parseJson<T>(response.text) as T
-  }
 }
 
 // ---- helpers ------------------------------------------------------------------
-
-function apiMetadataUrl(value: string): URL {
-  try {
-    return new URL(value)
-  } catch {
-    throw usageError(`IPMOVE_HETZNER_METADATA_URL ${shown(value)} is not a URL`)
-  }
-}
-
-function parseJson<T>(text: string): T | undefined {
-  try {
-    return JSON.parse(text) as T
-  } catch {
-    return undefined
-  }
-}
 
 /** An ipv4 floating IP is one address; an ipv6 one is a /64 network, any address of which is ours. */
 function holdsAddress(floating: FloatingIp, ip: IpBlock): boolean {
@@ -368,13 +319,6 @@ function rateLimitWait(headers: HttpResponse['headers']): number | undefined {
   const oneRequest = Math.ceil(3_600_000 / limit)
   const untilReset = Number.isFinite(reset) ? Math.max(0, reset * 1000 - Date.now()) : oneRequest
   return Math.min(oneRequest, untilReset)
-}
-
-function logRateLimit(response: HttpResponse, log: Logger): void {
-  const remaining = response.headers['ratelimit-remaining']
-  if (remaining !== undefined && Number(remaining) < 10) {
-    log.debug(`hetzner: ${remaining} of ${response.headers['ratelimit-limit']} requests left this hour`)
-  }
 }
 
 /** Map a Hetzner error answer to ipmove's error kinds, keeping the API's code and words. */
