@@ -21,6 +21,7 @@ import { registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp, shown } from '../../src/validate.js'
 import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
+import { network64 } from '../ipv6.js'
 import { apiBaseUrl } from '../token-settings.js'
 
 const DEFAULT_ENDPOINT = 'https://api.hetzner.cloud/v1'
@@ -296,15 +297,7 @@ function holdsAddress(floating: FloatingIp, ip: IpBlock): boolean {
 
 /** Whether two IPv6 addresses share their first 64 bits. */
 function sameNetwork64(a: string, b: string): boolean {
-  return expand6(a).slice(0, 4).join(':') === expand6(b).slice(0, 4).join(':')
-}
-
-function expand6(address: string): string[] {
-  const [head = '', tail = ''] = address.split('::')
-  const left = head ? head.split(':') : []
-  const right = tail ? tail.split(':') : []
-  const zeros = Array(8 - left.length - right.length).fill('0')
-  return (address.includes('::') ? [...left, ...zeros, ...right] : left).map((g) => g.padStart(4, '0'))
+  return network64(a) === network64(b)
 }
 
 /**
