@@ -1,6 +1,6 @@
 /**
- * What the bearer-token JSON APIs (Hetzner Cloud, DigitalOcean) share: one
- * HttpClient, `Authorization: Bearer`, transport failures turned into ipmove's
+ * What the token-authenticated JSON APIs (Hetzner Cloud, DigitalOcean, Scaleway)
+ * share: one HttpClient, the token header, transport failures turned into ipmove's
  * error kinds, the API's own error answers mapped by the provider, and the
  * link-local metadata service that tells "this host".
  */
@@ -21,7 +21,8 @@ export interface BearerApiOptions {
   /** Debug lines start with it, e.g. "hetzner". */
   tag: string
   baseUrl: string
-  token: string
+  /** The credential, as the API wants it: `{ Authorization: 'Bearer …' }`, `{ 'X-Auth-Token': … }`. */
+  authHeaders: Record<string, string>
   log: Logger
   /** The API's error answer as an IpmoveError of the right kind. */
   toError(method: Method, path: string, response: HttpResponse): IpmoveError
@@ -49,7 +50,7 @@ export class BearerApi {
 
   /** A JSON call; error answers become the provider's IpmoveErrors. */
   async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
-    const { baseUrl, token, log, tag, title } = this.options
+    const { baseUrl, authHeaders, log, tag, title } = this.options
     const url = new URL(baseUrl + path)
     log.debug(`${tag}: ${method} ${url.pathname}${url.search}`)
     let response: HttpResponse
@@ -58,7 +59,7 @@ export class BearerApi {
         {
           method,
           url,
-          headers: { Authorization: `Bearer ${token}` },
+          headers: authHeaders,
           body: body === undefined ? undefined : JSON.stringify(body),
         },
         signal,

@@ -5,7 +5,7 @@ import pRetry from 'p-retry'
 import { IpmoveError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
 
-export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
 export interface HttpRequest {
   method: Method

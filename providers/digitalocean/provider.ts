@@ -65,7 +65,7 @@ export class DigitalOceanProvider implements Provider {
   ) {
     this.api = new BearerApi({
       baseUrl,
-      token,
+      authHeaders: { Authorization: `Bearer ${token}` },
       log,
       title: 'DigitalOcean API',
       tag: 'digitalocean',

@@ -94,7 +94,11 @@ export class HetznerProvider implements Provider {
     const base = apiBaseUrl(env.HCLOUD_ENDPOINT || settings.endpoint || DEFAULT_ENDPOINT, where)
     const metadata = urlFrom(env.IPMOVE_HETZNER_METADATA_URL || METADATA_URL, 'IPMOVE_HETZNER_METADATA_URL')
     const baseUrl = base.href.replace(/\/+$/, '')
-    return new HetznerProvider({ baseUrl, token, log: context.log }, metadata, context.cache)
+    return new HetznerProvider(
+      { baseUrl, authHeaders: { Authorization: `Bearer ${token}` }, log: context.log },
+      metadata,
+      context.cache,
+    )
   }
 
   get requests(): number {
