@@ -2,9 +2,7 @@
 import type { ProviderDescriptor } from '../../src/core/provider.js'
 import { usageError } from '../../src/errors.js'
 import { apiBaseUrl, tokenAccountKey } from '../token-settings.js'
-
-/** fr-par-1, nl-ams-2, pl-waw-3… */
-export const SCALEWAY_ZONE = /^[a-z]{2}-[a-z]{3}-\d$/
+import { SCALEWAY_ZONE } from './zone.js'
 
 export const scaleway: ProviderDescriptor = {
   name: 'scaleway',

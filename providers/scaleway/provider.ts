@@ -25,7 +25,7 @@ import { shown } from '../../src/validate.js'
 import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
 import { apiBaseUrl } from '../token-settings.js'
-import { SCALEWAY_ZONE } from './index.js'
+import { SCALEWAY_ZONE } from './zone.js'
 
 const DEFAULT_ENDPOINT = 'https://api.scaleway.com'
 const METADATA_URL = 'http://169.254.42.42'
