@@ -12,6 +12,11 @@ export interface HttpRequest {
   url: URL
   headers?: Record<string, string>
   body?: string
+  /**
+   * Send one attempt only, even on 429/503: for writes to the API, whose second
+   * try the engine decides after a re-read (at most two per run).
+   */
+  once?: boolean
 }
 
 export interface HttpResponse {
@@ -35,9 +40,14 @@ export class TransportError extends Error {
   }
 }
 
+/** No answer ipmove needs comes near this; a bigger one is a fault, not data to hold in memory. */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024
+
 export interface HttpClientOptions {
   /** One attempt's limit; the caller's signal bounds the whole call. */
   requestTimeoutMs?: number
+  /** Answers larger than this are abandoned (exit 9). */
+  maxBodyBytes?: number
   /** Retries after the first attempt, for transient failures only. */
   retries?: number
   minBackoffMs?: number
@@ -103,6 +113,7 @@ export class HttpClient {
   constructor(options: HttpClientOptions) {
     this.options = {
       requestTimeoutMs: 10_000,
+      maxBodyBytes: MAX_BODY_BYTES,
       retries: 4,
       minBackoffMs: 250,
       maxBackoffMs: 4_000,
@@ -147,7 +158,7 @@ export class HttpClient {
           }
         },
         {
-          retries: this.options.retries,
+          retries: request.once ? 0 : this.options.retries,
           minTimeout: this.options.minBackoffMs,
           maxTimeout: this.options.maxBackoffMs,
           randomize: true,
@@ -163,7 +174,7 @@ export class HttpClient {
         },
       )
     } catch (error) {
-      if (error instanceof TransportError) throw error
+      if (error instanceof TransportError || error instanceof IpmoveError) throw error
       // Retryable failures are reads, or writes the server refused to process:
       // either way nothing was written, so the failure is not ambiguous.
       const reason = last?.message ?? (error as Error).message
@@ -203,7 +214,24 @@ export class HttpClient {
       })
       req.on('response', (res) => {
         const chunks: Buffer[] = []
-        res.on('data', (chunk: Buffer) => chunks.push(chunk))
+        let size = 0
+        const tooLarge = () => {
+          req.destroy()
+          const limit = `${this.options.maxBodyBytes / 1024 / 1024} MiB`
+          reject(
+            new IpmoveError(
+              'unexpected',
+              `${request.method} ${request.url.host}${request.url.pathname}: the API answered more than ${limit}; gave up reading it`,
+              { httpStatus: res.statusCode },
+            ),
+          )
+        }
+        if (Number(res.headers['content-length']) > this.options.maxBodyBytes) return tooLarge()
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length
+          if (size > this.options.maxBodyBytes) tooLarge()
+          else chunks.push(chunk)
+        })
         res.on('end', () =>
           resolve({
             status: res.statusCode ?? 0,

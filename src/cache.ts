@@ -1,7 +1,9 @@
-import { createHash } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createHash, randomBytes } from 'node:crypto'
+import { closeSync, constants, openSync, readFileSync, renameSync, unlinkSync } from 'node:fs'
 import { homedir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
+import type { Logger } from './output.js'
+import { createExclusive, privateDirProblem } from './secure-file.js'
 
 /**
  * A small on-disk map of ids and the API clock delta, so a warm hook skips the
@@ -42,17 +44,36 @@ export class FileCache implements IdCache {
   ) {
     if (file === undefined) return
     try {
-      const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown
-      if (parsed && typeof parsed === 'object') this.entries = parsed as Record<string, Entry>
+      // O_NOFOLLOW: the cache is read only from a file of ours, never through a symlink.
+      const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW)
+      try {
+        const parsed = JSON.parse(readFileSync(fd, 'utf8')) as unknown
+        if (parsed && typeof parsed === 'object') this.entries = parsed as Record<string, Entry>
+      } finally {
+        closeSync(fd)
+      }
     } catch {
-      // Missing or corrupt: start empty.
+      // Missing, a symlink or corrupt: start empty.
     }
   }
 
-  /** One file per account, so two accounts on one host never share ids. */
-  static forAccount(env: NodeJS.ProcessEnv, provider: string, account: string): FileCache {
+  /**
+   * One file per account, so two accounts on one host never share ids. The
+   * directory must be private (see privateDirProblem): ids planted by another
+   * user could send the IP to an instance of their choosing. If it is not, the
+   * run goes on with a cache in memory, and a warning says what to configure.
+   */
+  static forAccount(env: NodeJS.ProcessEnv, provider: string, account: string, log: Logger): FileCache {
+    const dir = defaultCacheDir(env)
+    const problem = privateDirProblem(dir, 'IPMOVE_CACHE_DIR')
+    if (problem) {
+      // A directory that cannot be created (a read-only disk) is no news; one others control is.
+      if (problem.unsafe) log.warn(`id cache not used: ${problem.reason}`)
+      else log.debug(`id cache not used: ${problem.reason}`)
+      return new FileCache(undefined)
+    }
     const digest = createHash('sha256').update(`${provider}\0${account}`).digest('hex').slice(0, 16)
-    return new FileCache(join(defaultCacheDir(env), `${provider}-${digest}.json`))
+    return new FileCache(join(dir, `${provider}-${digest}.json`))
   }
 
   get(key: string): string | undefined {
@@ -79,15 +100,19 @@ export class FileCache implements IdCache {
 
   save(): void {
     if (!this.dirty || this.file === undefined) return
+    // Write then rename, so a concurrent reader never sees half a file.
+    const tmp = `${this.file}.${randomBytes(8).toString('hex')}.tmp`
     try {
-      mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 })
-      // Write then rename, so a concurrent reader never sees half a file.
-      const tmp = `${this.file}.${process.pid}.tmp`
-      writeFileSync(tmp, JSON.stringify(this.entries), { mode: 0o600 })
+      createExclusive(tmp, JSON.stringify(this.entries))
       renameSync(tmp, this.file)
       this.dirty = false
     } catch {
       // A read-only or full disk must not fail a failover.
+      try {
+        unlinkSync(tmp)
+      } catch {
+        // Never created.
+      }
     }
   }
 }

@@ -23,6 +23,8 @@ export const ERROR_KINDS = [
   'unreachable',
   /** A write failed without an answer: it may or may not have landed, so re-read before writing again. */
   'ambiguous-write',
+  /** The API answered something ipmove cannot use: malformed, of the wrong shape, or too large. */
+  'unexpected',
   /** The API answered with a failure it gives no better kind for (an error status, a failed task). */
   'provider-failed',
   /** A bug in ipmove. */

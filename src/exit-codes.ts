@@ -23,6 +23,8 @@ export const ExitCode = {
   LOCAL: 7,
   /** The API could not be reached, even after retries. */
   UNREACHABLE: 8,
+  /** The API answered something ipmove cannot use: malformed, of the wrong shape, or too large. */
+  UNEXPECTED: 9,
 } as const
 
 export type ExitCodeName = keyof typeof ExitCode
@@ -38,6 +40,7 @@ const EXIT_OF_KIND: Record<ErrorKind, ExitCodeName> = {
   local: 'LOCAL',
   unreachable: 'UNREACHABLE',
   'ambiguous-write': 'UNREACHABLE',
+  unexpected: 'UNEXPECTED',
   'provider-failed': 'INTERNAL',
   internal: 'INTERNAL',
 }

@@ -1,22 +1,29 @@
-import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { linkSync, readdirSync, readFileSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { IpmoveError } from './errors.js'
+import { IpmoveError, usageError } from './errors.js'
 import type { Logger } from './output.js'
+import { createExclusive, privateDirProblem, unusableDir } from './secure-file.js'
 
 const RETRY_MS = 50
 /** As long as a move may take by default, for callers with no --timeout of their own. */
 export const DEFAULT_LOCK_WAIT_MS = 120_000
+/** The content of a generation that holds nothing: the lock was released. */
+const FREE = 'free'
 
 /**
  * Where the per-IP lock files live: /run/ipmove for root (cleared at boot, so
- * no lock outlives a crash of the machine), else the user's runtime directory.
+ * no lock outlives a crash of the machine), else the user's runtime directory,
+ * else a directory of the user's own in $TMPDIR (checked: see lockDirectory).
  */
 export function lockDir(env: NodeJS.ProcessEnv): string {
   if (env.IPMOVE_LOCK_DIR) return env.IPMOVE_LOCK_DIR
-  if (process.getuid?.() === 0) return '/run/ipmove'
-  return join(env.XDG_RUNTIME_DIR || tmpdir(), 'ipmove')
+  const uid = process.getuid?.()
+  if (uid === 0) return '/run/ipmove'
+  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'ipmove')
+  return join(tmpdir(), `ipmove-${uid ?? 'user'}`)
 }
 
 function alive(pid: number): boolean {
@@ -29,78 +36,198 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The lock directory, created if missing; refused (exit 2) when unusable or not private. */
+function lockDirectory(env: NodeJS.ProcessEnv): string {
+  const dir = lockDir(env)
+  const problem = privateDirProblem(dir, 'IPMOVE_LOCK_DIR')
+  if (problem) throw usageError(`lock directory: ${problem.reason}`, { lockDir: dir })
+  return dir
+}
+
+const lockDirFailure = (dir: string, error: unknown) =>
+  usageError(`lock directory: ${unusableDir(dir, 'IPMOVE_LOCK_DIR', error)}`, { lockDir: dir })
+
 /**
  * Run `work` while holding this host's lock on one IP, so that two hooks fired
  * back to back (a flapping carp, keepalived's master then backup) act one after
  * the other instead of interleaving their cloud and interface changes. A lock
  * left by a dead process is taken over; waiting is bounded by `signal`, after
  * which the run fails as busy (exit 6).
+ *
+ * How it stays exclusive without flock (which Node lacks): the lock of `key`
+ * is a chain of files `<key>.lock.<n>`, each created whole and exclusively
+ * (hard link of a written file, which fails if the name exists) and never
+ * changed. The highest n is the state: a live holder's pid, a dead holder's
+ * pid, or "free". Whoever sees it free or dead creates n+1; one creator wins.
+ * The highest file is never deleted, only lower ones, so no process can remove
+ * the lock of another; a process whose view was stale (it created a number
+ * below the highest, recreating a deleted one) sees the higher file after its
+ * create and backs out. Release writes n+1 = "free".
  */
 export async function withIpLock<T>(
   key: string,
   options: { env: NodeJS.ProcessEnv; signal: AbortSignal; log: Logger },
   work: () => Promise<T>,
 ): Promise<T> {
-  const dir = lockDir(options.env)
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const file = join(dir, `${key.replace(/[^0-9A-Za-z.-]/g, '_')}.lock`)
-  let announced = false
-  for (;;) {
-    if (tryLock(file)) break
-    const holder = Number(readText(file))
-    if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) {
-      options.log.debug(`lock: taking over ${file} from a process that is gone`)
-      unlinkQuietly(file)
-      continue
-    }
-    if (!announced) {
-      options.log.info(`waiting for another ipmove (pid ${holder}) working on ${key}`)
-      announced = true
-    }
-    try {
-      await sleep(RETRY_MS, undefined, { signal: options.signal })
-    } catch {
-      throw new IpmoveError('busy', `another ipmove (pid ${holder}) is still working on ${key}`)
-    }
-  }
+  const dir = lockDirectory(options.env)
+  const chain = new LockChain(dir, key.replace(/[^0-9A-Za-z.-]/g, '_'))
+  const held = await acquire(chain, key, options)
   try {
     return await work()
   } finally {
-    unlinkQuietly(file)
+    chain.release(held)
   }
 }
 
-/**
- * Create the lock with our pid already in it: written to a private file, then
- * hard-linked into place, which fails if the lock exists. A lock is thus never
- * seen empty, which another process would take for a dead holder's.
- */
-function tryLock(file: string): boolean {
-  const mine = `${file}.${process.pid}`
-  writeFileSync(mine, String(process.pid), { mode: 0o600 })
-  try {
-    linkSync(mine, file)
-    return true
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
-    return false
-  } finally {
-    unlinkQuietly(mine)
+/** Wait for the lock of `key` and take it: the generation held. */
+async function acquire(
+  chain: LockChain,
+  key: string,
+  options: { signal: AbortSignal; log: Logger },
+): Promise<number> {
+  let announced = false
+  for (;;) {
+    const top = chain.top()
+    const holder = top === undefined ? undefined : chain.holder(top)
+    if (holder !== undefined && holder !== 'gone' && alive(holder)) {
+      if (!announced) {
+        options.log.info(`waiting for another ipmove (pid ${holder}) working on ${key}`)
+        announced = true
+      }
+      try {
+        await sleep(RETRY_MS, undefined, { signal: options.signal })
+      } catch {
+        throw busy(key, holder)
+      }
+      continue
+    }
+    if (holder !== 'gone') {
+      if (holder !== undefined)
+        options.log.debug(`lock: taking over ${key} from pid ${holder}, which is gone`)
+      const held = chain.claim((top ?? 0) + 1, String(process.pid))
+      if (held !== undefined) return held
+    }
+    // Another process moved the chain on meanwhile (it released, or won the
+    // claim and holds the lock now): look again, within the wait.
+    if (options.signal.aborted) throw busy(key, undefined)
   }
 }
 
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8').trim()
-  } catch {
-    return ''
-  }
-}
+const busy = (key: string, holder: number | undefined) =>
+  new IpmoveError(
+    'busy',
+    holder === undefined
+      ? `another ipmove is still working on ${key}`
+      : `another ipmove (pid ${holder}) is still working on ${key}`,
+  )
 
-function unlinkQuietly(file: string): void {
-  try {
-    unlinkSync(file)
-  } catch {
-    // Already gone: another process took over a stale lock.
+/** The files `<name>.lock.<n>` of one IP in the lock directory. */
+class LockChain {
+  private readonly prefix: string
+
+  constructor(
+    private readonly dir: string,
+    name: string,
+  ) {
+    this.prefix = `${name}.lock.`
+  }
+
+  private path(n: number): string {
+    return join(this.dir, `${this.prefix}${n}`)
+  }
+
+  /** The numbers in the chain, ascending. */
+  private numbers(): number[] {
+    let names: string[]
+    try {
+      names = readdirSync(this.dir)
+    } catch (error) {
+      throw lockDirFailure(this.dir, error)
+    }
+    return names
+      .filter((name) => name.startsWith(this.prefix) && /^[0-9]{1,15}$/.test(name.slice(this.prefix.length)))
+      .map((name) => Number(name.slice(this.prefix.length)))
+      .sort((a, b) => a - b)
+  }
+
+  top(): number | undefined {
+    return this.numbers().at(-1)
+  }
+
+  /**
+   * Who holds generation `n`: a pid, undefined when free (or unreadable, as
+   * only a bug or a hand-written file leaves one), 'gone' when it was deleted.
+   */
+  holder(n: number): number | undefined | 'gone' {
+    let text: string
+    try {
+      text = readFileSync(this.path(n), 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone'
+      throw lockDirFailure(this.dir, error)
+    }
+    const pid = Number(text.split(' ')[0])
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+  }
+
+  /** Try to hold generation `n` for `pid`: n when we do, undefined when another process won or our view was stale. */
+  claim(n: number, pid: string): number | undefined {
+    if (!this.create(n, pid)) return undefined
+    const numbers = this.numbers()
+    if (numbers.some((m) => m > n)) {
+      // Our view was stale: n had been used and deleted. Not the lock; undo.
+      this.remove(n)
+      return undefined
+    }
+    for (const m of numbers) if (m < n) this.remove(m)
+    return n
+  }
+
+  /** Mark the lock free with the next generation, then drop ours. */
+  release(n: number): void {
+    try {
+      this.create(n + 1, FREE)
+    } catch {
+      // A full or broken directory: keep our file, as the highest must never be
+      // deleted; the lock is taken over once this process is gone.
+      return
+    }
+    this.remove(n)
+  }
+
+  /**
+   * Create generation `n` with `text` in one step: written to a private file of
+   * a random name (O_EXCL, so a planted symlink is never followed), then hard-
+   * linked into place, which fails if the name exists. A generation is thus
+   * never seen empty or half written.
+   */
+  private create(n: number, text: string): boolean {
+    const scratch = join(this.dir, `.${this.prefix}${randomBytes(8).toString('hex')}`)
+    try {
+      createExclusive(scratch, text)
+    } catch (error) {
+      throw lockDirFailure(this.dir, error)
+    }
+    try {
+      linkSync(scratch, this.path(n))
+      return true
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw lockDirFailure(this.dir, error)
+    } finally {
+      this.removePath(scratch)
+    }
+  }
+
+  private remove(n: number): void {
+    this.removePath(this.path(n))
+  }
+
+  private removePath(path: string): void {
+    try {
+      unlinkSync(path)
+    } catch {
+      // Already gone: cleaned up by the next holder.
+    }
   }
 }

@@ -1,4 +1,15 @@
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  statSync,
+  writeSync,
+} from 'node:fs'
+import { dirname } from 'node:path'
 import { decode } from 'ini'
 import { IpmoveError, usageError } from './errors.js'
 
@@ -175,4 +186,111 @@ export function parseIni(text: string, path: string): IniData {
   }
   data.globals = scalars(undefined, globals)
   return data
+}
+
+/**
+ * Why files found in `dir` could have been put there by another user, or
+ * undefined when only the current user and root can write it: for the
+ * working directory, where ./ovh.conf is looked for.
+ */
+export function sharedDirReason(dir: string): string | undefined {
+  if (!checked) return undefined
+  let stat: ReturnType<typeof statSync>
+  try {
+    stat = statSync(dir)
+  } catch (error) {
+    return `${dir} cannot be examined (${(error as NodeJS.ErrnoException).code})`
+  }
+  const me = process.geteuid?.() ?? stat.uid
+  if (stat.uid !== me && stat.uid !== 0) return `${dir} is owned by uid ${stat.uid}, neither you nor root`
+  if (stat.mode & 0o022) return `${dir} is writable by others (mode ${octal(stat.mode)})`
+  return undefined
+}
+
+/** The reason a directory failed an operation, and what to configure instead. */
+export function unusableDir(dir: string, setting: string, error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+  return `cannot use ${dir} (${code}); set ${setting} to a private directory on a writable local file system`
+}
+
+/** Why a directory cannot be used; `unsafe` when someone else could control it. */
+export interface DirProblem {
+  reason: string
+  unsafe: boolean
+}
+
+/**
+ * Make sure `dir` exists and is private to the current user, for the lock and
+ * cache directories: a directory someone else owns or may write could hold
+ * planted symlinks (making ipmove overwrite a file of their choosing), a planted
+ * lock (blocking failover) or planted ids. Refused, never repaired: `dir` itself
+ * must not be a symlink, must be owned by the effective user and must not be
+ * writable by group or others. The reason names `setting`, what to configure.
+ */
+export function privateDirProblem(dir: string, setting: string): DirProblem | undefined {
+  const unusable = (error: unknown): DirProblem => ({
+    reason: unusableDir(dir, setting, error),
+    unsafe: false,
+  })
+  const unsafe = (reason: string): DirProblem => ({ reason, unsafe: true })
+  let stat: ReturnType<typeof lstatSync>
+  try {
+    makeDir(dir)
+    stat = lstatSync(dir)
+  } catch (error) {
+    return unusable(error)
+  }
+  if (stat.isSymbolicLink())
+    return unsafe(`${dir} is a symlink, which ipmove does not follow; set ${setting} to the real directory`)
+  if (!stat.isDirectory()) return unusable(new Error('not a directory'))
+  if (!checked) return undefined
+  const me = process.geteuid?.() ?? stat.uid
+  if (stat.uid !== me) {
+    return unsafe(
+      `${dir} is owned by uid ${stat.uid}, not by you (uid ${me}); set ${setting} to a directory of yours`,
+    )
+  }
+  if (stat.mode & 0o022) {
+    return unsafe(
+      `${dir} is writable by others (mode ${octal(stat.mode)}); run: chmod 700 ${dir}, or set ${setting}`,
+    )
+  }
+  return undefined
+}
+
+/**
+ * mkdir -p, bounded: Node's own `recursive` loops for ever where mkdir says
+ * ENOENT though the parent exists (under /proc), at full CPU.
+ */
+function makeDir(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error
+    makeDir(dirname(dir))
+    try {
+      mkdirSync(dir, { mode: 0o700 })
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST') throw again
+    }
+  }
+}
+
+/**
+ * Create `path` with `text` in it, failing with EEXIST when anything is there
+ * already: O_EXCL never follows a symlink, so a planted one cannot redirect the write.
+ */
+export function createExclusive(path: string, text: string): void {
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  )
+  try {
+    writeSync(fd, text)
+  } finally {
+    closeSync(fd)
+  }
 }

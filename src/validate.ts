@@ -45,6 +45,11 @@ export function parseIp(input: string, what = '--ip'): IpBlock {
   } else {
     throw usageError(`${what} ${shown(input)} is not an IP address or block`)
   }
+  // The kernel takes `ip addr add 0.0.0.0/0` and adds nothing; no cloud routes these either.
+  const range = parsed.range()
+  if (range === 'unspecified' || range === 'multicast' || range === 'broadcast') {
+    throw usageError(`${what} ${shown(input)} is in the ${range} range: not an address a host can carry`)
+  }
   const version = parsed.kind() === 'ipv4' ? 4 : 6
   const max = version === 4 ? 32 : 128
   let prefix = max
@@ -98,10 +103,15 @@ export function validateInterface(value: string, what = '--interface'): string {
   return value
 }
 
-/** Seconds given on the command line or in the config file, as milliseconds. */
-export function parseSeconds(what: string, value: string | number): number {
-  const n = typeof value === 'number' ? value : Number(value)
-  if (!Number.isFinite(n) || n <= 0 || n > 86_400)
-    throw usageError(`${what} must be a number of seconds between 0 and 86400`)
-  return Math.round(n * 1000)
+/**
+ * Seconds given on the command line or in the config file, as milliseconds:
+ * plain decimal only (`5`, `2.5`, `0.05`), not `0x10`, `+5`, `5.` or `1e-9`,
+ * and at least a millisecond, so a flag and a config line mean the same.
+ */
+export function parseSeconds(what: string, value: string): number {
+  const ms = /^\d{1,5}(\.\d{1,3})?$/.test(value) ? Math.round(Number(value) * 1000) : Number.NaN
+  if (!(ms >= 1 && ms <= 86_400_000)) {
+    throw usageError(`${what} must be a number of seconds from 0.001 to 86400 (such as 30 or 2.5)`)
+  }
+  return ms
 }

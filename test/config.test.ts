@@ -146,6 +146,35 @@ ip = 2001:DB8::/64
     expect(message).not.toContain(secret)
   })
 
+  it('refuses what ini would skip or guess at: reserved names, a value with no key, U+2028, duplicates', () => {
+    const cases: Array<[string, string]> = [
+      ['[__proto__]\nprovider = aws\n', 'line 1: [__proto__] is not a section name'],
+      ['[ip.web]\nip = 192.0.2.1\n__proto__ = x\n', 'line 3: __proto__ is not a key name'],
+      ['= t18s\n', 'line 1 has a value but no key'],
+      [
+        'project = t18s\u2028instance = web-2\n',
+        'line 1 holds a control character or a Unicode line separator',
+      ],
+      ['project = t18s\x1b[2K\n', 'line 1 holds a control character or a Unicode line separator'],
+      ['project = a\nproject = b\n', 'line 2: key "project" appears twice in its section'],
+      ['[ovh]\nendpoint = ovh-eu\n[ovh]\nendpoint = ovh-ca\n', 'line 3: section [ovh] appears twice'],
+      ['[]\n', 'line 1: [] is not a section name'],
+      [' [ovh]\n', 'line 1 is neither [SECTION] nor KEY = VALUE (the line is not shown: it may be a secret)'],
+    ]
+    for (const [text, message] of cases) {
+      const path = write(text)
+      expect(
+        usage(() => load(path)),
+        JSON.stringify(text),
+      ).toBe(`${path}: ${message}`)
+    }
+  })
+
+  it('takes the timeout as the flag does: 1e-9 is refused, not a timeout of 0', () => {
+    expect(usage(() => load(write('timeout = 1e-9\n')))).toContain('timeout must be a number of seconds')
+    expect(usage(() => load(write('timeout = 0x10\n')))).toContain('timeout must be a number of seconds')
+  })
+
   it('prints nothing of a file that is no config at all (--config /etc/shadow)', () => {
     const shadow = 'root:$6$Vx9salt$Ab7hashhashhash:19700:0:99999:7:::\ndaemon:*:19700:0:99999:7:::\n'
     const message = usage(() => load(write(shadow)))

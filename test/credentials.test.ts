@@ -8,14 +8,15 @@ import {
   checkCredentialSet,
   deleteOvhCredentials,
   parseCredentialLines,
-  parseOvhEndpoint,
   resolveOvhCredentials,
   setOvhCredentials,
 } from '../providers/ovh/credentials.js'
+import { parseOvhEndpoint } from '../providers/ovh/endpoints.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
-import { redact } from '../src/output.js'
+import { MemoryLogger, redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'
 import { failure, failureSync } from './helpers/errors.js'
+import { describeRoot } from './rig/netns.js'
 
 // Distinct, greppable secrets: no message may ever contain one of them.
 const AS = 'AppSecret0123456789abcdef'
@@ -164,6 +165,12 @@ describe('parseOvhEndpoint', () => {
     expect(failureSyncWith(() => parseOvhEndpoint('https://example.com/1.0?x=1')).message).toMatch(/query/)
   })
 
+  it('refuses names of Object.prototype as endpoints, with exit 2', () => {
+    for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      expect(failureSyncWith(() => parseOvhEndpoint(name)).kind, name).toBe('usage')
+    }
+  })
+
   it('never repeats the password of an endpoint URL in its errors', () => {
     for (const url of [
       'https://ipmove:hunter2-endpoint-pw@example.com/1.0',
@@ -184,6 +191,35 @@ describe('parseOvhEndpoint', () => {
   })
 })
 
+describeRoot('resolveOvhCredentials: ./ovh.conf planted by another user', () => {
+  it('skips ./ovh.conf in a working directory others can write: a planted file neither blocks nor redirects', async () => {
+    write(join(home, '.ovh.conf'), appConf('ovh-eu', 'homeAK', AS, CK))
+    for (const [mode, owner] of [
+      [0o1777, 0],
+      [0o775, 0],
+      [0o755, 65534],
+    ] as const) {
+      chownSync(cwd, owner, owner)
+      chmodSync(cwd, mode)
+      // Another user's plant: their endpoint, in a file root would refuse to trust.
+      const planted = write(join(cwd, 'ovh.conf'), '[default]\nendpoint=ovh-us\n', 0o666)
+      chownSync(planted, 65534, 65534)
+      const log = new MemoryLogger()
+      const credentials = await resolveOvhCredentials(sources({ log }))
+      expect(credentials).toMatchObject({ endpointName: 'ovh-eu', applicationKey: 'homeAK' })
+      expect(credentials.source).toBe(join(home, '.ovh.conf'))
+      const why =
+        owner === 0
+          ? `${cwd} is writable by others (mode 0${mode.toString(8)})`
+          : `${cwd} is owned by uid 65534, neither you nor root`
+      expect(log.lines).toEqual([
+        `warning: not reading ${planted}: ${why}; run ipmove from a directory only you and root can write`,
+      ])
+      rmSync(planted)
+    }
+  })
+})
+
 describe('resolveOvhCredentials: files', () => {
   it('reads /etc/ovh.conf, ~/.ovh.conf and ./ovh.conf, a later file winning key by key', async () => {
     write(join(etc, 'ovh.conf'), `[default]\nendpoint=ovh-ca\n\n${appConf('ovh-ca', 'etcAK', AS, 'etcCK')}`)
@@ -199,6 +235,15 @@ describe('resolveOvhCredentials: files', () => {
       consumerKey: CK,
       source: `${join(cwd, 'ovh.conf')}, ${join(home, '.ovh.conf')}, ${join(etc, 'ovh.conf')}`,
     })
+  })
+
+  it('says which ./ovh.conf it skipped when no credentials are found', async () => {
+    chmodSync(cwd, 0o1777)
+    const error = await failureWith(resolveOvhCredentials(sources({ log: new MemoryLogger() })))
+    expect(error.kind).toBe('auth')
+    expect(error.message).toContain(
+      `(skipped ${join(cwd, 'ovh.conf')}: ${cwd} is writable by others (mode 01777))`,
+    )
   })
 
   it('reads only the section of the endpoint in use, ovh-eu by default', async () => {

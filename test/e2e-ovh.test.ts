@@ -161,6 +161,24 @@ describe('ipmove against the OVH emulator', () => {
     expect(emulator.requests.length).toBe(before)
   })
 
+  it('refuses to run with TLS checks turned off (exit 2), before any request, for OVH and AWS', async () => {
+    const before = emulator.requests.length
+    // Without the emulator's CA: only the turned-off checks would let the request through.
+    const { NODE_EXTRA_CA_CERTS: _ca, ...untrusting } = env({ NODE_TLS_REJECT_UNAUTHORIZED: '0' })
+    for (const args of [
+      ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2'],
+      ['status', '--project', 't18s', '--ip', IP],
+      ['--provider', 'aws', '--ip', IP, '--instance', 'i-0123456789abcdef0'],
+    ]) {
+      const run = await ipmove(args, untrusting)
+      expect(run.code, args.join(' ')).toBe(2)
+      expect(run.stderr).toBe(
+        'ipmove: error: NODE_TLS_REJECT_UNAUTHORIZED=0 turns off TLS certificate checks, so anyone on the path could take the API credentials; unset it (to trust a test CA, use NODE_EXTRA_CA_CERTS)\n',
+      )
+    }
+    expect(emulator.requests.length).toBe(before)
+  })
+
   it('exits 5 when the move outlasts --timeout', async () => {
     const slow = await startOvhEmulator({ pendingMs: 60_000 })
     try {
@@ -229,6 +247,22 @@ describe('ipmove against the OVH emulator', () => {
       }
     } finally {
       emulator.state.clockSkewSeconds = 0
+    }
+  })
+
+  it('sends the attach at most twice when it keeps failing with 502, then exits 8', async () => {
+    const failing = await startOvhEmulator({ pendingMs: 200 })
+    failing.addFault('path=/cloud/project/*/ip/failover/*/attach,method=POST,status=502,times=0')
+    try {
+      const run = await ipmove(
+        ['--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--timeout', '20', '--json'],
+        env(failing.env),
+      )
+      expect(run.code).toBe(8)
+      expect(json(run)).toMatchObject({ ok: false, error: { code: 'UNREACHABLE' } })
+      expect(failing.requests.filter((r) => r.method === 'POST').length).toBe(2)
+    } finally {
+      await failing.close()
     }
   })
 

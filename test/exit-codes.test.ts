@@ -15,6 +15,7 @@ describe('exit codes at the CLI edge', () => {
       local: { code: 'LOCAL', exitCode: 7 },
       unreachable: { code: 'UNREACHABLE', exitCode: 8 },
       'ambiguous-write': { code: 'UNREACHABLE', exitCode: 8 },
+      unexpected: { code: 'UNEXPECTED', exitCode: 9 },
       'provider-failed': { code: 'INTERNAL', exitCode: 1 },
       internal: { code: 'INTERNAL', exitCode: 1 },
     })
@@ -31,6 +32,7 @@ describe('exit codes at the CLI edge', () => {
       BUSY: 6,
       LOCAL: 7,
       UNREACHABLE: 8,
+      UNEXPECTED: 9,
     })
   })
 })

@@ -6,8 +6,9 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { HttpClient } from '../providers/http.js'
+import { HttpClient, MAX_BODY_BYTES } from '../providers/http.js'
 import { MemoryLogger } from '../src/output.js'
+import { failure } from './helpers/errors.js'
 
 const servers: http.Server[] = []
 
@@ -62,4 +63,33 @@ describe('HttpClient', () => {
       client.close()
     }
   })
+
+  for (const declared of [true, false]) {
+    it(`stops reading an answer over ${MAX_BODY_BYTES / 1024 / 1024} MiB (${declared ? 'declared' : 'chunked'}): exit 9, not retried`, async () => {
+      let sent = 0
+      const url = await serve((_req, res) => {
+        const chunk = Buffer.alloc(64 * 1024, 'a')
+        const total = 1024 * 1024 * 1024 // a 1 GB answer
+        if (declared) res.setHeader('Content-Length', total)
+        const pump = () => {
+          while (sent < total && res.write(chunk)) sent += chunk.length
+        }
+        res.on('drain', pump)
+        res.on('close', () => res.off('drain', pump))
+        pump()
+      })
+      const client = new HttpClient({ log: new MemoryLogger(), minBackoffMs: 10 })
+      const { signal, clear } = deadline(10_000)
+      try {
+        const error = await failure(client.send({ method: 'GET', url }, signal))
+        expect(error.kind).toBe('unexpected')
+        expect(error.message).toMatch(/answered more than 4 MiB; gave up reading it/)
+        expect(client.attempts).toBe(1)
+        expect(sent).toBeLessThan(64 * 1024 * 1024)
+      } finally {
+        clear()
+        client.close()
+      }
+    })
+  }
 })

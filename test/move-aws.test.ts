@@ -16,6 +16,7 @@ import {
   addresses,
   awsTestEnv,
   Ec2Api,
+  ENDPOINT,
   failure,
   imds,
   instances,
@@ -468,6 +469,32 @@ describe('instances', () => {
   })
 })
 
+describe('answers EC2 would not give (exit 9)', () => {
+  const bodies: Array<[string, string | Buffer]> = [
+    ['an HTML page', '<html><body><h1>Gateway</h1></body></html>'],
+    ['cut XML', '<?xml version="1.0"?><DescribeAddressesResponse><addressesSet><item><publicIp>'],
+    ['an answer over 4 MiB', Buffer.alloc(5 * 1024 * 1024, ' ')],
+  ]
+  for (const [what, body] of bodies) {
+    it(`reports ${what} as unexpected, once, and writes nothing`, async () => {
+      const api = new Ec2Api().on('DescribeInstances', byId(WEB2), instances(web2))
+      let asked = 0
+      nock(ENDPOINT)
+        .post('/', (form) => String(new URLSearchParams(form).get('Action')) === 'DescribeAddresses')
+        .reply(200, () => {
+          asked++
+          return body
+        })
+      const error = await failed(moveIp(options(awsTestEnv(), { instance: WEB2 }), new MemoryLogger()))
+      expect(error.kind).toBe('unexpected')
+      expect(error.message).toMatch(/^EC2 DescribeAddresses: the API answered /)
+      expect(error.message).not.toContain('\n')
+      expect(asked).toBe(1)
+      expect(api.of('AssociateAddress')).toEqual([])
+    })
+  }
+})
+
 describe('errors and retries', () => {
   const coldEip = () =>
     new Ec2Api()
@@ -531,6 +558,25 @@ describe('errors and retries', () => {
     expect(error.kind).toBe('unreachable')
     expect(error.message).toMatch(/^EC2 DescribeAddresses failed after 5 attempts: HTTP 500 InternalError/)
     expect(api.of('DescribeAddresses')).toHaveLength(5)
+  })
+
+  it('sends at most two associates when EC2 keeps failing them, re-reading in between', async () => {
+    const api = coldEip()
+      .on(
+        'AssociateAddress',
+        { InstanceId: WEB2 },
+        failure('InternalError', 'An internal error has occurred', 500),
+      )
+      .on('DescribeAddresses', { 'AllocationId.1': ALLOC }, eipOn(WEB1, ENI1))
+      .on(
+        'AssociateAddress',
+        { InstanceId: WEB2 },
+        failure('InternalError', 'An internal error has occurred', 500),
+      )
+    const error = await failed(moveIp(options(awsTestEnv(), { timeoutMs: 5_000 }), new MemoryLogger()))
+    expect(error.kind).toBe('ambiguous-write')
+    expect(error.message).toMatch(/gave up after 2 move requests/)
+    expect(api.of('AssociateAddress')).toHaveLength(2)
   })
 
   it('exits 6 when, after our associate, EC2 shows a third instance (a concurrent associate won)', async () => {

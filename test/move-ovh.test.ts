@@ -121,6 +121,46 @@ describe('move on OVH Public Cloud', () => {
     expect(result.outcome).toBe('in-place')
   })
 
+  it('drops a cached instance id the API refuses (rebuilt under the same name) and moves to the new one', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+
+    const REBUILT = '44444444-4444-4444-8444-444444444444'
+    const attach = `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`
+    const api = new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG1))
+      .post(attach, reply(404, { message: `Instance ${SBG2} does not exist` }))
+      .get(`/cloud/project/${PROJECT}/instance`, [instances[0], { ...instances[1], id: REBUILT }])
+      .post(attach, failover(SBG1, 'operationPending'))
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(REBUILT))
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(api.writes).toEqual([{ instanceId: SBG2 }, { instanceId: REBUILT }])
+    expect(result).toMatchObject({ outcome: 'moved', to: { id: REBUILT, name: 'bi-edge-sbg-2' } })
+
+    // The cache now holds the new id: the next run asks for it directly.
+    new OvhApi().get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(REBUILT))
+    expect(await moveIp(options(env), new MemoryLogger())).toMatchObject({ outcome: 'in-place', requests: 1 })
+  })
+
+  it('drops a cached project id the API no longer knows and looks the name up again', async () => {
+    const env = testEnv()
+    coldLookups(new OvhApi(), SBG2)
+    await moveIp(options(env), new MemoryLogger())
+
+    // Project t18s was deleted and made again: it has a new id.
+    const gone = reply(404, { message: 'This service does not exist' })
+    new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, gone)
+      .get(`/cloud/project/${PROJECT}/ip/failover`, gone)
+      .get('/cloud/project', [OTHER_PROJECT])
+      .get(`/cloud/project/${OTHER_PROJECT}`, { project_id: OTHER_PROJECT, description: 't18s' })
+      .get(`/cloud/project/${OTHER_PROJECT}/ip/failover`, [failover(SBG2)])
+      .get(`/cloud/project/${OTHER_PROJECT}/instance`, instances)
+    const result = await moveIp(options(env), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'in-place', project: { id: OTHER_PROJECT, name: 't18s' } })
+  })
+
   it('waits for a pending operation, then decides again', async () => {
     const api = new OvhApi()
       .get('/cloud/project', [PROJECT])
@@ -206,6 +246,24 @@ describe('move on OVH Public Cloud', () => {
       .get(`/cloud/project/${PROJECT}/instance`, instances)
     const result = await moveIp(options(testEnv(), { instance: undefined }), new MemoryLogger())
     expect(result).toMatchObject({ outcome: 'in-place', to: { id: SBG2, name: 'bi-edge-sbg-2' } })
+  })
+
+  it('exits 2 before any API request when --instance is omitted and no metadata service answers', async () => {
+    nock('http://169.254.169.254')
+      .get('/openstack/latest/meta_data.json')
+      .times(3)
+      .replyWithError(Object.assign(new Error('connect EHOSTUNREACH'), { code: 'EHOSTUNREACH' }))
+    const unexpected: string[] = []
+    const count = (req: { path: string }) => unexpected.push(req.path)
+    nock.emitter.on('no match', count)
+    try {
+      const error = await failure(moveIp(options(testEnv(), { instance: undefined }), new MemoryLogger()))
+      expect(error.kind).toBe('usage')
+      expect(error.message).toMatch(/--instance was omitted and this host's metadata service/)
+      expect(unexpected).toEqual([])
+    } finally {
+      nock.emitter.off('no match', count)
+    }
   })
 
   it('refuses an ambiguous instance name, naming the candidates (exit 4)', async () => {
@@ -319,6 +377,44 @@ describe('move on OVH Public Cloud', () => {
     expect(api.writes).toEqual([{ instanceId: SBG2 }])
   })
 
+  for (const [status, what, kind] of [
+    [502, 'a failure that may have landed', 'ambiguous-write'],
+    [503, 'a refusal', 'unreachable'],
+  ] as const) {
+    it(`sends at most two move requests when every one meets ${what} (HTTP ${status})`, async () => {
+      const api = coldLookups(new OvhApi())
+      const attach = `/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`
+      let posts = 0
+      api.scope
+        .persist()
+        .post(attach)
+        .reply(() => {
+          posts++
+          return [status, { message: 'Bad Gateway' }]
+        })
+      // Each re-read shows the write had no effect.
+      api.scope.persist().get(`/1.0/cloud/project/${PROJECT}/ip/failover/${FIP}`).reply(200, failover(SBG1))
+      const error = await failure(moveIp(options(testEnv(), { timeoutMs: 5_000 }), new MemoryLogger()))
+      expect(error.kind).toBe(kind)
+      expect(error.message).toMatch(/gave up after 2 move requests, the most ipmove sends in one run$/)
+      expect(posts).toBe(2)
+    })
+  }
+
+  it('after a "busy" refusal, waits out the other operation and takes the IP (second request)', async () => {
+    const attach = `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`
+    const read = `/cloud/project/${PROJECT}/ip/failover/${FIP}`
+    const api = coldLookups(new OvhApi())
+      .post(attach, reply(409, { message: 'An operation is already in progress' }))
+      .get(read, failover(THIRD, 'operationPending', 50))
+      .get(read, failover(THIRD))
+      .post(attach, failover(THIRD, 'operationPending'))
+      .get(read, failover(SBG2))
+    const result = await moveIp(options(testEnv()), new MemoryLogger())
+    expect(result).toMatchObject({ outcome: 'moved', from: { id: THIRD }, to: { id: SBG2 } })
+    expect(api.writes).toEqual([{ instanceId: SBG2 }, { instanceId: SBG2 }])
+  })
+
   it('asks /auth/time again when a cached clock delta is refused', async () => {
     const env = testEnv()
     coldLookups(new OvhApi(), SBG2)
@@ -333,6 +429,71 @@ describe('move on OVH Public Cloud', () => {
     new OvhApi().time().get(`/cloud/project/${PROJECT}/ip/failover/${FIP}`, failover(SBG2), 2)
     const result = await moveIp(options(env), new MemoryLogger())
     expect(result.outcome).toBe('in-place')
+  })
+})
+
+describe('answers the OVH API would not give (exit 9)', () => {
+  const byId = { project: PROJECT, instance: SBG2 }
+  const wrong: Array<[string, ReturnType<typeof reply>, RegExp]> = [
+    ['an HTML page', reply(200, '<html><body>Bad Gateway</body></html>'), /an HTML page/],
+    ['an empty 200', reply(200, ''), /an empty answer/],
+    ['an empty 204', reply(204, ''), /HTTP 204, an empty answer/],
+    ['null', reply(200, 'null'), /null/],
+    ['{}', reply(200, {}), /an object without the expected fields/],
+    ['a string', reply(200, '"203.0.113.10"'), /a JSON string/],
+    ['a list of something else', reply(200, [1, 2]), /a list of something else/],
+  ]
+  for (const [what, answer, says] of wrong) {
+    it(`says so when a list of failover IPs is ${what}`, async () => {
+      new OvhApi()
+        .get(`/cloud/project/${PROJECT}/ip/failover`, answer)
+        .get(`/cloud/project/${PROJECT}/instance`, instances)
+      const error = await failure(moveIp(options(testEnv(), byId), new MemoryLogger()))
+      expect(error.kind).toBe('unexpected')
+      expect(error.message).toMatch(
+        /^OVH API GET \/cloud\/project\/[0-9a-f]+\/ip\/failover: the API answered something unexpected \(HTTP 20[04], /,
+      )
+      expect(error.message).toMatch(says)
+      expect(error.message).toMatch(/instead of a list of failover IPs\)$/)
+    })
+
+    it(`writes once and stops when the attach answers ${what}`, async () => {
+      const api = coldLookups(new OvhApi()).post(
+        `/cloud/project/${PROJECT}/ip/failover/${FIP}/attach`,
+        answer,
+      )
+      const error = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+      expect(error.kind).toBe('unexpected')
+      expect(error.message).toMatch(says)
+      expect(api.writes).toHaveLength(1)
+    })
+  }
+
+  it('reads projects, instances and classic IPs with care too', async () => {
+    new OvhApi().get('/cloud/project', reply(200, { projects: [PROJECT] }))
+    const projects = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+    expect(projects.message).toMatch(/instead of a list of project ids/)
+
+    new OvhApi()
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG2)])
+      .get(`/cloud/project/${PROJECT}/instance`, [{ id: SBG2 }])
+    const list = await failure(moveIp(options(testEnv(), { project: PROJECT }), new MemoryLogger()))
+    expect(list.message).toMatch(/instead of a list of instances/)
+
+    const block = encodeURIComponent('198.51.100.7/32')
+    new OvhApi()
+      .get(`/ip/${block}`, reply(200, { routedTo: 'ns1' }))
+      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=init`, [])
+      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=todo`, [])
+      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=doing`, '')
+    const classic = await failure(
+      moveIp(
+        options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),
+        new MemoryLogger(),
+      ),
+    )
+    expect(classic.kind).toBe('unexpected')
+    for (const e of [projects, list]) expect(e.kind).toBe('unexpected')
   })
 })
 

@@ -85,7 +85,7 @@ describe('reconcile, on an in-memory cloud', () => {
   it('waits and writes again when the API says busy', async () => {
     const cloud = new FakeProvider()
     cloud.writeFaults.push('busy')
-    expect(await (await run(cloud)).result).toMatchObject({ outcome: 'moved', writes: 1 })
+    expect(await (await run(cloud)).result).toMatchObject({ outcome: 'moved', writes: 2 })
     expect(writes(cloud)).toEqual(['write self', 'write self'])
   })
 
@@ -101,6 +101,15 @@ describe('reconcile, on an in-memory cloud', () => {
     expect(error.kind).toBe('superseded')
     expect(error.message).toBe('another operation moved the IP to web-3.example (web-3) while ours ran')
     expect(writes(cloud)).toEqual(['write self'])
+  })
+
+  it('gives up after two move requests when both fail', async () => {
+    const cloud = new FakeProvider()
+    cloud.writeFaults.push('ambiguous-lost', 'ambiguous-lost')
+    const error = await failure((await run(cloud)).result)
+    expect(error.kind).toBe('ambiguous-write')
+    expect(error.message).toMatch(/gave up after 2 move requests/)
+    expect(writes(cloud)).toEqual(['write self', 'write self'])
   })
 
   it('passes other write failures through, unretried', async () => {

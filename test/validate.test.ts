@@ -76,10 +76,44 @@ describe('validateInterface', () => {
   })
 })
 
+describe('parseIp: addresses no host can carry', () => {
+  it('refuses the unspecified, multicast and broadcast addresses (the kernel takes 0.0.0.0/0 and adds nothing)', () => {
+    for (const bad of ['0.0.0.0/0', '0.0.0.0', '::/0', '::', '224.0.0.5', 'ff02::1', '255.255.255.255'])
+      expect(
+        usage(() => parseIp(bad)),
+        bad,
+      ).toMatch(/range: not an address a host can carry/)
+    expect(parseIp('192.0.2.1').block).toBe('192.0.2.1/32')
+  })
+})
+
 describe('parseSeconds', () => {
   it('converts seconds to milliseconds within bounds', () => {
     expect(parseSeconds('--timeout', '1.5')).toBe(1500)
     for (const bad of ['0', '-1', 'abc', '1e9', ''])
       expect(usage(() => parseSeconds('--timeout', bad))).toMatch(/--timeout/)
+  })
+
+  it('takes plain decimals only, and at least a millisecond', () => {
+    expect(parseSeconds('--timeout', '30')).toBe(30_000)
+    expect(parseSeconds('--timeout', '0.05')).toBe(50)
+    for (const bad of [
+      '0x10',
+      '+5',
+      '5.',
+      '.5',
+      '1e-9',
+      '1e2',
+      ' 5',
+      '5 ',
+      '0.0001',
+      '0.000',
+      'Infinity',
+      '86400.5',
+    ])
+      expect(
+        usage(() => parseSeconds('--timeout', bad)),
+        bad,
+      ).toMatch(/--timeout must be a number of seconds/)
   })
 })

@@ -1,5 +1,6 @@
 /** AWS as the registry sees it: settings, flags and the IAM policy helper, none of which loads the SDK. */
 import type { ProviderDescriptor } from '../../src/core/provider.js'
+import { refuseUncheckedTls } from '../tls.js'
 import { AWS_FLAGS } from './flags.js'
 import { AWS_MODES, AWS_SETTING_KEYS, awsPolicy, checkAwsSetting } from './settings.js'
 
@@ -17,6 +18,7 @@ export const aws: ProviderDescriptor = {
       .map((part) => part ?? '')
       .join('|'),
   async load(context) {
+    refuseUncheckedTls()
     const { AwsProvider } = await import('./provider.js')
     return AwsProvider.create(context)
   },

@@ -9,7 +9,7 @@
  */
 import { localError } from '../../src/alias/driver.js'
 import { pickDriver } from '../../src/alias/platform.js'
-import { DEFAULT_PROBE_MS, parseProbeTimeout, probeAddress } from '../../src/alias/probe.js'
+import { probeAddress } from '../../src/alias/probe.js'
 import { hasNeighbours } from '../../src/alias/service.js'
 import type {
   Holder,
@@ -22,6 +22,7 @@ import type {
 import { usageError } from '../../src/errors.js'
 import type { Logger } from '../../src/output.js'
 import { validateInterface } from '../../src/validate.js'
+import { DEFAULT_PROBE_MS, parseProbeTimeout } from './settings.js'
 
 export class LocalProvider implements Provider {
   readonly name = 'local'
@@ -43,7 +44,8 @@ export class LocalProvider implements Provider {
     return new LocalProvider(context.log, probeMs)
   }
 
-  async locate(request: LocateRequest): Promise<LocatedIp> {
+  /** What the local provider can serve, told before the engine runs `ip` or `arping`. */
+  check(request: LocateRequest): void {
     if (request.interface === undefined) {
       throw usageError('the local provider needs --interface: the LAN interface to claim the address on')
     }
@@ -58,7 +60,13 @@ export class LocalProvider implements Provider {
     if (ip.prefix !== (ip.version === 4 ? 32 : 128)) {
       throw usageError(`the local provider claims single addresses, not the block ${ip.block}`)
     }
-    const iface = validateInterface(request.interface)
+    validateInterface(request.interface)
+  }
+
+  async locate(request: LocateRequest): Promise<LocatedIp> {
+    this.check(request)
+    const ip = request.ip!
+    const iface = request.interface!
 
     const entries = await (await pickDriver()).list(iface)
     const mac = entries.find((e) => e.mac)?.mac

@@ -71,15 +71,92 @@ interface OvhErrorBody {
   errorCode?: string
 }
 
+// ---- the shapes of OVH's answers ------------------------------------------------
+// Every answer is checked before use: an HTML error page, an empty 200, `null` or a
+// string where a list belongs then ends in exit 9 saying so, never in a TypeError or in
+// a misleading "not found". Hand-written: eight small shapes, no dependency to load.
+
+/** What an answer must look like, and how to name it in an error. */
+interface Shape<T> {
+  what: string
+  test: (value: unknown) => value is T
+}
+
+type Fields = Record<string, unknown>
+const isObject = (v: unknown): v is Fields => typeof v === 'object' && v !== null && !Array.isArray(v)
+const isString = (v: unknown): v is string => typeof v === 'string'
+const isNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+/** Absent or null, or passing `test`. */
+const maybe = (v: unknown, test: (v: unknown) => boolean) => v === undefined || v === null || test(v)
+
+function shape<T>(what: string, test: (v: Fields) => boolean): Shape<T> {
+  return { what, test: (v): v is T => isObject(v) && test(v) }
+}
+
+function listOf<T>(what: string, item: (v: unknown) => boolean): Shape<T[]> {
+  return { what, test: (v): v is T[] => Array.isArray(v) && v.every(item) }
+}
+
+const FAILOVER_IP = shape<FailoverIp>(
+  'a failover IP',
+  (v) =>
+    isString(v.id) &&
+    isString(v.ip) &&
+    isString(v.status) &&
+    maybe(v.routedTo, isString) &&
+    maybe(v.block, isString) &&
+    maybe(v.progress, isNumber),
+)
+const FAILOVER_IPS = listOf<FailoverIp>('a list of failover IPs', FAILOVER_IP.test)
+const INSTANCES = listOf<Instance>(
+  'a list of instances',
+  (v) => isObject(v) && isString(v.id) && isString(v.name) && maybe(v.region, isString),
+)
+const PROJECT_IDS = listOf<string>('a list of project ids', isString)
+const PROJECT = shape<{ description?: string | null }>('a project', (v) => maybe(v.description, isString))
+const IP_TASK = shape<IpTask>(
+  'an IP task',
+  (v) => isNumber(v.taskId) && isString(v.status) && maybe(v.comment, isString),
+)
+const TASK_IDS = listOf<number>('a list of task ids', isNumber)
+const CLASSIC_IP = shape<{ routedTo?: { serviceName?: string | null } | null }>('an IP', (v) =>
+  maybe(v.routedTo, (r) => isObject(r) && maybe(r.serviceName, isString)),
+)
+
+/** What came instead of the expected shape, in a few words (never the answer itself: it may echo secrets). */
+function describeAnswer(text: string): string {
+  const trimmed = text.trim()
+  if (trimmed === '') return 'an empty answer'
+  const value = parseJson<unknown>(trimmed)
+  if (value === undefined) return trimmed.startsWith('<') ? 'an HTML page' : 'text that is not JSON'
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list of something else'
+  return typeof value === 'object' ? 'an object without the expected fields' : `a JSON ${typeof value}`
+}
+
 /** Where the located IP lives: the two OVH APIs behave differently. */
 type Location =
-  | { kind: 'cloud'; projectId: string; failoverId: string }
+  | {
+      kind: 'cloud'
+      projectId: string
+      failoverId: string
+      /** The target's id when it came from the cache unchecked: a 404 on the write then means it is stale. */
+      cachedTarget?: CachedTarget
+    }
   | { kind: 'classic'; block: string; taskId?: number }
+
+interface CachedTarget {
+  key: string
+  name: string
+  id: string
+}
 
 export class OvhProvider implements Provider {
   readonly name = 'ovh'
   readonly hasCloudApi = true
   private readonly http: HttpClient
+  /** The OpenStack metadata service, asked only when --instance is omitted. */
+  private readonly metadata: HttpClient
   private delta: ClockDelta | undefined
   private deltaRefresh: Promise<ClockDelta> | undefined
   private token: { value: string; expires: number } | undefined
@@ -93,6 +170,14 @@ export class OvhProvider implements Provider {
     private readonly env: NodeJS.ProcessEnv,
   ) {
     this.http = new HttpClient({ log })
+    // Link-local: an answer takes a millisecond, so a short limit tells a host without one fast.
+    this.metadata = new HttpClient({
+      log,
+      requestTimeoutMs: 2_000,
+      retries: 2,
+      minBackoffMs: 100,
+      maxBackoffMs: 400,
+    })
   }
 
   static async create(context: ProviderContext): Promise<OvhProvider> {
@@ -101,6 +186,7 @@ export class OvhProvider implements Provider {
       cwd: process.cwd(),
       home: homedir(),
       config: { values: context.settings },
+      log: context.log,
     })
     context.log.debug(
       `ovh: ${credentials.kind} credentials from ${credentials.source}, endpoint ${credentials.baseUrl}`,
@@ -119,42 +205,38 @@ export class OvhProvider implements Provider {
   close(): void {
     this.cache.save()
     this.http.close()
+    this.metadata.close()
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
     if (request.ipId !== undefined && !request.project) {
       throw usageError('--ip-id needs --project: only Public Cloud failover IPs are known by id')
     }
-    // This host's identity comes from the metadata service, not the OVH API: ask
-    // for it while the API calls run. Only Public Cloud instances have one.
+    // This host's identity comes from the metadata service (only Public Cloud instances
+    // have one). It answers in a millisecond where it exists; asking it first means a host
+    // without one exits 2 before any API request, not after five.
     const self =
-      request.needTarget && !request.instance && request.project ? this.thisInstance(signal) : undefined
-    self?.catch(() => {}) // awaited below; avoid an unhandled rejection meanwhile
+      request.needTarget && !request.instance && request.project ? await this.thisInstance(signal) : undefined
     let scope: Holder | undefined
     if (request.project) {
-      const projectId = await this.projectId(request.project, signal)
-      scope = { id: projectId, name: request.project === projectId ? undefined : request.project }
-      const listing = this.needsListing(projectId, request)
-        ? this.listInstances(projectId, signal)
-        : undefined
-      listing?.catch(() => {}) // awaited below, or moot if the IP is not a cloud one
-      const target = !request.needTarget
-        ? Promise.resolve(undefined)
-        : request.instance
-          ? this.instanceByName(projectId, request.instance, listing)
-          : (self as Promise<Holder>)
-      const [failover, targetHolder] = await Promise.all([
-        this.findFailover(projectId, request, signal),
-        target,
-      ])
-      await listing // names for the report, fetched side by side with the rest
-      if (failover) {
-        const ip = request.ip ?? parseIp(failover.block ?? failover.ip, 'the failover IP')
-        return this.handle(
-          { kind: 'cloud', projectId, failoverId: failover.id },
-          { ip, kind: 'cloud', scope, target: targetHolder, state: this.cloudState(failover, projectId) },
+      const projectKey = `project:${request.project}`
+      const cachedProject = PROJECT_ID.test(request.project) ? undefined : this.cache.get(projectKey)
+      let projectId = await this.projectId(request.project, signal)
+      let found: LocatedIp | undefined
+      try {
+        found = await this.locateInProject(projectId, request, self, signal)
+      } catch (error) {
+        // A cached project id the API no longer knows (404): drop it, look the name up again.
+        if (!isApi404(error) || cachedProject !== projectId) throw error
+        this.log.debug(
+          `ovh: the cached id ${projectId} of project ${request.project} is gone; looking it up again`,
         )
+        this.cache.delete(projectKey)
+        projectId = await this.projectId(request.project, signal)
+        found = await this.locateInProject(projectId, request, self, signal)
       }
+      if (found) return found
+      scope = { id: projectId, name: request.project === projectId ? undefined : request.project }
       this.log.debug(`ovh: ${request.ip?.block} is not a failover IP of project ${projectId}; trying /ip`)
     }
     const ip = request.ip as IpBlock // without a project there is no --ip-id (checked above)
@@ -178,23 +260,82 @@ export class OvhProvider implements Provider {
     }
   }
 
+  /** The IP among the project's failover IPs, with the target resolved side by side; undefined if not there. */
+  private async locateInProject(
+    projectId: string,
+    request: LocateRequest,
+    self: Holder | undefined,
+    signal: AbortSignal,
+  ): Promise<LocatedIp | undefined> {
+    const scope = { id: projectId, name: request.project === projectId ? undefined : request.project }
+    // Read before instanceByName() does: the id it returns then came from the cache.
+    const cachedTarget =
+      request.needTarget && request.instance ? this.cachedTarget(projectId, request.instance) : undefined
+    const listing = this.needsListing(projectId, request) ? this.listInstances(projectId, signal) : undefined
+    listing?.catch(() => {}) // awaited below, or moot if the IP is not a cloud one
+    const target = !request.needTarget
+      ? Promise.resolve(undefined)
+      : request.instance
+        ? this.instanceByName(projectId, request.instance, listing)
+        : Promise.resolve(self as Holder)
+    const [failover, targetHolder] = await Promise.all([
+      this.findFailover(projectId, request, signal),
+      target,
+    ])
+    await listing // names for the report, fetched side by side with the rest
+    if (failover) {
+      const ip = request.ip ?? parseIp(failover.block ?? failover.ip, 'the failover IP')
+      return this.handle(
+        { kind: 'cloud', projectId, failoverId: failover.id, cachedTarget },
+        { ip, kind: 'cloud', scope, target: targetHolder, state: this.cloudState(failover, projectId) },
+      )
+    }
+    return undefined
+  }
+
   private async read(location: Location, signal: AbortSignal): Promise<IpState> {
     if (location.kind === 'cloud') {
       const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}`
-      return this.cloudState(await this.call<FailoverIp>('GET', path, signal), location.projectId)
+      return this.cloudState(await this.call('GET', path, signal, FAILOVER_IP), location.projectId)
     }
     return this.classicState(location, signal)
   }
 
   private async write(location: Location, target: Holder, signal: AbortSignal): Promise<IpState | undefined> {
     if (location.kind === 'cloud') {
-      const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
-      const answer = await this.call<FailoverIp>('POST', path, signal, { instanceId: target.id })
-      return this.cloudState(answer, location.projectId)
+      try {
+        return await this.attach(location, target, signal)
+      } catch (error) {
+        const cached = location.cachedTarget
+        if (!isApi404(error) || cached?.id !== target.id) throw error
+        // An instance rebuilt under the same name has a new id: the API refused the cached
+        // one and did nothing. Drop it, look the name up again, and ask once more.
+        this.cache.delete(cached.key)
+        location.cachedTarget = undefined
+        const listing = this.listInstances(location.projectId, signal)
+        const fresh = await this.instanceByName(location.projectId, cached.name, listing)
+        if (fresh.id === target.id) throw error
+        this.log.info(`instance ${cached.name} has a new id ${fresh.id} (was ${target.id}); asking again`)
+        // The engine holds this object as the target: it must see the new id.
+        Object.assign(target, fresh)
+        return await this.attach(location, target, signal)
+      }
     }
-    const task = await this.call<IpTask>('POST', `/ip/${enc(location.block)}/move`, signal, { to: target.id })
+    const task = await this.call('POST', `/ip/${enc(location.block)}/move`, signal, IP_TASK, {
+      to: target.id,
+    })
     location.taskId = task.taskId
     return undefined // the task is followed by read()
+  }
+
+  private async attach(
+    location: Extract<Location, { kind: 'cloud' }>,
+    target: Holder,
+    signal: AbortSignal,
+  ): Promise<IpState> {
+    const path = `/cloud/project/${location.projectId}/ip/failover/${enc(location.failoverId)}/attach`
+    const answer = await this.call('POST', path, signal, FAILOVER_IP, { instanceId: target.id })
+    return this.cloudState(answer, location.projectId)
   }
 
   // ---- locating -----------------------------------------------------------
@@ -205,12 +346,12 @@ export class OvhProvider implements Provider {
     const key = `project:${project}`
     const cached = this.cache.get(key)
     if (cached) return cached
-    const ids = await this.call<string[]>('GET', '/cloud/project', signal)
+    const ids = await this.call('GET', '/cloud/project', signal, PROJECT_IDS)
     const matches: string[] = []
     for (let i = 0; i < ids.length; i += PROJECT_LOOKUP_CONCURRENCY) {
       const batch = ids.slice(i, i + PROJECT_LOOKUP_CONCURRENCY)
       const details = await Promise.all(
-        batch.map((id) => this.call<{ description?: string }>('GET', `/cloud/project/${enc(id)}`, signal)),
+        batch.map((id) => this.call('GET', `/cloud/project/${enc(id)}`, signal, PROJECT)),
       )
       batch.forEach((id, n) => {
         if (details[n]?.description === project) matches.push(id)
@@ -235,10 +376,11 @@ export class OvhProvider implements Provider {
   ): Promise<FailoverIp | undefined> {
     const { ip, ipId } = request
     if (ipId !== undefined) {
-      const found = await this.call<FailoverIp>(
+      const found = await this.call(
         'GET',
         `/cloud/project/${projectId}/ip/failover/${enc(ipId)}`,
         signal,
+        FAILOVER_IP,
       )
       if (ip && !sameIp(ip, found.ip) && !sameIp(ip, found.block)) {
         throw usageError(`--ip ${ip.block} and --ip-id ${ipId} (${found.ip}) name different IPs`)
@@ -250,17 +392,18 @@ export class OvhProvider implements Provider {
     const cached = this.cache.get(key)
     if (cached) {
       try {
-        return await this.call<FailoverIp>(
+        return await this.call(
           'GET',
           `/cloud/project/${projectId}/ip/failover/${enc(cached)}`,
           signal,
+          FAILOVER_IP,
         )
       } catch (error) {
         if (!(error instanceof IpmoveError && error.kind === 'not-found')) throw error
         this.cache.delete(key)
       }
     }
-    const all = await this.call<FailoverIp[]>('GET', `/cloud/project/${projectId}/ip/failover`, signal)
+    const all = await this.call('GET', `/cloud/project/${projectId}/ip/failover`, signal, FAILOVER_IPS)
     const found = all.find((f) => sameIp(ip, f.ip) || sameIp(ip, f.block))
     if (found) this.cache.set(key, found.id)
     return found
@@ -281,13 +424,20 @@ export class OvhProvider implements Provider {
   }
 
   private async listInstances(projectId: string, signal: AbortSignal): Promise<Instance[]> {
-    const list = await this.call<Instance[]>('GET', `/cloud/project/${projectId}/instance`, signal)
+    const list = await this.call('GET', `/cloud/project/${projectId}/instance`, signal, INSTANCES)
     for (const i of list) {
       this.instanceNames.set(i.id, i.name)
       this.cache.set(`instance-name:${projectId}:${i.id}`, i.name)
     }
     this.cache.set(`listed:${projectId}`, '1')
     return list
+  }
+
+  /** The target as the cache knows it, unchecked. */
+  private cachedTarget(projectId: string, instance: string): CachedTarget | undefined {
+    const key = `instance:${projectId}:${instance}`
+    const id = this.cache.get(key)
+    return id ? { key, name: instance, id } : undefined
   }
 
   /** Resolve --instance: an id passes through; a name must match exactly one instance. */
@@ -328,7 +478,7 @@ export class OvhProvider implements Provider {
     const url = new URL(this.env.IPMOVE_OPENSTACK_METADATA_URL || METADATA_URL)
     let response: HttpResponse
     try {
-      response = await this.http.send({ method: 'GET', url }, signal)
+      response = await this.metadata.send({ method: 'GET', url }, signal)
     } catch (error) {
       if (error instanceof TransportError) {
         throw usageError(
@@ -337,12 +487,13 @@ export class OvhProvider implements Provider {
       }
       throw error
     }
-    const body = parseJson<{ uuid?: string; name?: string }>(response.text)
-    if (response.status !== 200 || !body?.uuid) {
+    const body = parseJson<unknown>(response.text)
+    if (response.status !== 200 || !isObject(body) || !isString(body.uuid) || !body.uuid) {
       throw usageError(`--instance was omitted and the metadata service at ${url.host} gave no instance id`)
     }
-    if (body.name) this.instanceNames.set(body.uuid, body.name)
-    return { id: body.uuid, name: body.name }
+    const name = isString(body.name) && body.name ? body.name : undefined
+    if (name) this.instanceNames.set(body.uuid, name)
+    return { id: body.uuid, name }
   }
 
   private async locateClassic(
@@ -394,11 +545,11 @@ export class OvhProvider implements Provider {
     signal: AbortSignal,
   ): Promise<IpState> {
     const base = `/ip/${enc(location.block)}`
-    const info = this.call<{ routedTo?: { serviceName?: string } | null }>('GET', base, signal)
+    const info = this.call('GET', base, signal, CLASSIC_IP)
     let pendingTask: IpTask | undefined
     if (location.taskId !== undefined) {
       const [task] = await Promise.all([
-        this.call<IpTask>('GET', `${base}/task/${location.taskId}`, signal),
+        this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK),
         info,
       ])
       if (FAILED_TASK.has(task.status)) {
@@ -412,7 +563,7 @@ export class OvhProvider implements Provider {
       const lists = await Promise.all([
         info,
         ...PENDING_TASK.map((status) =>
-          this.call<number[]>('GET', `${base}/task?function=genericMoveFloatingIp&status=${status}`, signal),
+          this.call('GET', `${base}/task?function=genericMoveFloatingIp&status=${status}`, signal, TASK_IDS),
         ),
       ])
       const id = lists.slice(1).flat()[0] as number | undefined
@@ -428,19 +579,33 @@ export class OvhProvider implements Provider {
 
   // ---- HTTP -----------------------------------------------------------------
 
-  private async call<T>(method: Method, path: string, signal: AbortSignal, body?: object): Promise<T> {
+  private async call<T>(
+    method: Method,
+    path: string,
+    signal: AbortSignal,
+    expected: Shape<T>,
+    body?: object,
+  ): Promise<T> {
     let { response, delta } = await this.send(method, path, signal, body)
-    let error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
+    let error = response.status >= 300 ? errorBody(response.text) : undefined
     // A wrong clock delta is refused as out of time (or, by some deployments, as an
     // invalid signature): ask /auth/time, re-sign and send once more.
     if (error && CLOCK_REFUSALS.has(error.errorCode ?? '') && delta && !delta.verified) {
       this.log.debug(`ovh: ${error.errorCode} with an unverified clock delta; asking /auth/time`)
       await this.refreshDelta(delta, signal)
       ;({ response } = await this.send(method, path, signal, body))
-      error = response.status >= 300 ? (parseJson<OvhErrorBody>(response.text) ?? {}) : undefined
+      error = response.status >= 300 ? errorBody(response.text) : undefined
     }
     if (error) throw apiError(method, path, response, error)
-    return parseJson<T>(response.text) as T
+    const answer = parseJson<unknown>(response.text)
+    if (!expected.test(answer)) {
+      throw new IpmoveError(
+        'unexpected',
+        `OVH API ${method} ${path}: the API answered something unexpected (HTTP ${response.status}, ${describeAnswer(response.text)} instead of ${expected.what})`,
+        { httpStatus: response.status, queryId: response.headers['x-ovh-queryid'] },
+      )
+    }
+    return answer
   }
 
   private async send(
@@ -462,7 +627,9 @@ export class OvhProvider implements Provider {
     }
     this.log.debug(`ovh: ${method} ${url.pathname}${url.search}`)
     try {
-      return { response: await this.http.send({ method, url, headers, body: text }, signal), delta }
+      // A write is sent once; the engine re-reads before any second one.
+      const once = method !== 'GET'
+      return { response: await this.http.send({ method, url, headers, body: text, once }, signal), delta }
     } catch (error) {
       if (!(error instanceof TransportError)) throw error
       if (signal.aborted) {
@@ -532,15 +699,16 @@ export class OvhProvider implements Provider {
       if (error instanceof TransportError) throw unreachable('OVH OAuth2 token endpoint', error)
       throw error
     }
-    const token = parseJson<{ access_token?: string; expires_in?: number }>(response.text)
-    if (response.status !== 200 || !token?.access_token) {
+    const token = parseJson<unknown>(response.text)
+    if (response.status !== 200 || !isObject(token) || !isString(token.access_token) || !token.access_token) {
       throw new IpmoveError(
         'auth',
         `OVH refused the service account's client id/secret (HTTP ${response.status} from ${new URL(c.tokenUrl).host})`,
       )
     }
     registerSecret(token.access_token)
-    this.token = { value: token.access_token, expires: Date.now() + (token.expires_in ?? 3600) * 1000 }
+    const lifetime = isNumber(token.expires_in) ? token.expires_in : 3600
+    this.token = { value: token.access_token, expires: Date.now() + lifetime * 1000 }
     return token.access_token
   }
 }
@@ -557,6 +725,21 @@ function parseJson<T>(text: string): T | undefined {
     return JSON.parse(text) as T
   } catch {
     return undefined
+  }
+}
+
+/** The API answered 404: an id it does not know (or no longer knows). */
+function isApi404(error: unknown): boolean {
+  return error instanceof IpmoveError && error.details?.httpStatus === 404
+}
+
+/** OVH's error object, keeping only the text fields it should have. */
+function errorBody(text: string): OvhErrorBody {
+  const body = parseJson<unknown>(text)
+  if (!isObject(body)) return {}
+  return {
+    message: isString(body.message) ? body.message : undefined,
+    errorCode: isString(body.errorCode) ? body.errorCode : undefined,
   }
 }
 

@@ -69,14 +69,11 @@ export interface ClaimResult extends ReconcileResult {
 export async function claim(provider: Provider, options: ClaimOptions): Promise<ClaimResult> {
   const { signal, log, carry } = options
   const asked = options.find.ip?.block ?? `the IP with id ${options.find.ipId}`
+  const request: LocateRequest = { ...options.find, interface: carry?.interface, needTarget: true }
+  provider.check?.(request)
   // Check the local side (interface, driver, arping) before the cloud is touched.
   const early = options.find.ip ? await carried(provider, options.find.ip, options) : undefined
-  const located = await locateIp(
-    provider,
-    { ...options.find, interface: carry?.interface, needTarget: true },
-    signal,
-    asked,
-  )
+  const located = await locateIp(provider, request, signal, asked)
   const { ip, target } = located
   if (!target) throw new IpmoveError('internal', `${provider.name} located no target for ${ip.block}`)
   let local = early ?? (await carried(provider, ip, options))

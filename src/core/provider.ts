@@ -1,6 +1,7 @@
 import type { IdCache } from '../cache.js'
 import type { KeyringLike } from '../keyring.js'
 import type { Logger } from '../output.js'
+import type { TerminalInput } from '../terminal.js'
 import type { IpBlock } from '../validate.js'
 
 /** A machine the API can route an IP to (an instance, a dedicated server, an ENI…). */
@@ -78,6 +79,11 @@ export interface LocatedIp extends Located {
  */
 export interface Provider {
   readonly name: string
+  /**
+   * Refuse, synchronously, a request this provider can never serve (exit 2),
+   * so the engine fails before it runs a tool or sends anything.
+   */
+  check?(request: LocateRequest): void
   locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp>
   /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number
@@ -151,7 +157,7 @@ export interface PolicyHelper {
 
 export interface SetCredentialsOptions {
   /** Standard input: `key=value` lines, or a terminal to prompt on. */
-  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown }
+  input: TerminalInput
   /** Where prompts go (stderr, so stdout stays for --json). */
   prompts: NodeJS.WritableStream
   /** --endpoint */

@@ -31,9 +31,16 @@ export interface ReconcileResult {
   to: Holder
   /** The last state read. */
   state: IpState
-  /** Writes sent (0 or 1, 2 only after a write that may not have landed). */
+  /** Writes sent (0 or 1, 2 only after a re-read showed the first had no effect). */
   writes: number
 }
+
+/**
+ * Writes per run, at most: the second only after a write failed (no answer, a 5xx,
+ * "busy") and a re-read showed it had no effect. A third failure would not be
+ * different; the hook's next run, or the operator, decides then.
+ */
+export const MAX_WRITES = 2
 
 /**
  * OVH moves take a few seconds; polling at most every 2 s notices the end
@@ -42,7 +49,7 @@ export interface ReconcileResult {
 export const DEFAULT_POLL = { first: 250, max: 2_000 }
 
 /**
- * Make the API's holder match the desired holder, writing at most once:
+ * Make the API's holder match the desired holder, writing once (twice at most):
  * - already there and settled: nothing to write;
  * - an operation pending (anyone's): wait for it, then decide again;
  * - otherwise write, then poll until the API says done, backing off.
@@ -61,6 +68,8 @@ export async function reconcile(
   /** The holder we moved the IP away from: the one at the time of our write. */
   let from = state.holder
   let writes = 0
+  /** A write of ours was accepted or may have landed; a refused ("busy") one had no effect. */
+  let wrote = false
   /** A write is owed: none yet, or the last one may not have reached the API. */
   let mayWrite = true
   let delay = poll.first
@@ -68,7 +77,7 @@ export async function reconcile(
 
   for (;;) {
     if (!state.pending && sameHolder(state.holder, target)) {
-      return { outcome: writes > 0 ? 'moved' : 'in-place', from, to: target, state, writes }
+      return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
     }
     if (state.pending) {
       if (writes === 0 && !waitedOnOthers) {
@@ -76,7 +85,7 @@ export async function reconcile(
         waitedOnOthers = true
       }
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
-    } else if (writes > 0 && !sameHolder(state.holder, from)) {
+    } else if (wrote && !sameHolder(state.holder, from)) {
       throw new IpmoveError(
         'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
@@ -86,26 +95,36 @@ export async function reconcile(
       if (options.dryRun) return { outcome: 'would-move', from, to: target, state, writes }
       mayWrite = false
       from = state.holder
+      writes++
       try {
         const answered = await located.write(target, signal)
-        writes++
+        wrote = true
         if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
         // A synchronous API may already show the end state: no poll needed.
         if (answered && !answered.pending && sameHolder(answered.holder, target)) continue
       } catch (error) {
         if (!(error instanceof IpmoveError)) throw error
-        if (error.kind === 'busy') {
+        const busy = error.kind === 'busy'
+        if (!busy && error.kind !== 'unreachable' && error.kind !== 'ambiguous-write') throw error
+        if (writes >= MAX_WRITES) {
+          throw new IpmoveError(
+            error.kind,
+            `${error.message}; gave up after ${writes} move requests, the most ipmove sends in one run`,
+            { ...error.details, writes },
+          )
+        }
+        if (busy) {
           // The API saw an operation we did not: wait for it and decide again.
           log.info(`the API says the IP is busy (${error.message}); waiting`)
-          mayWrite = true
-        } else if (error.kind === 'ambiguous-write') {
-          log.warn(`the move request may not have reached ${provider.name} (${error.message}); checking`)
-          writes++
-          mayWrite = true
         } else {
-          throw error
+          // No answer or a 5xx: the write may have landed. A 429/503 was not processed.
+          if (error.kind === 'ambiguous-write') wrote = true
+          log.warn(
+            `the move request failed or may not have reached ${provider.name} (${error.message}); checking`,
+          )
         }
+        mayWrite = true
       }
     }
     try {
@@ -115,7 +134,7 @@ export async function reconcile(
     }
     delay = Math.min(delay * 1.5, poll.max)
     state = await readOrTimeout(located, signal, state, target)
-    if (mayWrite && writes > 0 && (state.pending || sameHolder(state.holder, target))) {
+    if (mayWrite && wrote && (state.pending || sameHolder(state.holder, target))) {
       // The ambiguous write did land after all.
       mayWrite = false
     }

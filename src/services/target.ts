@@ -70,7 +70,7 @@ export async function prepare(options: TargetOptions, log: Logger): Promise<Prep
   const cache: IdCache =
     options.cache === false
       ? new MemoryCache()
-      : FileCache.forAccount(env, descriptor.name, descriptor.accountKey(env, settings))
+      : FileCache.forAccount(env, descriptor.name, descriptor.accountKey(env, settings), log)
   const provider = await descriptor.load({ env, cache, log, settings })
   return {
     ip: merged.ip,
