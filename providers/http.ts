@@ -5,7 +5,7 @@ import pRetry from 'p-retry'
 import { IpmoveError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
 
-export type Method = 'GET' | 'POST' | 'PUT' | 'DELETE'
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
 export interface HttpRequest {
   method: Method
@@ -57,6 +57,11 @@ export interface HttpClientOptions {
   retries?: number
   minBackoffMs?: number
   maxBackoffMs?: number
+  /**
+   * How long to wait before retrying a 429 or 503 that carries no Retry-After,
+   * from the API's own headers (e.g. Hetzner's RateLimit-Reset); undefined: back off as usual.
+   */
+  rateLimitWaitMs?: (headers: IncomingHttpHeaders) => number | undefined
   log: Logger
 }
 
@@ -107,7 +112,8 @@ export class HttpClient {
    */
   rounds = 0
   private inFlight = 0
-  private readonly options: Required<Omit<HttpClientOptions, 'log'>> & { log: Logger }
+  private readonly options: Required<Omit<HttpClientOptions, 'log' | 'rateLimitWaitMs'>> &
+    Pick<HttpClientOptions, 'log' | 'rateLimitWaitMs'>
 
   constructor(options: HttpClientOptions) {
     this.options = {
@@ -139,7 +145,13 @@ export class HttpClient {
           try {
             const response = await this.once(request, signal)
             if (RETRY_ANY.has(response.status) || (!write && RETRY_READS.has(response.status))) {
-              throw new RetryableError(`HTTP ${response.status}`, retryAfterMs(response.headers))
+              throw new RetryableError(
+                `HTTP ${response.status}`,
+                retryAfterMs(response.headers) ??
+                  (RETRY_ANY.has(response.status)
+                    ? this.options.rateLimitWaitMs?.(response.headers)
+                    : undefined),
+              )
             }
             if (write && RETRY_READS.has(response.status)) {
               throw new TransportError(`HTTP ${response.status}`, true, response)

@@ -6,11 +6,23 @@
 import type { ProviderDescriptor, ProviderFlag } from '../src/core/provider.js'
 import { usageError } from '../src/errors.js'
 import { aws } from './aws/index.js'
+import { digitalocean } from './digitalocean/index.js'
+import { hetzner } from './hetzner/index.js'
+import { hetznerRobot } from './hetzner-robot/index.js'
 import { local } from './local/index.js'
 import { ovh } from './ovh/index.js'
+import { scaleway } from './scaleway/index.js'
 
 /** In the order messages list them; the first is the default. */
-export const PROVIDERS: readonly ProviderDescriptor[] = [ovh, aws, local]
+export const PROVIDERS: readonly ProviderDescriptor[] = [
+  ovh,
+  aws,
+  hetzner,
+  hetznerRobot,
+  digitalocean,
+  scaleway,
+  local,
+]
 
 export const PROVIDER_NAMES: readonly string[] = PROVIDERS.map((p) => p.name)
 

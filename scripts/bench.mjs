@@ -56,11 +56,23 @@ try {
   await emulator.stop()
 }
 
-/** Refuses every request as the API would refuse bad credentials: OVH's JSON, EC2's XML. */
+/** Refuses every request as the API would refuse bad credentials: OVH's, Hetzner's and DigitalOcean's JSON, EC2's XML. */
 const refusing = createServer((req, res) => {
   req.resume()
   req.on('end', () => {
-    if (req.url?.startsWith('/1.0/')) {
+    if (req.url?.startsWith('/instance/') || req.url?.startsWith('/failover/') || req.url === '/server') {
+      // Scaleway's and Robot's refusals (their bodies differ; the status is what matters here).
+      res.writeHead(401, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify({ type: 'denied_authentication', message: 'authentication is denied' }))
+    } else if (req.url?.startsWith('/v2/')) {
+      res.writeHead(401, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify({ id: 'unauthorized', message: 'Unable to authenticate you.' }))
+    } else if (req.url?.startsWith('/v1/')) {
+      res.writeHead(401, { 'Content-Type': 'application/json' })
+      res.end(
+        JSON.stringify({ error: { code: 'unauthorized', message: 'unable to authenticate', details: {} } }),
+      )
+    } else if (req.url?.startsWith('/1.0/')) {
       res.writeHead(403, { 'Content-Type': 'application/json' })
       res.end(JSON.stringify({ message: 'Invalid application key', errorCode: 'INVALID_KEY' }))
     } else {
@@ -113,6 +125,27 @@ const awsArgs = [
   'i-0123456789abcdef0',
   '--dry-run',
 ]
+const hetznerArgs = [BIN, '--provider', 'hetzner', '--ip', '203.0.113.5', '--instance', 'web-2', '--dry-run']
+const hetznerEnv = isolatedEnv({ HCLOUD_ENDPOINT: `${origin}/v1`, HCLOUD_TOKEN: 'bench-token' })
+const doArgs = [BIN, '--provider', 'digitalocean', '--ip', '203.0.113.5', '--instance', 'web-2', '--dry-run']
+const doEnv = isolatedEnv({ DIGITALOCEAN_API_URL: origin, DIGITALOCEAN_ACCESS_TOKEN: 'bench-token' })
+const scwArgs = [BIN, '--provider', 'scaleway', '--ip', '203.0.113.5', '--instance', 'web-2', '--dry-run']
+const scwEnv = isolatedEnv({
+  SCW_API_URL: origin,
+  SCW_SECRET_KEY: '11111111-2222-4333-8444-555555555555',
+  SCW_DEFAULT_ZONE: 'fr-par-1',
+})
+const robotArgs = [
+  BIN,
+  '--provider',
+  'hetzner-robot',
+  '--ip',
+  '203.0.113.5',
+  '--instance',
+  'db-2',
+  '--dry-run',
+]
+const robotEnv = isolatedEnv({ HROBOT_URL: origin, HROBOT_USER: 'bench', HROBOT_PASSWORD: 'bench' })
 const ovhEnv = isolatedEnv({
   OVH_ENDPOINT: `${origin}/1.0`,
   OVH_APPLICATION_KEY: 'bench-ak',
@@ -127,10 +160,19 @@ const awsEnv = isolatedEnv({
 })
 let ovhPath
 let awsPath
+let hetznerPath
+let doPath
+let scwPath
+let robotPath
 try {
   await timeAsync(awsArgs, awsEnv, 3) // warm the file cache for the AWS chunks too
+  await timeAsync(hetznerArgs, hetznerEnv, 3)
   ovhPath = await timeAsync(ovhArgs, ovhEnv, 3)
   awsPath = await timeAsync(awsArgs, awsEnv, 3)
+  hetznerPath = await timeAsync(hetznerArgs, hetznerEnv, 3)
+  doPath = await timeAsync(doArgs, doEnv, 3)
+  scwPath = await timeAsync(scwArgs, scwEnv, 3)
+  robotPath = await timeAsync(robotArgs, robotEnv, 3)
 } finally {
   refusing.close()
 }
@@ -146,6 +188,23 @@ console.log(`OVH path (to the API's answer)  ${ovhPath.toFixed(1)} ms = ${ratio(
 console.log(
   `AWS path (to the API's answer)  ${awsPath.toFixed(1)} ms = ${ratio(awsPath)}x node, ${(awsPath - ovhPath).toFixed(1)} ms more than OVH (target <= 100 ms)`,
 )
+
+console.log(
+  `Hetzner path (to the API's answer)  ${hetznerPath.toFixed(1)} ms = ${ratio(hetznerPath)}x node, ${(hetznerPath - ovhPath).toFixed(1)} ms more than OVH (target <= 30 ms)`,
+)
+
+console.log(
+  `DigitalOcean path (to the API's answer)  ${doPath.toFixed(1)} ms = ${ratio(doPath)}x node, ${(doPath - ovhPath).toFixed(1)} ms more than OVH (target <= 30 ms)`,
+)
+
+for (const [name, path] of [
+  ['Scaleway', scwPath],
+  ['Hetzner Robot', robotPath],
+]) {
+  console.log(
+    `${name} path (to the API's answer)  ${path.toFixed(1)} ms = ${ratio(path)}x node, ${(path - ovhPath).toFixed(1)} ms more than OVH (target <= 30 ms)`,
+  )
+}
 
 // The LAN part (needs root; skips with a message otherwise).
 await (await import('./bench-local.mjs')).benchLocal()

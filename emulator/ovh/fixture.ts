@@ -1,4 +1,4 @@
-import { usageError } from '../../src/errors.js'
+import { fixtureChecks } from '../fixture-check.js'
 
 /**
  * The OVH emulator's default account: credentials, two Public Cloud projects and
@@ -241,24 +241,12 @@ export function defaultOvhFixture(): OvhFixture {
   }
 }
 
-type Json = Record<string, unknown>
-
 /**
  * Check JSON from `--fixture FILE` against the fixture shape; the error names the
  * file and the first field that is wrong (exit 2).
  */
 export function parseOvhFixture(value: unknown, source: string): OvhFixture {
-  const fail = (where: string, what: string): never => {
-    throw usageError(`${source}: ${where} ${what}`)
-  }
-  const object = (v: unknown, where: string): Json =>
-    v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Json) : fail(where, 'must be an object')
-  const list = <T>(v: unknown, where: string, item: (x: unknown, where: string) => T): T[] =>
-    Array.isArray(v) ? v.map((x, i) => item(x, `${where}[${i}]`)) : fail(where, 'must be an array')
-  const text = (v: unknown, where: string): string =>
-    typeof v === 'string' && v !== '' ? v : fail(where, 'must be a non-empty string')
-  const oneOf = <T extends string>(v: unknown, where: string, allowed: readonly T[]): T =>
-    allowed.includes(v as T) ? (v as T) : fail(where, `must be one of ${allowed.join(', ')}`)
+  const { object, list, text, oneOf } = fixtureChecks(source)
   const rules = (v: unknown, where: string) =>
     list(v, where, (x, w) => {
       const o = object(x, w)

@@ -1,0 +1,261 @@
+/**
+ * DigitalOcean reserved IPs: read by address (`GET /v2/reserved_ips/{ip}`),
+ * assigned with a `POST …/actions {"type":"assign","droplet_id"}` action, then
+ * followed until the action completes. "This host" comes from the droplet
+ * metadata service. The address is NATed onto the droplet's anchor IP, so the
+ * OS does not carry it. The API's facts, with sources: emulator/digitalocean/server.ts.
+ *
+ * Least privilege: a custom-scoped token with `reserved_ip:read`,
+ * `reserved_ip:update`, `droplet:read` and `actions:read`.
+ */
+import type { IdCache } from '../../src/cache.js'
+import type {
+  Holder,
+  IpState,
+  LocatedIp,
+  LocateRequest,
+  Provider,
+  ProviderContext,
+} from '../../src/core/provider.js'
+import { IpmoveError, notFound, usageError } from '../../src/errors.js'
+import { registerSecret } from '../../src/output.js'
+import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import type { HttpResponse, Method } from '../http.js'
+import { apiBaseUrl } from '../token-settings.js'
+
+const DEFAULT_ENDPOINT = 'https://api.digitalocean.com'
+const METADATA_URL = 'http://169.254.169.254/metadata/v1.json'
+
+interface Droplet {
+  id: number
+  name: string
+  region?: { slug?: string }
+}
+
+interface ReservedIp {
+  ip: string
+  droplet: Droplet | null
+  region?: { slug?: string }
+  /** Pending actions prevent new ones. */
+  locked?: boolean
+}
+
+interface Action {
+  id: number
+  status: 'in-progress' | 'completed' | 'errored'
+}
+
+interface DigitalOceanErrorBody {
+  id?: string
+  message?: string
+  request_id?: string
+}
+
+export class DigitalOceanProvider implements Provider {
+  readonly name = 'digitalocean'
+  readonly hasCloudApi = true
+  private readonly api: BearerApi
+
+  private constructor(
+    baseUrl: string,
+    token: string,
+    private readonly metadataUrl: URL,
+    private readonly cache: IdCache,
+    log: ProviderContext['log'],
+  ) {
+    this.api = new BearerApi({
+      baseUrl,
+      authHeaders: { Authorization: `Bearer ${token}` },
+      log,
+      title: 'DigitalOcean API',
+      tag: 'digitalocean',
+      toError: apiError,
+      rateLimitWaitMs: rateLimitWait,
+    })
+  }
+
+  static async create(context: ProviderContext): Promise<DigitalOceanProvider> {
+    const { env, settings } = context
+    const token = env.DIGITALOCEAN_ACCESS_TOKEN || settings.token
+    if (!token) {
+      throw usageError(
+        'no DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN or token= in the [digitalocean] section of the config file',
+      )
+    }
+    registerSecret(token)
+    const where = env.DIGITALOCEAN_API_URL ? 'DIGITALOCEAN_API_URL' : 'endpoint='
+    const base = apiBaseUrl(env.DIGITALOCEAN_API_URL || settings.endpoint || DEFAULT_ENDPOINT, where)
+    const metadata = urlFrom(
+      env.IPMOVE_DIGITALOCEAN_METADATA_URL ? `${env.IPMOVE_DIGITALOCEAN_METADATA_URL}.json` : METADATA_URL,
+      'IPMOVE_DIGITALOCEAN_METADATA_URL',
+    )
+    return new DigitalOceanProvider(
+      base.href.replace(/\/+$/, ''),
+      token,
+      metadata,
+      context.cache,
+      context.log,
+    )
+  }
+
+  get requests(): number {
+    return this.api.requests
+  }
+
+  get roundTrips(): number {
+    return this.api.roundTrips
+  }
+
+  close(): void {
+    this.cache.save()
+    this.api.close()
+  }
+
+  async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
+    if (request.project) throw usageError('--project does not apply to DigitalOcean')
+    if (request.ipId !== undefined)
+      throw usageError('DigitalOcean knows a reserved IP by its address: use --ip')
+    const ip = request.ip!
+    if (ip.version !== 4 || ip.prefix !== 32)
+      throw usageError(`--ip ${ip.block}: DigitalOcean reserved IPs are single IPv4 addresses`)
+    // The reserved IP is addressed by itself: read it and find the target side by side.
+    const target = !request.needTarget
+      ? Promise.resolve(undefined)
+      : request.instance
+        ? this.dropletByNameOrId(request.instance, signal)
+        : this.thisDroplet(signal)
+    target.catch(() => {}) // awaited below
+    const [reserved, holder] = await Promise.all([this.reservedIp(ip.address, signal), target])
+    /** Our assign action, once written: reads follow it. */
+    let action: number | undefined
+    return {
+      ip,
+      kind: 'reserved',
+      target: holder,
+      state: state(reserved),
+      hostCarries: false,
+      read: async (readSignal) => {
+        const [current, running] = await Promise.all([
+          this.reservedIp(ip.address, readSignal),
+          action === undefined
+            ? undefined
+            : this.api.call<{ action: Action }>('GET', `/v2/actions/${action}`, readSignal),
+        ])
+        const now = state(current)
+        if (running?.action.status === 'errored') {
+          throw new IpmoveError(
+            'provider-failed',
+            `DigitalOcean action ${running.action.id} (assign ${ip.address}) errored`,
+          )
+        }
+        if (running?.action.status === 'in-progress')
+          return { ...now, pending: true, note: `action ${running.action.id} in progress` }
+        return now
+      },
+      write: async (to, writeSignal) => {
+        let answer: { action: Action }
+        try {
+          answer = await this.api.call<{ action: Action }>(
+            'POST',
+            `/v2/reserved_ips/${ip.address}/actions`,
+            writeSignal,
+            { type: 'assign', droplet_id: Number(to.id) },
+          )
+        } catch (error) {
+          // A 422 may mean another action started meanwhile: the IP says so with `locked`.
+          if (error instanceof IpmoveError && error.details?.httpStatus === 422) {
+            if ((await this.reservedIp(ip.address, writeSignal)).locked)
+              throw new IpmoveError('busy', error.message, error.details)
+          }
+          throw error
+        }
+        action = answer.action.id
+        const done = answer.action.status === 'completed'
+        return {
+          holder: done ? to : state(reserved).holder,
+          pending: !done,
+          note: `action ${action} ${answer.action.status}`,
+        }
+      },
+    }
+  }
+
+  private async reservedIp(address: string, signal: AbortSignal): Promise<ReservedIp> {
+    try {
+      return (await this.api.call<{ reserved_ip: ReservedIp }>('GET', `/v2/reserved_ips/${address}`, signal))
+        .reserved_ip
+    } catch (error) {
+      if (error instanceof IpmoveError && error.kind === 'not-found')
+        throw notFound(`${address} is not a reserved IP of this DigitalOcean account`)
+      throw error
+    }
+  }
+
+  /** --instance: a droplet name (exact, case-insensitive as the API matches; ambiguity refused) or a numeric id. */
+  private async dropletByNameOrId(instance: string, signal: AbortSignal): Promise<Holder> {
+    const key = `droplet:${instance}`
+    const cached = this.cache.get(key)
+    if (cached) return { id: cached, name: this.cache.get(`droplet-name:${cached}`) ?? instance }
+    const { droplets } = await this.api.call<{ droplets: Droplet[] }>(
+      'GET',
+      `/v2/droplets?name=${encodeURIComponent(instance)}`,
+      signal,
+    )
+    if (droplets.length > 1) {
+      throw notFound(
+        `droplet name ${JSON.stringify(instance)} is ambiguous: ${droplets.map((d) => `${d.id} (${d.region?.slug ?? '?'})`).join(', ')}; pass the id`,
+      )
+    }
+    let found = droplets[0]
+    if (!found && /^\d{1,19}$/.test(instance)) {
+      found = (await this.api.call<{ droplet: Droplet }>('GET', `/v2/droplets/${instance}`, signal)).droplet
+    }
+    if (!found) throw notFound(`no droplet ${JSON.stringify(instance)} in this DigitalOcean account`)
+    this.cache.set(key, String(found.id))
+    this.cache.set(`droplet-name:${found.id}`, found.name)
+    return { id: String(found.id), name: found.name }
+  }
+
+  /** This host: the droplet metadata's JSON gives the id and the name in one request. */
+  private async thisDroplet(signal: AbortSignal): Promise<Holder> {
+    const response = await this.api.metadata(this.metadataUrl, signal)
+    const body = parseJson<{ droplet_id?: number; hostname?: string }>(response.text)
+    if (response.status !== 200 || !Number.isSafeInteger(body?.droplet_id)) {
+      throw usageError(
+        `--instance was omitted and the metadata service at ${this.metadataUrl.host} gave no droplet id`,
+      )
+    }
+    return { id: String(body!.droplet_id), name: body!.hostname }
+  }
+}
+
+function state(reserved: ReservedIp): IpState {
+  const droplet = reserved.droplet
+  return {
+    holder: droplet ? { id: String(droplet.id), name: droplet.name } : null,
+    pending: reserved.locked === true,
+    ...(reserved.locked ? { note: 'locked by a pending action' } : {}),
+  }
+}
+
+/**
+ * DigitalOcean's burst 429 carries Retry-After; the hourly one only
+ * RateLimit-Reset, the time the oldest counted request expires: wait for it.
+ */
+function rateLimitWait(headers: HttpResponse['headers']): number | undefined {
+  const reset = Number(headers['ratelimit-reset'])
+  if (headers['ratelimit-remaining'] !== '0' || !Number.isFinite(reset)) return undefined
+  return Math.max(0, reset * 1000 - Date.now())
+}
+
+/** Map a DigitalOcean error answer to ipmove's error kinds, keeping the API's id and words. */
+function apiError(method: Method, path: string, response: HttpResponse): IpmoveError {
+  const body = parseJson<DigitalOceanErrorBody>(response.text)
+  const id = body?.id
+  const request = body?.request_id ? `, request ${body.request_id}` : ''
+  const message = `DigitalOcean API ${method} ${path}: ${body?.message ?? `HTTP ${response.status}`}${id ? ` (${id}${request})` : ''}`
+  const details = { httpStatus: response.status, errorCode: id }
+  if (response.status === 401 || response.status === 403) return new IpmoveError('auth', message, details)
+  if (response.status === 404) return new IpmoveError('not-found', message, details)
+  return new IpmoveError('provider-failed', message, details)
+}
