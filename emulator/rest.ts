@@ -224,11 +224,11 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
 
     const underPrefix = this.prefix.every((p, i) => segments[i] === p)
     const apiSegments = underPrefix ? segments.slice(this.prefix.length) : segments
-    const faulted = await this.injectFault(method, apiSegments, record, req.socket, (status, headers) => {
+    const { answered } = await this.injectFault(method, apiSegments, record, res, (status, headers) => {
       const answer = this.errorAnswer(status, 'fault')
       send(status, answer.body, { ...answer.headers, ...headers })
     })
-    if (faulted) {
+    if (answered) {
       if (record.status === 0)
         this.log?.debug(`emulator: ${method} ${rawTarget} -> no answer (fault ${record.fault})`)
       return
