@@ -132,13 +132,16 @@ export interface Capture {
   stop(): Promise<string[]>
 }
 
-/** Bundle test/rig/agent.ts into a directory any user can read (for the privilege tests). */
-async function buildAgent(): Promise<string> {
+/**
+ * Bundle an agent (test/rig/agent.ts by default) into a directory any user can
+ * read (for the privilege tests); remove the file's directory when done.
+ */
+export async function buildAgent(entry = join(HERE, 'agent.ts')): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'ipm-agent-'))
   chmodSync(dir, 0o755)
   const outfile = join(dir, 'agent.mjs')
   await build({
-    entryPoints: [join(HERE, 'agent.ts')],
+    entryPoints: [entry],
     bundle: true,
     platform: 'node',
     format: 'esm',
