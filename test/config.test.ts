@@ -315,9 +315,14 @@ ip = 192.0.2.1/32
     expect(usage(() => resolveTarget(config, { ip: 'mail' }))).toBe(
       `--ip "mail" is not an IP address or block, and there is no [ip.mail] entry in ${config.path}`,
     )
-    expect(usage(() => resolveTarget({ defaults: {}, providers: {}, ips: {} }, { ip: 'mail' }))).toContain(
-      'there is no config file',
-    )
+    expect(
+      usage(() =>
+        resolveTarget(
+          { defaults: {}, providers: {}, ips: {}, watch: { sections: new Map(), lines: new Map() } },
+          { ip: 'mail' },
+        ),
+      ),
+    ).toContain('there is no config file')
     expect(usage(() => resolveTarget(config, { ip: '203.0.113.300' }))).toContain('--ip "203.0.113.300"')
     expect(usage(() => resolveTarget(config, { ip: 'web', project: 'x;y' }))).toContain('--project "x;y"')
     expect(usage(() => resolveTarget(config, { ip: 'web', instance: '' }))).toContain('--instance is empty')
