@@ -96,11 +96,17 @@ ip = 2001:DB8::/64
         },
         'www.example': { ip: { address: '2001:db8::', prefix: 64, version: 6, block: '2001:db8::/64' } },
       },
+      watch: { sections: new Map(), lines: new Map() },
     })
   })
 
   it('is empty when the default file does not exist, and an error when a named one does not', () => {
-    expect(loadConfig({ env: {}, home: dir, uid: 1000 })).toEqual({ defaults: {}, providers: {}, ips: {} })
+    expect(loadConfig({ env: {}, home: dir, uid: 1000 })).toEqual({
+      defaults: {},
+      providers: {},
+      ips: {},
+      watch: { sections: new Map(), lines: new Map() },
+    })
     const missing = join(dir, 'nope.conf')
     expect(usage(() => load(missing))).toBe(`config file ${missing} does not exist`)
     expect(usage(() => loadConfig({ env: { IPMOVE_CONFIG: missing }, home: dir, uid: 1000 }))).toContain(
