@@ -4,25 +4,17 @@
  * in the same namespace (its loopback) as its own `ipmove emulate ovh` process.
  * Run `npm run build` first (`npm test` does).
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { BIN, type NamespacedEmulator, startEmulator as startNamespacedEmulator } from './rig/emulator.js'
 import { captureTime, createRig, describeRoot, type Exec, type Rig, type RigNode } from './rig/netns.js'
 import { aHolds, captureAnnouncements, flipTo, pingedWho, release } from './rig/observe.js'
 
-const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
 const IP = '203.0.113.10'
 const MOVE = ['move', '--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--json']
-
-interface NamespacedEmulator {
-  env: Record<string, string>
-  /** The emulator's debug lines so far: one `emulator: METHOD PATH -> STATUS` per request. */
-  requests(): string[]
-  stop(): Promise<void>
-}
 
 describeRoot('move --interface end to end, emulator and CLI inside a namespace', () => {
   let rig: Rig
@@ -52,57 +44,7 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
 
   /** `ipmove emulate ovh` in a node's namespace; resolves once it listens there. */
   async function startEmulator(node: RigNode, extra: string[] = []): Promise<NamespacedEmulator> {
-    const emuDir = mkdtempSync(join(dir, 'emu-'))
-    chmodSync(emuDir, 0o755)
-    const child: ChildProcessWithoutNullStreams = spawn('ip', [
-      'netns',
-      'exec',
-      node.ns,
-      process.execPath,
-      BIN,
-      'emulate',
-      'ovh',
-      '--port',
-      '0',
-      '--pending-ms',
-      '300',
-      '--this-host',
-      'bi-edge-sbg-2',
-      '--dir',
-      emuDir,
-      '--json',
-      '--debug',
-      ...extra,
-    ])
-    let stdout = ''
-    let stderr = ''
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString()
-    })
-    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
-    const env = await new Promise<Record<string, string>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the emulator did not start: ${stderr}`)), 10_000)
-      child.stdout.on('data', (chunk: Buffer) => {
-        stdout += chunk.toString()
-        const line = stdout.split('\n')[0]
-        if (stdout.includes('\n') && line) {
-          clearTimeout(timer)
-          resolve((JSON.parse(line) as { env: Record<string, string> }).env)
-        }
-      })
-      child.once('close', (code) => {
-        clearTimeout(timer)
-        reject(new Error(`the emulator exited with ${code}: ${stderr}`))
-      })
-    })
-    const emulator: NamespacedEmulator = {
-      env,
-      requests: () => stderr.split('\n').filter((l) => l.includes('emulator: ')),
-      stop: async () => {
-        child.kill('SIGTERM')
-        await exited
-      },
-    }
+    const emulator = await startNamespacedEmulator(node, dir, extra)
     emulators.push(emulator)
     return emulator
   }

@@ -78,12 +78,16 @@ export class IpWatcher {
   private carried: boolean | undefined
   private located: LocatedIp | undefined
   private selfId: string | undefined
-  /** Claims, yields and reads, one at a time. */
+  /** Claims and API reads, one at a time. */
   private work: Promise<void> = Promise.resolve()
+  /** Yields, one at a time (yieldAddress never rejects). */
+  private yielding: Promise<void> = Promise.resolve()
   private kicked: NodeJS.Immediate | undefined
   private deadline: NodeJS.Timeout | undefined
   private apiTimer: NodeJS.Timeout | undefined
   private stopped = false
+  /** Aborts a read of the API in flight when the watcher stops. */
+  private readonly stopping = new AbortController()
   private readonly transitions: Transition[] = []
   private readonly log: Logger
 
@@ -134,11 +138,12 @@ export class IpWatcher {
   /** Stop probing; with `release`, drop the address first. */
   async stop(release: boolean): Promise<void> {
     this.stopped = true
+    this.stopping.abort()
     clearImmediate(this.kicked)
     clearTimeout(this.deadline)
     clearTimeout(this.apiTimer)
     await Promise.all(this.runners.map((r) => r.stop()))
-    await this.work
+    await Promise.all([this.work, this.yielding])
     if (release) await this.yieldAddress('stopping with release-on-stop')
     this.context.provider.close()
   }
@@ -212,7 +217,8 @@ export class IpWatcher {
     this.report(from, decision)
     const { action } = decision
     if (action.do === 'claim') this.enqueue(() => this.claimIp(action.why))
-    else if (action.do === 'yield') this.enqueue(() => this.yieldAddress(action.why))
+    // A yield is local and must never wait behind an API read that hangs (a dead link): it has its own queue.
+    else if (action.do === 'yield') this.yielding = this.yielding.then(() => this.yieldAddress(action.why))
     clearTimeout(this.deadline)
     const next = this.decider.nextDeadline(now())
     if (next !== undefined) this.deadline = setTimeout(() => this.kick(), Math.max(0, next - now()))
@@ -335,7 +341,7 @@ export class IpWatcher {
     if (this.stopped) return
     const { watched, context } = this
     const { provider } = context
-    const signal = AbortSignal.timeout(READ_TIMEOUT_MS)
+    const signal = AbortSignal.any([AbortSignal.timeout(READ_TIMEOUT_MS), this.stopping.signal])
     try {
       let state: Awaited<ReturnType<LocatedIp['read']>>
       if (this.located && provider.hasCloudApi) {
