@@ -127,8 +127,10 @@ export interface IpSnapshot {
   carried: boolean
   checks: Record<CheckKind, CheckSnapshot>
   antiFlap: AntiFlapSnapshot
-  /** The most recent last, at most a few (the daemon keeps a bounded list). */
+  /** The most recent last, at most MAX_TRANSITIONS (the daemon keeps a bounded list). */
   transitions: TransitionSnapshot[]
+  /** Every role change since the daemon started, for a counter that only grows. */
+  transitionsTotal: number
 }
 
 export interface DaemonSnapshot {

@@ -55,6 +55,7 @@ export function sampleSnapshot(overrides: Partial<IpSnapshot> = {}): DaemonSnaps
             error: null,
           },
         ],
+        transitionsTotal: 3,
         ...overrides,
       },
     ],
