@@ -3,7 +3,6 @@ import { BaseCommand } from '../src/command.js'
 import { providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
 import { ipStatus } from '../src/services/status.js'
 import { parseSeconds } from '../src/validate.js'
-import { clearFlap, watchStatus } from '../src/watch/status-client.js'
 
 export default class Status extends BaseCommand {
   static override summary = 'Show who holds a failover IP and whether an operation is pending.'
@@ -40,6 +39,8 @@ export default class Status extends BaseCommand {
     const timeoutMs = flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout)
     // Explicit rather than guessed from the socket's presence: the same command line always reads the same source.
     if (flags.watch || flags.socket !== undefined || flags['clear-flap'] !== undefined) {
+      // Loaded only here, so that asking the API costs what it did.
+      const { clearFlap, watchStatus } = await import('../src/watch/status-client.js')
       const options = { socket: flags.socket, ip: flags.ip, timeoutMs }
       const result =
         flags['clear-flap'] === undefined
