@@ -18,6 +18,7 @@ const GO_FLAGS = new Map([
  * cost every hook their start-up.
  */
 export const VALUE_FLAGS: ReadonlySet<string> = new Set([
+  'clear-flap',
   'clock-skew',
   'config',
   'count',
@@ -42,6 +43,7 @@ export const VALUE_FLAGS: ReadonlySet<string> = new Set([
   'provider',
   'region',
   'route-table',
+  'socket',
   'this-host',
   'timeout',
 ])
