@@ -111,7 +111,7 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
 
   config.defaults = readSettings(data.globals, path, '')
   for (const [section, values] of data.sections) {
-    if (section.startsWith('watch.')) {
+    if (section === 'watch' || section.startsWith('watch.')) {
       config.watch.sections.set(section, values)
     } else if (section.startsWith('ip.')) {
       const name = section.slice(3)
@@ -130,7 +130,7 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
       config.providers[section] = { ...values }
     } else {
       throw usageError(
-        `${path}: unknown section [${section}] (known: ${PROVIDER_NAMES.map((p) => `[${p}]`).join(', ')}, [ip.NAME], [watch.NAME])`,
+        `${path}: unknown section [${section}] (known: ${PROVIDER_NAMES.map((p) => `[${p}]`).join(', ')}, [ip.NAME], [watch], [watch.NAME])`,
       )
     }
   }

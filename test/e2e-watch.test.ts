@@ -120,7 +120,12 @@ ${probes}`
 
   function daemon(node: RigNode, config: string, flags: string[] = []): Daemon {
     const path = writeConfig(`${node.name}.conf`, config)
-    const env = { ...emulator?.env, IPMOVE_CACHE_DIR: join(dir, `cache-${node.name}`) }
+    const env = {
+      ...emulator?.env,
+      IPMOVE_CACHE_DIR: join(dir, `cache-${node.name}`),
+      // Each node's own control socket: the namespaces share one file system.
+      IPMOVE_LOCK_DIR: join(dir, `run-${node.name}`),
+    }
     const child: ChildProcessWithoutNullStreams = spawn(
       'ip',
       ['netns', 'exec', node.ns, process.execPath, BIN, 'watch', '--config', path, ...flags],
@@ -211,6 +216,29 @@ ${probes}`
     expect(await answeredBy()).toBe('b')
     // Peer deadtime 0.7 s, then the API (300 ms pending in the emulator) and the alias.
     expect(tookMs).toBeLessThan(4000)
+    // `ipmove status --watch` on B reads the daemon's control socket: role, holder, the takeover's timeline.
+    const status = await rig.run(rig.b, [process.execPath, BIN, 'status', '--watch', '--json'], {
+      env: { IPMOVE_LOCK_DIR: join(dir, 'run-b') },
+    })
+    expect(status.code, status.stderr).toBe(0)
+    const [web] = JSON.parse(status.stdout).watch.ips
+    expect(web).toMatchObject({
+      name: 'web',
+      role: 'master',
+      carried: true,
+      holder: { name: INSTANCE.b, isSelf: true },
+    })
+    const timeline = web.transitions.at(-1).timeline
+    for (const step of [
+      'peerDeclaredDead',
+      'decision',
+      'apiAccepted',
+      'apiDone',
+      'aliasAdded',
+      'announced',
+    ]) {
+      expect(timeline[step], step).toBeTypeOf('number')
+    }
     await da.waitFor(/\[web\] master → fault/)
     await waitFor('A to drop the IP', async () => ((await carries(rig.a)) ? undefined : true), 5000)
 

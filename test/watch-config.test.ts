@@ -57,7 +57,7 @@ on = master
 argv = ["systemctl", "start", "nginx"]
 timeout = 5
 `)
-    const [web] = run()
+    const [web] = run().ips
     expect(web).toMatchObject({
       name: 'web',
       ip: { block: '192.0.2.100/32' },
@@ -80,7 +80,7 @@ timeout = 5
 
   it('defaults this node’s health to its interface’s link; the fast profile shortens peer timings', () => {
     const { run } = parse(BASE.replace('preempt = yes', 'profile = fast\npeer-deadtime = 0.2'))
-    const [web] = run()
+    const [web] = run().ips
     expect(web!.probes.at(-1)).toMatchObject({
       name: 'link',
       check: 'self',
@@ -140,7 +140,7 @@ timeout = 5
     [
       'a bad section',
       (t) => `${t}\n[watch.web.probes.x]\n`,
-      ':16: [watch.web.probes.x]: expected a section [watch.NAME]',
+      ':16: [watch.web.probes.x]: expected a section [watch], [watch.NAME]',
     ],
     [
       'an argv that is no JSON array',
@@ -161,6 +161,17 @@ timeout = 5
   it.each(errors)('names file and line for %s', (_, edit, expected) => {
     const { path, run } = parse(edit(BASE))
     expect(usage(run)).toContain(`${path}${expected}`)
+  })
+
+  it('reads the daemon-wide [watch] section: the metrics address', () => {
+    expect(parse(`${BASE}\n[watch]\nmetrics = 127.0.0.1:9479\n`).run().metrics).toEqual({
+      host: '127.0.0.1',
+      port: 9479,
+    })
+    const bad = parse(`${BASE}\n[watch]\nmetrics = localhost\n`)
+    expect(usage(bad.run)).toContain(
+      `${bad.path}:17: [watch] metrics: the value: "localhost" is not ADDRESS:PORT`,
+    )
   })
 
   it('needs an interface and at least one watch section', () => {

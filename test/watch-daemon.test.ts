@@ -55,7 +55,7 @@ ${fileProbe('self', 'self')}
 ${probes}`,
     { mode: 0o600 },
   )
-  return parseWatchConfig(loadConfig({ path, env: {}, home: dir, uid: 1000 }))
+  return parseWatchConfig(loadConfig({ path, env: {}, home: dir, uid: 1000 })).ips
 }
 
 function start(watched = config(), cloud = new FakeProvider({ holder: 'web-2' })) {
@@ -63,6 +63,7 @@ function start(watched = config(), cloud = new FakeProvider({ holder: 'web-2' })
   const log = new MemoryLogger()
   daemon = new WatchDaemon({
     log,
+    configPath: file('ipmove.conf'),
     loadProvider: async () => cloud,
     driver,
     announce: false,
@@ -82,7 +83,9 @@ describe('ipmove watch, the loop', () => {
     // Healthy peer holding the IP: nothing moves.
     await until(
       'both checks up',
-      () => daemon!.snapshot()[0]!.checks.peer === 'up' && daemon!.snapshot()[0]!.checks.self === 'up',
+      () =>
+        daemon!.snapshot().ips[0]!.checks.peer.health === 'up' &&
+        daemon!.snapshot().ips[0]!.checks.self.health === 'up',
     )
     await new Promise((r) => setTimeout(r, 300))
     expect(cloud.holder?.id).toBe('web-2')
@@ -96,21 +99,27 @@ describe('ipmove watch, the loop', () => {
     expect(driver.has(cloud.ip, 'eth0')).toBe(true)
     // Detection (deadtime 150 ms) plus the move, with room for a busy machine.
     expect(tookMs).toBeLessThan(2000)
-    const [snap] = daemon!.snapshot()
+    const [snap] = daemon!.snapshot().ips
     expect(snap).toMatchObject({
       role: 'master',
-      holder: { id: 'self' },
-      checks: { peer: 'down', self: 'up' },
+      holder: { id: 'self', isSelf: true },
+      carried: true,
+      checks: {
+        peer: { health: 'down', lastFailure: expect.stringContaining('exit 1') },
+        self: { health: 'up' },
+      },
+      antiFlap: { stopped: false, movesInWindow: 1, maxMoves: 3 },
+      transitionsTotal: 1,
     })
-    const events = snap!.transitions.at(-1)!.timeline.map((e) => e.event)
-    expect(events).toEqual(
-      expect.arrayContaining([
-        'peer check down',
-        'decision: claim (the peer is dead)',
-        'alias added on eth0',
-        'backup → master',
-      ]),
-    )
+    const last = snap!.transitions.at(-1)!
+    expect(last).toMatchObject({ from: 'backup', to: 'master', reason: 'the peer is dead', error: null })
+    // Every step of the takeover, in order (no witness configured, and no announcement in memory).
+    const t = last.timeline!
+    const steps = [t.peerDeclaredDead, t.decision, t.apiAccepted, t.apiDone]
+    expect(steps.every((step) => typeof step === 'number')).toBe(true)
+    expect([...steps].sort((x, y) => x! - y!)).toEqual(steps)
+    expect(t.aliasAdded).toBeGreaterThanOrEqual(t.decision!)
+    expect(t.announced).toBeNull()
     expect(log.lines).toEqual(expect.arrayContaining(['[web] peer check: down', '[web] backup → master']))
   })
 
@@ -130,7 +139,10 @@ describe('ipmove watch, the loop', () => {
     const cloud = new FakeProvider({ holder: 'self' })
     const { driver, ready } = start(undefined, cloud)
     await ready
-    await until('master, peer up', () => role() === 'master' && daemon!.snapshot()[0]!.checks.peer === 'up')
+    await until(
+      'master, peer up',
+      () => role() === 'master' && daemon!.snapshot().ips[0]!.checks.peer.health === 'up',
+    )
     cloud.holder = cloud.host('web-2')
     await until('backup', () => role() === 'backup')
     await until('address dropped', () => !driver.has(cloud.ip, 'eth0'))
@@ -149,7 +161,7 @@ argv = ["sh", "-c", "echo \\"second $IPMOVE_ROLE $IPMOVE_IP\\" >> ${out}"]
 `
     const { log, ready } = start(config('', actions), new FakeProvider({ holder: 'web-2' }))
     await ready
-    await until('both up', () => daemon!.snapshot()[0]!.checks.self === 'up')
+    await until('both up', () => daemon!.snapshot().ips[0]!.checks.self.health === 'up')
     rmSync(file('peer'))
     await until('master', () => role() === 'master')
     await until('actions ran', () => existsSync(out) && readFileSync(out, 'utf8').includes('second'))

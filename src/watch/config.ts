@@ -24,6 +24,7 @@ import {
 } from '../health.js'
 import { createProbe, type ProbeSpec } from '../probes/index.js'
 import { type IpBlock, parseSeconds, shown, validateInterface, validateName } from '../validate.js'
+import { type MetricsAddress, parseMetricsAddress } from './metrics.js'
 
 export type Role = 'master' | 'backup' | 'fault'
 export const ROLES: readonly Role[] = ['master', 'backup', 'fault']
@@ -83,6 +84,14 @@ export interface WatchedIp {
   timings: Record<CheckKind, HealthTimings>
   probes: WatchedProbe[]
   actions: WatchAction[]
+}
+
+/** The whole watch config: the daemon's own settings (`[watch]`) and the IPs. */
+export interface WatchConfig {
+  path: string
+  /** `[watch] metrics = ADDRESS:PORT`: serve Prometheus metrics there. */
+  metrics?: MetricsAddress
+  ips: WatchedIp[]
 }
 
 export const WATCH_DEFAULTS = {
@@ -234,19 +243,28 @@ class SectionReader {
  * Every `[watch.NAME]` of the file, fully validated: probes are built (and
  * dropped) and checks assembled, so whatever would fail at start fails here.
  */
-export function parseWatchConfig(config: IpmoveConfig): WatchedIp[] {
+export function parseWatchConfig(config: IpmoveConfig): WatchConfig {
   const path = config.path ?? '(no config file)'
   const { sections, lines } = config.watch
   const reader = (section: string) => new SectionReader(path, lines, section, sections.get(section) ?? {})
   const names = new Set<string>()
   const probesOf = new Map<string, string[]>()
   const actionsOf = new Map<string, string[]>()
+  let metrics: MetricsAddress | undefined
   for (const section of sections.keys()) {
+    if (section === 'watch') {
+      const daemon = reader(section)
+      const address = daemon.get('metrics')
+      if (address !== undefined)
+        metrics = daemon.wrap('metrics', () => parseMetricsAddress(address, 'the value'))
+      daemon.finish(['metrics'])
+      continue
+    }
     const parts = /^watch\.([^.]+)(?:\.(probe|action)\.([^.]+))?$/.exec(section)
     if (!parts) {
       throw reader(section).fail(
         undefined,
-        'expected a section [watch.NAME], [watch.NAME.probe.LABEL] or [watch.NAME.action.LABEL]',
+        'expected a section [watch], [watch.NAME], [watch.NAME.probe.LABEL] or [watch.NAME.action.LABEL]',
       )
     }
     const [, name, sub, label] = parts as unknown as [string, string, string?, string?]
@@ -265,9 +283,10 @@ export function parseWatchConfig(config: IpmoveConfig): WatchedIp[] {
     }
   }
   if (names.size === 0) throw usageError(`${path}: no [watch.NAME] section: nothing to watch`)
-  return [...names].map((name) =>
+  const ips = [...names].map((name) =>
     parseOne(config, name, reader, probesOf.get(name) ?? [], actionsOf.get(name) ?? []),
   )
+  return { path, ...(metrics ? { metrics } : {}), ips }
 }
 
 function parseOne(

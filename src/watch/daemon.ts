@@ -7,12 +7,19 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { AddressDriver } from '../alias/driver.js'
 import type { Provider } from '../core/provider.js'
+import { notFound } from '../errors.js'
 import type { Logger } from '../output.js'
+import { now } from '../probes/probe.js'
 import type { WatchedIp } from './config.js'
-import { IpWatcher, type WatcherSnapshot } from './ip-watcher.js'
+import { IpWatcher } from './ip-watcher.js'
+import { type DaemonSnapshot, SNAPSHOT_VERSION } from './snapshot.js'
 
 export interface DaemonOptions {
   log: Logger
+  /** The file the config came from, for status. */
+  configPath: string
+  /** Called after any IP changed role (systemd's STATUS= line). */
+  onTransition?: () => void
   /** Loads the provider of one watched IP (the registry's, by default in the service). */
   loadProvider(watched: WatchedIp): Promise<Provider>
   driver?: AddressDriver
@@ -22,7 +29,7 @@ export interface DaemonOptions {
 
 export class WatchDaemon {
   private readonly watchers = new Map<string, IpWatcher>()
-  readonly startedAt = Date.now()
+  readonly startedAt = now()
 
   constructor(private readonly options: DaemonOptions) {}
 
@@ -97,8 +104,23 @@ export class WatchDaemon {
     this.watchers.clear()
   }
 
-  snapshot(): WatcherSnapshot[] {
-    return [...this.watchers.values()].map((w) => w.snapshot())
+  /** What `ipmove status --watch`, the metrics and systemd's STATUS= show. */
+  snapshot(): DaemonSnapshot {
+    return {
+      version: SNAPSHOT_VERSION,
+      pid: process.pid,
+      startedAt: this.startedAt,
+      takenAt: now(),
+      configPath: this.options.configPath,
+      ips: [...this.watchers.values()].map((w) => w.snapshot()),
+    }
+  }
+
+  /** An operator clears one IP's anti-flap stop. */
+  clearFlap(name: string): void {
+    const watcher = this.watchers.get(name)
+    if (!watcher) throw notFound(`${name} is not watched (watched: ${this.names.join(', ') || 'none'})`)
+    watcher.clearFlapping()
   }
 
   private async create(watched: WatchedIp): Promise<IpWatcher> {
@@ -109,6 +131,7 @@ export class WatchDaemon {
       driver: this.options.driver,
       pollMs: this.options.pollMs,
       announce: this.options.announce,
+      onTransition: this.options.onTransition,
     })
   }
 }

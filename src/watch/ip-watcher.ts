@@ -7,15 +7,29 @@
 import type { AddressDriver } from '../alias/driver.js'
 import { pickDriver } from '../alias/platform.js'
 import { claim, yieldIp } from '../core/converge.js'
-import { describeHolder, type Holder, type LocatedIp, type Provider } from '../core/provider.js'
+import {
+  describeHolder,
+  type Holder,
+  type IpState,
+  type LocatedIp,
+  type Provider,
+  sameHolder,
+} from '../core/provider.js'
 import { isKind } from '../errors.js'
-import { Check, type CheckEvent, type CheckKind, type Health, runCheck } from '../health.js'
+import { Check, type CheckEvent, type CheckKind, runCheck } from '../health.js'
 import type { Logger } from '../output.js'
 import { createProbe, type ProbeResult } from '../probes/index.js'
 import { now } from '../probes/probe.js'
 import { runActions } from './actions.js'
 import { CHECK_KINDS, type Role, type WatchedIp } from './config.js'
 import { type ApiView, Decider, type Decision, type Facts } from './decide.js'
+import {
+  type CheckSnapshot,
+  type FailoverTimeline,
+  type IpSnapshot,
+  MAX_TRANSITIONS,
+  type TransitionSnapshot,
+} from './snapshot.js'
 
 /** What the watcher needs from outside: the provider, and test seams. */
 export interface WatcherContext {
@@ -27,43 +41,10 @@ export interface WatcherContext {
   pollMs?: { first: number; max: number }
   /** False: no gratuitous ARP / NA (tests with an in-memory driver). */
   announce?: false
+  /** Called after every role change. */
+  onTransition?: () => void
 }
 
-/** A step of a failover, for the timeline `ipmove status` shows. */
-export interface TimelineEntry {
-  at: number
-  event: string
-}
-
-export interface Transition {
-  at: number
-  from: Role
-  to: Role
-  why: string
-  timeline: TimelineEntry[]
-}
-
-export interface ProbeStatus {
-  check: CheckKind
-  probe: string
-  state: Health
-  last?: ProbeResult
-}
-
-export interface WatcherSnapshot {
-  name: string
-  ip: string
-  role: Role
-  /** The API's holder as last read; null: routed nowhere; undefined: not read yet or unreachable. */
-  holder: Holder | null | undefined
-  api: ApiView | undefined
-  checks: Partial<Record<CheckKind, Health>>
-  probes: ProbeStatus[]
-  flappingUntil?: number
-  transitions: Transition[]
-}
-
-const KEEP_TRANSITIONS = 20
 /** Bounds each read of the API's holder. */
 const READ_TIMEOUT_MS = 10_000
 
@@ -72,6 +53,15 @@ export class IpWatcher {
   private readonly checks = new Map<CheckKind, Check>()
   private readonly runners: Array<{ stop(): Promise<void> }> = []
   private readonly lastResults = new Map<string, ProbeResult>()
+  /** Per check: the last failure of any of its probes, for status. */
+  private readonly failures = new Map<CheckKind, { at: number; line: string }>()
+  private readAt: number | null = null
+  private roleSince = Date.now()
+  private transitionsTotal = 0
+  /** The takeover being carried out: its steps so far. */
+  private failover: FailoverTimeline | undefined
+  /** A takeover whose witness has not answered from here yet. */
+  private awaitingWitness: FailoverTimeline | undefined
   private readonly probeChecks = new Map<string, CheckKind>()
   private api: ApiView | undefined
   private holder: Holder | null | undefined
@@ -88,7 +78,7 @@ export class IpWatcher {
   private stopped = false
   /** Aborts a read of the API in flight when the watcher stops. */
   private readonly stopping = new AbortController()
-  private readonly transitions: Transition[] = []
+  private readonly transitions: TransitionSnapshot[] = []
   private readonly log: Logger
 
   constructor(
@@ -128,7 +118,7 @@ export class IpWatcher {
           check,
           probes,
           (event) => this.onCheckEvent(event),
-          (probe, result) => this.lastResults.set(probe, result),
+          (probe, result) => this.onResult(kind, probe, result),
         ),
       )
     }
@@ -155,30 +145,83 @@ export class IpWatcher {
     this.kick()
   }
 
-  snapshot(): WatcherSnapshot {
-    const probes: ProbeStatus[] = []
-    for (const [kind, check] of this.checks) {
-      for (const p of check.probes) {
-        probes.push({ check: kind, probe: p.probe, state: p.state, last: this.lastResults.get(p.probe) })
-      }
-    }
+  /** This IP's part of the daemon's snapshot (src/watch/snapshot.ts). */
+  snapshot(): IpSnapshot {
+    const at = now()
+    const d = this.decider.state
+    const { policy } = this.watched
+    const holderId = this.holder === undefined ? null : (this.holder?.id ?? null)
+    const lastClaim = d.claims.at(-1)
+    const dwellUntil = lastClaim === undefined ? null : lastClaim + policy.dwellMs
     return {
       name: this.watched.name,
-      ip: this.watched.ip.block,
+      address: this.watched.ip.block,
+      provider: this.watched.provider,
       role: this.role,
-      holder: this.holder,
-      api: this.api,
-      checks: Object.fromEntries([...this.checks].map(([k, c]) => [k, c.state])),
+      roleSince: this.roleSince,
+      holder: {
+        id: holderId,
+        name: this.holder?.name ?? null,
+        isSelf: holderId !== null && holderId === this.selfId,
+        readAt: this.readAt,
+        error: this.api && !this.api.reachable ? this.api.reason : null,
+      },
+      carried: this.carried === true,
+      checks: {
+        peer: this.checkSnapshot('peer'),
+        self: this.checkSnapshot('self'),
+        witness: this.checkSnapshot('witness'),
+      },
+      antiFlap: {
+        stopped: d.flappingUntil !== undefined,
+        stoppedUntil: d.flappingUntil ?? null,
+        movesInWindow: d.claims.filter((t) => t > at - policy.moveWindowMs).length,
+        maxMoves: policy.maxMoves,
+        windowMs: policy.moveWindowMs,
+        dwellUntil: dwellUntil !== null && dwellUntil > at ? dwellUntil : null,
+      },
+      transitions: this.transitions.map((t) => ({ ...t, timeline: t.timeline && { ...t.timeline } })),
+      transitionsTotal: this.transitionsTotal,
+    }
+  }
+
+  private checkSnapshot(kind: CheckKind): CheckSnapshot {
+    const check = this.checks.get(kind)
+    const probes = (check?.probes ?? []).map((p) => {
+      const last = this.lastResults.get(p.probe)
+      return {
+        label: p.probe,
+        ok: last?.ok ?? null,
+        at: last?.at ?? null,
+        ms: last?.ms ?? null,
+        detail: last?.detail ?? null,
+      }
+    })
+    const successes = (check?.probes ?? []).map((p) => p.lastSuccess).filter((t) => t !== undefined)
+    const failure = this.failures.get(kind)
+    return {
+      kind,
+      health: check?.state ?? 'pending',
+      lastSuccessAt: successes.length > 0 ? Math.max(...successes) : null,
+      lastFailureAt: failure?.at ?? null,
+      lastFailure: failure?.line ?? null,
       probes,
-      ...(this.decider.state.flappingUntil ? { flappingUntil: this.decider.state.flappingUntil } : {}),
-      transitions: this.transitions.map((t) => ({ ...t, timeline: [...t.timeline] })),
+    }
+  }
+
+  private onResult(kind: CheckKind, probe: string, result: ProbeResult): void {
+    this.lastResults.set(probe, result)
+    if (!result.ok) this.failures.set(kind, { at: result.at, line: `${probe}: ${result.detail}` })
+    else if (kind === 'witness' && this.awaitingWitness && this.role === 'master') {
+      // Clients reach the IP again, as the witness sees it from here: the takeover's last step.
+      this.awaitingWitness.witnessAnswers = result.at
+      this.awaitingWitness = undefined
     }
   }
 
   private onCheckEvent(event: CheckEvent): void {
     if (event.type === 'check') {
       this.log.info(`${event.check} check: ${event.state}`)
-      this.note(`${event.check} check ${event.state}`)
       this.kick()
       return
     }
@@ -224,35 +267,48 @@ export class IpWatcher {
     if (next !== undefined) this.deadline = setTimeout(() => this.kick(), Math.max(0, next - now()))
   }
 
-  /** Log a decision's notes, and start a transition's timeline when the role changed. */
+  /** Log a decision's notes; a claim starts a takeover's timeline; a role change is a transition. */
   private report(from: Role, decision: Decision): void {
     for (const line of decision.notes) {
       if (line.startsWith('FLAPPING')) this.log.warn(line)
       else this.log.info(line)
     }
-    const why = decision.action.do === 'nothing' ? '' : decision.action.why
-    if (decision.action.do === 'claim') this.note(`decision: claim (${why})`)
-    if (decision.role !== from) this.transition(from, decision.role, why)
+    const { action } = decision
+    if (action.do === 'claim') {
+      const peerDead = this.checks.get('peer')?.state === 'down' ? this.decider.state.peerDownAt : undefined
+      this.failover = {
+        peerDeclaredDead: peerDead ?? null,
+        decision: now(),
+        apiAccepted: null,
+        apiDone: null,
+        aliasAdded: null,
+        announced: null,
+        witnessAnswers: null,
+      }
+    }
+    if (decision.role !== from) {
+      const why = action.do === 'nothing' ? (decision.notes[0] ?? '') : action.why
+      this.transition(from, decision.role, why, null)
+    }
   }
 
-  private transition(from: Role, to: Role, why: string): void {
-    const at = Date.now()
-    // The events that led here (peer dead, decision, API done, alias added, announced) are its timeline.
-    const timeline = [...this.pendingNotes.splice(0), { at, event: `${from} → ${to}` }]
-    this.transitions.push({ at, from, to, why, timeline })
-    if (this.transitions.length > KEEP_TRANSITIONS) this.transitions.shift()
+  private transition(
+    from: Role,
+    to: Role,
+    reason: string,
+    timeline: FailoverTimeline | null,
+    error: string | null = null,
+  ): void {
+    const at = now()
+    this.roleSince = at
+    this.transitionsTotal += 1
+    this.transitions.push({ at, from, to, reason, timeline, error })
+    if (this.transitions.length > MAX_TRANSITIONS) this.transitions.shift()
+    this.context.onTransition?.()
     const actions = this.watched.actions.filter((a) => a.on === to)
     if (actions.length > 0) {
       void runActions(actions, { role: to, name: this.watched.name, ip: this.watched.ip.block }, this.log)
     }
-  }
-
-  /** Events since the last transition, kept for the next one's timeline. */
-  private readonly pendingNotes: TimelineEntry[] = []
-
-  private note(event: string): void {
-    this.pendingNotes.push({ at: Date.now(), event })
-    if (this.pendingNotes.length > 20) this.pendingNotes.shift()
   }
 
   private enqueue(job: () => Promise<void>): void {
@@ -267,15 +323,18 @@ export class IpWatcher {
     const { watched, context } = this
     const started = now()
     this.log.info(`claiming ${watched.ip.block}: ${why}`)
+    const timeline = this.failover ?? emptyTimeline(started)
     let ok = false
     let superseded = false
+    let failure: string | null = null
     try {
-      const result = await claim(context.provider, {
+      const driver = timedDriver(await this.driver(), timeline)
+      const result = await claim(timedProvider(context.provider, timeline), {
         find: { ip: watched.ip, project: watched.project, instance: watched.instance },
         carry: {
           interface: watched.interface,
           label: watched.label,
-          driver: context.driver,
+          driver,
           ...(context.announce === false ? { announce: false as const } : {}),
         },
         wait: true,
@@ -288,21 +347,25 @@ export class IpWatcher {
       this.holder = result.to
       this.api = { reachable: true, holder: 'self', holderName: describeHolder(result.to), pending: false }
       this.carried = result.alias ? true : this.carried
-      this.note(`API done: ${result.outcome} (${Math.round(now() - started)} ms)`)
-      if (result.alias)
-        this.note(`alias ${result.alias.changed ? 'added' : 'present'} on ${result.alias.interface}`)
-      if (result.alias?.announced && 'count' in result.alias.announced) this.note('announced')
+      timeline.apiDone ??= now()
+      if (result.alias?.announced && 'count' in result.alias.announced) timeline.announced = now()
+      if (this.checks.has('witness')) this.awaitingWitness = timeline
       this.log.info(`claimed ${watched.ip.block} in ${Math.round(now() - started)} ms (${result.outcome})`)
     } catch (error) {
       superseded = isKind(error, 'superseded')
       if (isKind(error, 'unreachable', 'timeout')) {
         this.api = { reachable: false, reason: (error as Error).message }
       }
-      this.log.warn(`claim failed: ${(error as Error).message}`)
-      this.note(`claim failed: ${(error as Error).message}`)
+      failure = (error as Error).message
+      this.log.warn(`claim failed: ${failure}`)
     }
+    this.failover = undefined
     const from = this.role
-    this.report(from, this.decider.claimDone(ok, now(), superseded))
+    const decision = this.decider.claimDone(ok, now(), superseded)
+    for (const line of decision.notes) this.log.info(line)
+    if (decision.role !== from) {
+      this.transition(from, decision.role, ok ? why : `claim superseded: ${failure}`, timeline, failure)
+    }
     await this.readApiNow()
     this.kick()
   }
@@ -318,7 +381,6 @@ export class IpWatcher {
       this.carried = false
       if (result.changed) {
         this.log.info(`dropped ${watched.ip.block} from ${watched.interface}: ${why}`)
-        this.note(`alias dropped from ${watched.interface}`)
       }
     } catch (error) {
       this.log.warn(
@@ -365,6 +427,7 @@ export class IpWatcher {
       }
       const before = this.api
       this.holder = state.holder
+      this.readAt = Date.now()
       const holder = !state.holder ? 'nobody' : state.holder.id === this.selfId ? 'self' : 'other'
       this.api = { reachable: true, holder, holderName: describeHolder(state.holder), pending: state.pending }
       if (!before?.reachable || before.holder !== holder || before.pending !== state.pending) {
@@ -400,4 +463,52 @@ export class IpWatcher {
     const entries = await (await this.driver()).list(this.watched.interface)
     return entries.find((e) => e.mac)?.mac
   }
+}
+
+function emptyTimeline(decision: number): FailoverTimeline {
+  return {
+    peerDeclaredDead: null,
+    decision,
+    apiAccepted: null,
+    apiDone: null,
+    aliasAdded: null,
+    announced: null,
+    witnessAnswers: null,
+  }
+}
+
+/**
+ * The provider, observed for a takeover's timeline: when the API accepted
+ * our write, and when it first reported the IP settled on the target.
+ */
+function timedProvider(provider: Provider, timeline: FailoverTimeline): Provider {
+  const settled = (state: IpState | undefined, target: Holder | undefined) => {
+    if (state && !state.pending && sameHolder(state.holder, target)) timeline.apiDone ??= now()
+    return state
+  }
+  const observed: Provider = Object.create(provider)
+  observed.locate = async (request, signal) => {
+    const located = await provider.locate(request, signal)
+    return {
+      ...located,
+      read: async (s) => settled(await located.read(s), located.target) as IpState,
+      write: async (to, s) => {
+        const state = await located.write(to, s)
+        timeline.apiAccepted ??= now()
+        return settled(state, to)
+      },
+    }
+  }
+  return observed
+}
+
+/** The address driver, observed: when the address went on the interface. */
+function timedDriver(driver: AddressDriver, timeline: FailoverTimeline): AddressDriver {
+  const observed: AddressDriver = Object.create(driver)
+  observed.add = async (entry) => {
+    const changed = await driver.add(entry)
+    timeline.aliasAdded ??= now()
+    return changed
+  }
+  return observed
 }
