@@ -57,7 +57,13 @@ function daemon(node, config, env) {
           () => reject(new Error(`${node.name}: no line ${re} in:\n${out}`)),
           timeoutMs,
         )
-        waiters.push({ re, resolve: (l) => (clearTimeout(timer), resolve(l)) })
+        waiters.push({
+          re,
+          resolve: (l) => {
+            clearTimeout(timer)
+            resolve(l)
+          },
+        })
         onData('')
       })
     },

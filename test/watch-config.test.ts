@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -172,6 +172,21 @@ timeout = 5
     expect(usage(bad.run)).toContain(
       `${bad.path}:17: [watch] metrics: the value: "localhost" is not ADDRESS:PORT`,
     )
+  })
+
+  it('reads the README example', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    const example = /```ini\n(\[ip\.web\][\s\S]*?\[watch\.web\][\s\S]*?)```/.exec(readme)?.[1]
+    expect(example).toBeDefined()
+    const [web] = parse(example!).run().ips
+    expect(web).toMatchObject({
+      instance: 'bi-edge-sbg-1',
+      policy: { priority: 150, peerPriority: 100, preempt: true },
+    })
+    expect(web!.probes.map((p) => p.check)).toEqual(['peer', 'self', 'witness'])
+    expect(web!.actions).toMatchObject([
+      { on: 'master', argv: ['systemctl', 'start', 'nginx'], timeoutMs: 30_000 },
+    ])
   })
 
   it('needs an interface and at least one watch section', () => {
