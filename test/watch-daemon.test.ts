@@ -47,7 +47,7 @@ interface = eth0
 [watch.web]
 api-interval = 0.2
 dwell = 0.5
-${['peer', 'self'].map((c) => `${c}-initdead = 0.5\n${c}-deadtime = 0.15\n${c}-warntime = 0.1\n${c}-rise = 2`).join('\n')}
+${['peer', 'self'].map((c) => `${c}-initdead = 0.5\n${c}-deadtime = ${c === 'peer' ? 0.3 : 1}\n${c}-warntime = 0.1\n${c}-rise = 2`).join('\n')}
 ${extra}
 
 ${fileProbe('peer', 'peer')}
@@ -97,7 +97,7 @@ describe('ipmove watch, the loop', () => {
     const tookMs = Date.now() - died
     expect(cloud.holder?.id).toBe('self')
     expect(driver.has(cloud.ip, 'eth0')).toBe(true)
-    // Detection (deadtime 150 ms) plus the move, with room for a busy machine.
+    // Detection (deadtime 300 ms) plus the move, with room for a busy machine.
     expect(tookMs).toBeLessThan(2000)
     const [snap] = daemon!.snapshot().ips
     expect(snap).toMatchObject({
@@ -147,6 +147,27 @@ describe('ipmove watch, the loop', () => {
     await until('backup', () => role() === 'backup')
     await until('address dropped', () => !driver.has(cloud.ip, 'eth0'))
     expect(cloud.holder.id).toBe('web-2')
+  })
+
+  it('re-asserts an IP moved behind its back to a peer that was dead before this node took over', async () => {
+    rmSync(file('peer'))
+    const { cloud, driver, ready } = start()
+    await ready
+    await until('master', () => role() === 'master' && driver.has(cloud.ip, 'eth0'))
+    cloud.holder = cloud.host('web-2')
+    await until(
+      're-asserted',
+      () => cloud.holder?.id === 'self' && cloud.calls.filter((c) => c === 'write self').length === 2,
+    )
+    expect(role()).toBe('master')
+    expect(driver.has(cloud.ip, 'eth0')).toBe(true)
+  })
+
+  it('clears an anti-flap stop by name; an unknown name is not found', async () => {
+    const { ready } = start()
+    await ready
+    daemon!.clearFlap('web')
+    expect(() => daemon!.clearFlap('db')).toThrow('db is not watched (watched: web)')
   })
 
   it('runs actions in order with their exit codes; a failing one does not stop the next or the move', async () => {
