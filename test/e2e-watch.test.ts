@@ -92,7 +92,7 @@ api-interval = 1
 dwell = 1
 preempt-delay = 1
 peer-initdead = 1
-self-initdead = 1
+self-initdead = 3
 self-deadtime = 1
 ${watch}
 
@@ -405,7 +405,7 @@ priority = ${node === 'a' ? 150 : 100}
 peer-priority = ${node === 'a' ? 100 : 150}
 api-interval = 1
 peer-initdead = 1
-self-initdead = 1
+self-initdead = 3
 
 [watch.web.probe.peer]
 check = peer

@@ -123,7 +123,7 @@ describe('ipmove watch, the loop', () => {
     expect(log.lines).toEqual(expect.arrayContaining(['[web] peer check: down', '[web] backup → master']))
   })
 
-  it('own health failing → fault, the address dropped; recovery → backup, nothing claimed back from a live peer', async () => {
+  it('own health failing → fault, the address dropped; recovery → backup, then master again where the API still routes here', async () => {
     const cloud = new FakeProvider({ holder: 'self' })
     const { driver, ready } = start(undefined, cloud)
     await ready
@@ -132,7 +132,11 @@ describe('ipmove watch, the loop', () => {
     await until('fault', () => role() === 'fault')
     await until('address dropped', () => !driver.has(cloud.ip, 'eth0'))
     writeFileSync(file('self'), '')
-    await until('backup', () => role() === 'backup')
+    await until('master again', () => role() === 'master' && driver.has(cloud.ip, 'eth0'))
+    const roles = daemon!.snapshot().ips[0]!.transitions.map((t) => `${t.from} → ${t.to}`)
+    expect(roles).toEqual(['backup → master', 'master → fault', 'fault → backup', 'backup → master'])
+    // The API was never written: the IP stayed routed here all along.
+    expect(cloud.calls.some((c) => c.startsWith('write'))).toBe(false)
   })
 
   it('a master seeing the API route the IP to a live peer becomes backup and drops the address', async () => {

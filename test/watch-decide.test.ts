@@ -92,6 +92,15 @@ describe('the decision', () => {
     expect(back).toMatchObject({ role: 'backup', notes: ['fault → backup: own health is back'] })
   })
 
+  it('a fault during a claim drops the address at once, and the claim landing does not make it master', () => {
+    const n = settledBackup()
+    expect(n.at(5000, { peer: 'down' }).action.do).toBe('claim')
+    expect(n.at(5100, { self: 'down' })).toMatchObject({ role: 'fault', action: { do: 'yield' } })
+    n.done(5200)
+    expect(n.decider.state.role).toBe('fault')
+    expect(n.at(5300).action.do).toBe('yield')
+  })
+
   it('claims an IP nobody holds, unless the live peer has the higher priority', () => {
     const low = node({ priority: 50 })
     low.at(0, { api: api('nobody'), self: 'up', peer: 'up' })

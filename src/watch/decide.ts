@@ -25,7 +25,8 @@
  *    the preempt delay.
  * 5. Brakes: no claim within the dwell time of the last one; more than
  *    max-moves claims within the window stops claiming until the window
- *    passes (or an operator clears it); while a claim runs, nothing else.
+ *    passes (or an operator clears it); while a claim runs, nothing else
+ *    but a fault.
  * 6. API unreachable: `hold` keeps the address, `release` drops it (a
  *    master becomes backup); nobody claims, since a claim needs the API.
  */
@@ -124,7 +125,9 @@ export class Decider {
   claimDone(ok: boolean, now: number, superseded = false): Decision {
     this.state.claiming = false
     const before = this.state.role
-    if (ok) {
+    if (before === 'fault') {
+      // Own health failed while the claim ran: fault stands, and the next decision drops the address again.
+    } else if (ok) {
       if (before !== 'master') this.state.masterSince = now
       this.state.role = 'master'
       this.setHolder('self', now)
@@ -180,13 +183,13 @@ export class Decider {
   private rules(facts: Facts, now: number, notes: string[]): Action {
     const s = this.state
     const { api } = facts
-    if (s.claiming) return { do: 'nothing' }
 
-    // 1. Own health.
+    // 1. Own health, even while a claim runs: the address must go now.
     if (facts.self === 'down') {
       s.role = 'fault'
       return { do: 'yield', why: 'own health check failed' }
     }
+    if (s.claiming) return { do: 'nothing' }
     if (s.role === 'fault') {
       if (facts.self !== 'up') return { do: 'nothing' }
       s.role = 'backup'

@@ -45,8 +45,8 @@ export interface WatcherContext {
   onTransition?: () => void
 }
 
-/** Bounds each read of the API's holder. */
-const READ_TIMEOUT_MS = 10_000
+/** Bounds each read of the API's holder (a healthy API answers in well under a second). */
+const READ_TIMEOUT_MS = 5000
 
 export class IpWatcher {
   readonly decider: Decider
@@ -259,6 +259,11 @@ export class IpWatcher {
     const decision = this.decider.decide(this.facts(), now())
     this.report(from, decision)
     const { action } = decision
+    if (decision.role !== from && action.do !== 'claim') {
+      // After a transition, act on a fresh read of the API, never on one from before it.
+      this.api = undefined
+      this.readApi('transition')
+    }
     if (action.do === 'claim') this.enqueue(() => this.claimIp(action.why))
     // A yield is local and must never wait behind an API read that hangs (a dead link): it has its own queue.
     else if (action.do === 'yield') this.yielding = this.yielding.then(() => this.yieldAddress(action.why))
@@ -327,6 +332,7 @@ export class IpWatcher {
     let ok = false
     let superseded = false
     let failure: string | null = null
+    let landed: { to: Holder } | undefined
     try {
       const driver = timedDriver(await this.driver(), timeline)
       const result = await claim(timedProvider(context.provider, timeline), {
@@ -344,8 +350,7 @@ export class IpWatcher {
         log: this.log,
       })
       ok = true
-      this.holder = result.to
-      this.api = { reachable: true, holder: 'self', holderName: describeHolder(result.to), pending: false }
+      landed = result
       this.carried = result.alias ? true : this.carried
       timeline.apiDone ??= now()
       if (result.alias?.announced && 'count' in result.alias.announced) timeline.announced = now()
@@ -362,10 +367,19 @@ export class IpWatcher {
     this.failover = undefined
     const from = this.role
     const decision = this.decider.claimDone(ok, now(), superseded)
+    if (landed && decision.role === 'master') {
+      this.holder = landed.to
+      this.api = { reachable: true, holder: 'self', holderName: describeHolder(landed.to), pending: false }
+    } else {
+      // A fault came while the claim ran, or the claim failed: what the API says now is unknown.
+      this.api = undefined
+    }
     for (const line of decision.notes) this.log.info(line)
     if (decision.role !== from) {
       this.transition(from, decision.role, ok ? why : `claim superseded: ${failure}`, timeline, failure)
     }
+    // Decide at once (a fault may be waiting), then read the API, which may take its time.
+    this.kick()
     await this.readApiNow()
     this.kick()
   }
