@@ -53,7 +53,7 @@ try {
   cold = requests('--project', 't18s', '--ip', '203.0.113.10', '--instance', 'bi-edge-sbg-2')
   warm = requests('--project', 't18s', '--ip', '203.0.113.10', '--instance', 'bi-edge-sbg-2')
 } finally {
-  emulator.stop()
+  await emulator.stop()
 }
 
 /** Refuses every request as the API would refuse bad credentials: OVH's JSON, EC2's XML. */

@@ -3,11 +3,14 @@
 // provider, loaded lazily. Then write the oclif manifest so that listing and
 // help never load commands. Bundling halves start-up against loading oclif's
 // hundreds of files one by one (see `npm run bench`).
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+// Last, dist/ipmove.cjs: the same CLI as one self-contained file for servers
+// (`install -m 755 dist/ipmove.cjs /usr/local/bin/ipmove`), which needs only Node.
+import { chmodSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { build } from 'esbuild'
+import { splitLauncher } from './launcher.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 
@@ -72,10 +75,14 @@ function files(dir) {
   })
 }
 
+// Bundled CommonJS (oclif) calls require(), which ES modules lack: each file of dist/ makes one.
+const requireBanner =
+  "import { createRequire as __ipmoveCreateRequire } from 'node:module'; const require = __ipmoveCreateRequire(import.meta.url);"
+
 rmSync(join(root, 'dist'), { recursive: true, force: true })
 await build({
   absWorkingDir: root,
-  entryPoints: ['src/main.ts', ...files('commands')],
+  entryPoints: ['src/main.ts', 'scripts/single-entry.ts', ...files('commands')],
   outdir: 'dist',
   outbase: '.',
   bundle: true,
@@ -89,10 +96,7 @@ await build({
   external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
   chunkNames: 'chunks/[name]-[hash]',
   plugins: [awsSdkEsm, ec2SchemaKeys],
-  // Bundled CommonJS (oclif) still calls require() for Node built-ins.
-  banner: {
-    js: "import { createRequire as __ipmoveCreateRequire } from 'node:module'; const require = __ipmoveCreateRequire(import.meta.url);",
-  },
+  banner: { js: requireBanner },
   logLevel: 'warning',
 })
 
@@ -100,4 +104,64 @@ const { Plugin } = await import('@oclif/core')
 const plugin = new Plugin({ root, type: 'core', ignoreManifest: true, errorOnManifestCreate: true })
 await plugin.load()
 writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify(plugin.manifest, null, 2)}\n`)
-console.log(`built dist/ and oclif.manifest.json (${Object.keys(plugin.manifest.commands).length} commands)`)
+
+/**
+ * The single file's entry: package.json's oclif part and the manifest as data, and each command's
+ * file of dist/ behind import(), which esbuild keeps lazy inside one file (a module is evaluated on
+ * its first import). Bundling dist/ rather than the sources keeps its tree shaking: esbuild does not
+ * tree-shake modules it must wrap to evaluate lazily, which would put all of the EC2 client in.
+ */
+function singleFileEntry(manifest) {
+  const { name, version, oclif } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  for (const key of ['hooks', 'helpClass', 'plugins']) {
+    if (oclif[key])
+      throw new Error(`package.json oclif.${key}: oclif loads it from disk, beside the single file`)
+  }
+  const commands = Object.entries(manifest.commands).map(
+    ([id, command]) =>
+      `${JSON.stringify(id)}: () => import(${JSON.stringify(`./${command.relativePath.join('/')}`)}),`,
+  )
+  const json = (value) => `JSON.parse(${JSON.stringify(JSON.stringify(value))})`
+  return `import { main } from './dist/scripts/single-entry.js'
+main({
+  pjson: ${json({ name, version, oclif })},
+  manifest: ${json(manifest)},
+  commands: {\n${commands.join('\n')}\n},
+}, process.argv.slice(2))
+`
+}
+
+/** In one CommonJS file, dist/'s own require() is Node's: drop the banner that made one. */
+const withoutRequireBanner = {
+  name: 'without-require-banner',
+  setup(b) {
+    b.onLoad({ filter: /\.js$/ }, async (args) => {
+      if (!args.path.startsWith(join(root, 'dist', '/'))) return undefined
+      const text = await readFile(args.path, 'utf8')
+      if (!text.startsWith(requireBanner))
+        throw new Error(`${args.path} does not start with the require banner`)
+      return { contents: text.slice(requireBanner.length), loader: 'js' }
+    })
+  },
+}
+
+// CommonJS, because Node takes a file without extension outside any package (/usr/local/bin/ipmove)
+// for CommonJS, and a single executable application's script must be CommonJS.
+await build({
+  absWorkingDir: root,
+  stdin: { contents: singleFileEntry(plugin.manifest), resolveDir: root, sourcefile: 'single-file-entry.js' },
+  outfile: 'dist/ipmove.cjs',
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
+  plugins: [withoutRequireBanner],
+  // bin/run.js's sh launcher, which finds node.
+  banner: { js: splitLauncher(readFileSync(join(root, 'bin', 'run.js'), 'utf8')).launcher },
+  logLevel: 'warning',
+})
+chmodSync(join(root, 'dist', 'ipmove.cjs'), 0o755)
+console.log(
+  `built dist/, dist/ipmove.cjs and oclif.manifest.json (${Object.keys(plugin.manifest.commands).length} commands)`,
+)

@@ -21,6 +21,6 @@ try {
   failed ||= ipmove('--project', 't18s', '--ip', '203.0.113.10', '--instance', 'bi-edge-sbg-2') !== 0
   failed ||= ipmove('status', '--project', 't18s', '--ip', '203.0.113.10', '--json') !== 0
 } finally {
-  emulator.stop()
+  await emulator.stop()
 }
 process.exitCode = failed ? 1 : 0

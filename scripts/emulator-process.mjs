@@ -2,20 +2,25 @@
 // prints, for the demo and the benchmark. The e2e tests start the emulator
 // in-process instead.
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 
-export const BIN = fileURLToPath(new URL('../bin/run.js', import.meta.url))
+/** bin/run.js, or the file IPMOVE_TEST_BIN names (the single file dist/ipmove.cjs), as in the tests. */
+export const BIN = fileURLToPath(
+  new URL(process.env.IPMOVE_TEST_BIN || 'bin/run.js', new URL('../', import.meta.url)),
+)
 
 /**
  * An environment that shields a run from this machine's own ipmove config
- * and id cache: an empty config file and a fresh cache directory.
+ * and id cache: an empty config file and a fresh cache directory, both
+ * removed when this process exits.
  */
 export function isolatedEnv(extra = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-run-'))
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
   const config = join(dir, 'ipmove.conf')
   writeFileSync(config, '', { mode: 0o600 })
   return { ...process.env, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
@@ -49,7 +54,17 @@ export function startEmulator(args = [], { netns, onStderr } = {}) {
         if (match) env[match[1]] = match[2].replace(/^'(.*)'$/, '$1')
         else if (/listening/i.test(line)) {
           clearTimeout(timer)
-          resolve({ env, stop: () => child.kill('SIGTERM') })
+          // stop() resolves once the emulator has exited, having removed its own directory (5 s at most).
+          const stop = () =>
+            new Promise((done) => {
+              const kill = setTimeout(() => child.kill('SIGKILL'), 5_000)
+              child.once('exit', () => {
+                clearTimeout(kill)
+                done()
+              })
+              child.kill('SIGTERM')
+            })
+          resolve({ env, stop })
         }
       }
     })

@@ -1,3 +1,5 @@
+import { PROVIDER_FLAGS } from '../providers/index.js'
+
 /**
  * ipmoveOvh (a Go tool) spells its flags with one dash; ipmove takes them too,
  * so an existing ifstated or keepalived line switches by changing only the
@@ -14,8 +16,9 @@ const GO_FLAGS = new Map([
 
 /**
  * Every flag of every command that takes a value (test/argv.test.ts keeps this
- * list equal to the commands' own). Loading the commands here instead would
- * cost every hook their start-up.
+ * list equal to the commands' own): the commands' flags here, the providers'
+ * from the registry. Loading the commands here instead would cost every hook
+ * their start-up; the registry is light.
  */
 export const VALUE_FLAGS: ReadonlySet<string> = new Set([
   'clear-flap',
@@ -24,7 +27,6 @@ export const VALUE_FLAGS: ReadonlySet<string> = new Set([
   'count',
   'dir',
   'endpoint',
-  'eni',
   'fault',
   'fixture',
   'host',
@@ -37,15 +39,12 @@ export const VALUE_FLAGS: ReadonlySet<string> = new Set([
   'mode',
   'pending-ms',
   'port',
-  'private-ip',
-  'profile',
   'project',
   'provider',
-  'region',
-  'route-table',
   'socket',
   'this-host',
   'timeout',
+  ...PROVIDER_FLAGS.map((flag) => flag.key),
 ])
 
 /** Flags that mean something without a command. */

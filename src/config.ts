@@ -33,7 +33,7 @@ export interface IpmoveConfig {
    * only `ipmove watch` validates them (src/watch/config.ts), so a hook's
    * `move` never fails over a daemon setting.
    */
-  watch: { sections: Map<string, Record<string, string>>; lines: Map<string, number> }
+  watch?: { sections: Map<string, Record<string, string>>; lines: Map<string, number> }
 }
 
 const SETTING_KEYS = ['provider', 'project', 'instance', 'interface', 'timeout', 'label'] as const
@@ -82,12 +82,8 @@ export function configPath(options: ConfigOptions): {
  */
 export function loadConfig(options: ConfigOptions): IpmoveConfig {
   const { path, explicit } = configPath(options)
-  const config: IpmoveConfig = {
-    defaults: {},
-    providers: {},
-    ips: {},
-    watch: { sections: new Map(), lines: new Map() },
-  }
+  const watch = { sections: new Map<string, Record<string, string>>(), lines: new Map<string, number>() }
+  const config: IpmoveConfig = { defaults: {}, providers: {}, ips: {}, watch }
   const file = readSettingsFile(path)
   if (!file) {
     if (explicit) throw usageError(`config file ${path} does not exist`)
@@ -112,7 +108,7 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
   config.defaults = readSettings(data.globals, path, '')
   for (const [section, values] of data.sections) {
     if (section === 'watch' || section.startsWith('watch.')) {
-      config.watch.sections.set(section, values)
+      watch.sections.set(section, values)
     } else if (section.startsWith('ip.')) {
       const name = section.slice(3)
       validateName(`${path}: entry name`, name)
@@ -134,7 +130,7 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
       )
     }
   }
-  if (config.watch.sections.size > 0) config.watch.lines = iniLines(file.text)
+  if (watch.sections.size > 0) watch.lines = iniLines(file.text)
   return config
 }
 

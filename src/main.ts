@@ -1,7 +1,10 @@
-import { execute } from '@oclif/core'
+import { execute, type Interfaces } from '@oclif/core'
 import { normalizeArgv } from './argv.js'
 
-/** The CLI's entry, called by bin/run.js with the raw arguments. */
-export async function run(argv: readonly string[], binUrl: string): Promise<void> {
-  await execute({ args: normalizeArgv(argv), dir: binUrl })
+/**
+ * The CLI's entry, called with the raw arguments by bin/run.js (with its URL: oclif reads
+ * package.json and the manifest beside it) or by the single file (with them in memory).
+ */
+export async function run(argv: readonly string[], from: string | Interfaces.LoadOptions): Promise<void> {
+  await execute({ args: normalizeArgv(argv), loadOptions: from })
 }

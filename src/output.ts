@@ -45,6 +45,12 @@ export function registerSecret(value: string | undefined): void {
   ordered = [...secrets].sort((a, b) => b.length - a.length)
 }
 
+/** Forget every registered secret: for tests that register thousands, and callers that switch accounts. */
+export function forgetSecrets(): void {
+  secrets.clear()
+  ordered = []
+}
+
 /** A URL's user and password, as in https://user:password@host/: never printed, whoever wrote them. */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#\s"'<>]*@/gi
 

@@ -8,10 +8,10 @@ import {
   checkCredentialSet,
   deleteOvhCredentials,
   parseCredentialLines,
-  parseOvhEndpoint,
   resolveOvhCredentials,
   setOvhCredentials,
 } from '../providers/ovh/credentials.js'
+import { parseOvhEndpoint } from '../providers/ovh/endpoints.js'
 import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
 import { MemoryLogger, redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { EIP_WEB, ENI_WEB3, RTB_MAIN, RTB_PRIVATE, WEB1, WEB2 } from '../emulator/aws/fixture.js'
 import { type RunningEc2Emulator, startEc2Emulator } from '../emulator/aws/server.js'
-import { BIN, ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
+import { ipmove, ipmoveArgv, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 
 const DIST = fileURLToPath(new URL('../dist/', import.meta.url))
 const EIP = '203.0.113.5'
@@ -290,7 +290,8 @@ describe('start-up', () => {
   })
 
   it('emulate aws prints sourceable env lines once it listens', async () => {
-    const child = spawn(process.execPath, [BIN, 'emulate', 'aws', '--port', '0'], {
+    const [file, ...argv] = ipmoveArgv(['emulate', 'aws', '--port', '0'])
+    const child = spawn(file, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     try {

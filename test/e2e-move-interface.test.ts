@@ -1,16 +1,25 @@
 /**
- * End to end on the real kernel: the built CLI (bin/run.js → dist/) runs `move
+ * End to end on the real kernel: the built CLI (see helpers/cli.ts) runs `move
  * --interface` inside node B's namespace against the OVH emulator, which runs
  * in the same namespace (its loopback) as its own `ipmove emulate ovh` process.
  * Run `npm run build` first (`npm test` does).
  */
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
-import { BIN, type NamespacedEmulator, startEmulator as startNamespacedEmulator } from './rig/emulator.js'
-import { captureTime, createRig, describeRoot, type Exec, type Rig, type RigNode } from './rig/netns.js'
+import { ipmoveArgv, requireBuild, SINGLE_FILE } from './helpers/cli.js'
+import { type NamespacedEmulator, startEmulator as startNamespacedEmulator } from './rig/emulator.js'
+import {
+  AS_NOBODY,
+  captureTime,
+  createRig,
+  describeRoot,
+  type Exec,
+  type Rig,
+  type RigNode,
+} from './rig/netns.js'
 import { aHolds, captureAnnouncements, flipTo, pingedWho, release } from './rig/observe.js'
 
 const IP = '203.0.113.10'
@@ -22,13 +31,13 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
   const emulators: NamespacedEmulator[] = []
 
   beforeAll(async () => {
-    if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
-      throw new Error('dist/ is missing: run `npm run build` first')
-    }
+    requireBuild()
     rig = await createRig('mvi')
-    // Readable by nobody too: the emulator's CA lives here.
+    // Readable by nobody too: the emulator's CA lives here, and the CLI nobody runs (the checkout may be private).
     dir = mkdtempSync(join(tmpdir(), 'ipmove-mvi-'))
     chmodSync(dir, 0o755)
+    copyFileSync(SINGLE_FILE, join(dir, 'ipmove'))
+    chmodSync(join(dir, 'ipmove'), 0o755)
     writeFileSync(join(dir, 'ipmove.conf'), '', { mode: 0o600 })
     // The failover IP is outside the LAN's subnet, as on OVH: the observer reaches it on-link.
     const route = await rig.run(rig.obs, ['ip', 'route', 'add', `${IP}/32`, 'dev', 'eth0'])
@@ -49,19 +58,21 @@ describeRoot('move --interface end to end, emulator and CLI inside a namespace',
     return emulator
   }
 
-  /** The built CLI in a node's namespace, as root or as nobody. */
+  /** The built CLI in a node's namespace, as root, or as nobody (its own copy of the single file). */
   function ipmove(
     node: RigNode,
     args: string[],
     env: Record<string, string>,
     user?: 'nobody',
   ): Promise<Exec> {
-    const as = user ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []
-    const files = user
-      ? // nobody cannot read root's config; its own (under HOME) does not exist.
-        { HOME: '/nonexistent', IPMOVE_CACHE_DIR: '/nonexistent/cache' }
-      : { IPMOVE_CONFIG: join(dir, 'ipmove.conf'), IPMOVE_CACHE_DIR: join(dir, 'cache') }
-    return rig.run(node, [...as, process.execPath, BIN, ...args], { env: { ...env, ...files } })
+    if (user) {
+      // nobody cannot read root's config; its own (under HOME) does not exist.
+      const files = { HOME: '/nonexistent', IPMOVE_CACHE_DIR: '/nonexistent/cache' }
+      const argv = [...AS_NOBODY, process.execPath, join(dir, 'ipmove'), ...args]
+      return rig.run(node, argv, { env: { ...env, ...files } })
+    }
+    const files = { IPMOVE_CONFIG: join(dir, 'ipmove.conf'), IPMOVE_CACHE_DIR: join(dir, 'cache') }
+    return rig.run(node, ipmoveArgv(args), { env: { ...env, ...files } })
   }
 
   /** The cloud's holder, and whether `node` carries the address, as `status --json` reports them. */

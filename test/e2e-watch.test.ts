@@ -7,11 +7,12 @@
  * carries. Run `npm run build` first (`npm test` does).
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
-import { BIN, type NamespacedEmulator, startEmulator } from './rig/emulator.js'
+import { ipmoveArgv, requireBuild } from './helpers/cli.js'
+import { type NamespacedEmulator, startEmulator } from './rig/emulator.js'
 import { createRig, describeRoot, exec, type Rig, type RigNode, waitFor } from './rig/netns.js'
 import { dropIn, ping } from './rig/observe.js'
 
@@ -36,9 +37,7 @@ describeRoot('ipmove watch end to end, two nodes, a client and the OVH emulator'
   const daemons: Daemon[] = []
 
   beforeAll(async () => {
-    if (!existsSync(new URL('../dist/src/main.js', import.meta.url))) {
-      throw new Error('dist/ is missing: run `npm run build` first')
-    }
+    requireBuild()
     rig = await createRig('wat')
     dir = mkdtempSync(join(tmpdir(), 'ipmove-wat-'))
     chmodSync(dir, 0o755)
@@ -128,7 +127,7 @@ ${probes}`
     }
     const child: ChildProcessWithoutNullStreams = spawn(
       'ip',
-      ['netns', 'exec', node.ns, process.execPath, BIN, 'watch', '--config', path, ...flags],
+      ['netns', 'exec', node.ns, ...ipmoveArgv(['watch', '--config', path, ...flags])],
       { env: { ...process.env, ...env } },
     )
     let out = ''
@@ -176,17 +175,13 @@ ${probes}`
   const attaches = () => emulator!.requests().filter((l) => /POST \S+\/attach -> 200/.test(l)).length
 
   async function holder(): Promise<string> {
-    const run = await rig.run(
-      rig.obs,
-      [process.execPath, BIN, 'status', '--project', 't18s', '--ip', IP, '--json'],
-      {
-        env: {
-          ...emulator!.env,
-          IPMOVE_CACHE_DIR: join(dir, 'cache-obs'),
-          IPMOVE_CONFIG: writeConfig('obs.conf', ''),
-        },
+    const run = await rig.run(rig.obs, ipmoveArgv(['status', '--project', 't18s', '--ip', IP, '--json']), {
+      env: {
+        ...emulator!.env,
+        IPMOVE_CACHE_DIR: join(dir, 'cache-obs'),
+        IPMOVE_CONFIG: writeConfig('obs.conf', ''),
       },
-    )
+    })
     expect(run.code, run.stderr).toBe(0)
     return (JSON.parse(run.stdout).holder as { name: string }).name
   }
@@ -217,7 +212,7 @@ ${probes}`
     // Peer deadtime 0.7 s, then the API (300 ms pending in the emulator) and the alias.
     expect(tookMs).toBeLessThan(4000)
     // `ipmove status --watch` on B reads the daemon's control socket: role, holder, the takeover's timeline.
-    const status = await rig.run(rig.b, [process.execPath, BIN, 'status', '--watch', '--json'], {
+    const status = await rig.run(rig.b, ipmoveArgv(['status', '--watch', '--json']), {
       env: { IPMOVE_LOCK_DIR: join(dir, 'run-b') },
     })
     expect(status.code, status.stderr).toBe(0)
@@ -309,7 +304,7 @@ ${probes}`
     const { da, db } = await pair('', '')
     const move = await rig.run(
       rig.obs,
-      [process.execPath, BIN, 'move', '--project', 't18s', '--ip', IP, '--instance', INSTANCE.b],
+      ipmoveArgv(['move', '--project', 't18s', '--ip', IP, '--instance', INSTANCE.b]),
       {
         env: {
           ...emulator!.env,
@@ -380,14 +375,10 @@ ${probes}`
     )
     expect(emulator!.requests()).toEqual([])
     expect(await carries(rig.a)).toBe(false)
-    const check = await rig.run(rig.a, [
-      process.execPath,
-      BIN,
-      'watch',
-      '--check',
-      '--config',
-      writeConfig('ok.conf', ovhConfig('a', '')),
-    ])
+    const check = await rig.run(
+      rig.a,
+      ipmoveArgv(['watch', '--check', '--config', writeConfig('ok.conf', ovhConfig('a', ''))]),
+    )
     expect(check.code, check.stderr).toBe(0)
     expect(check.stdout).toContain('web: 203.0.113.10/32 with ovh, 3 probes, 0 actions: valid')
   })

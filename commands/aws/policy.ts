@@ -27,7 +27,7 @@ Narrow the writes' Resource to your addresses, interfaces or route tables if you
     const { flags } = await this.parse(AwsPolicy)
     const result = policy.build(flags.mode ?? [])
     if (flags.json) this.output.result({ ok: true, ...result })
-    // Line by line: a printed line never holds a newline (see printable()).
+    // Line by line: every printed line is escaped, and this document is ours to lay out.
     else for (const line of JSON.stringify(result.policy, null, 2).split('\n')) this.output.info(line)
   }
 }

@@ -1,6 +1,7 @@
 /** The LAN-only provider as the registry sees it: one setting, no account, nothing to cache. */
-import { parseProbeTimeout } from '../../src/alias/probe.js'
+
 import type { ProviderDescriptor } from '../../src/core/provider.js'
+import { parseProbeTimeout } from './settings.js'
 
 export const local: ProviderDescriptor = {
   name: 'local',

@@ -9,7 +9,7 @@
  */
 import { localError } from '../../src/alias/driver.js'
 import { pickDriver } from '../../src/alias/platform.js'
-import { DEFAULT_PROBE_MS, parseProbeTimeout, probeAddress } from '../../src/alias/probe.js'
+import { probeAddress } from '../../src/alias/probe.js'
 import { hasNeighbours } from '../../src/alias/service.js'
 import type {
   Holder,
@@ -22,6 +22,7 @@ import type {
 import { usageError } from '../../src/errors.js'
 import type { Logger } from '../../src/output.js'
 import { validateInterface } from '../../src/validate.js'
+import { DEFAULT_PROBE_MS, parseProbeTimeout } from './settings.js'
 
 export class LocalProvider implements Provider {
   readonly name = 'local'

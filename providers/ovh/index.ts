@@ -1,14 +1,8 @@
-/** OVHcloud as the registry sees it: settings, the keyring store and the cache's account key. */
+/** OVHcloud as the registry sees it: settings, the keyring store and the cache's account key, all light. */
 import type { ProviderDescriptor } from '../../src/core/provider.js'
 import { usageError } from '../../src/errors.js'
 import { refuseUncheckedTls } from '../tls.js'
-import {
-  deleteOvhCredentials,
-  OVH_SECRET_KEYS,
-  OVH_SETTING_KEYS,
-  parseOvhEndpoint,
-  setOvhCredentials,
-} from './credentials.js'
+import { OVH_SECRET_KEYS, OVH_SETTING_KEYS, parseOvhEndpoint } from './endpoints.js'
 
 export const ovh: ProviderDescriptor = {
   name: 'ovh',
@@ -29,5 +23,10 @@ export const ovh: ProviderDescriptor = {
     const { OvhProvider } = await import('./provider.js')
     return OvhProvider.create(context)
   },
-  credentials: { title: 'OVH', set: setOvhCredentials, delete: deleteOvhCredentials },
+  // The credentials chain loads only for `credentials set|delete`.
+  credentials: {
+    title: 'OVH',
+    set: async (options) => (await import('./credentials.js')).setOvhCredentials(options),
+    delete: async (keyring) => (await import('./credentials.js')).deleteOvhCredentials(keyring),
+  },
 }

@@ -1,5 +1,4 @@
-import { usageError } from '../errors.js'
-import { type IpBlock, parseSeconds } from '../validate.js'
+import type { IpBlock } from '../validate.js'
 import { type ArpingFlavour, detectArping } from './announce.js'
 import { firstLine, localError, runCommand } from './driver.js'
 
@@ -25,22 +24,6 @@ export interface ProbeResult {
   macs: string[]
   /** How long the probe took, for the debug log. */
   ms: number
-}
-
-/**
- * A LAN neighbour answers within a millisecond or two. The probe only tells
- * who else answers (ipmove claims the address anyway), and when the old holder
- * is dead — the usual failover — the whole wait is downtime: keep it short.
- */
-export const DEFAULT_PROBE_MS = 100
-const MAX_PROBE_MS = 10_000
-
-/** `probe-timeout = SECONDS` in the config's `[local]` section, as milliseconds. */
-export function parseProbeTimeout(value: string, where: string): number {
-  const ms = parseSeconds(where, value)
-  if (ms < 10 || ms > MAX_PROBE_MS)
-    throw usageError(`${where} must be from 0.01 to ${MAX_PROBE_MS / 1000} seconds`)
-  return ms
 }
 
 /** The exit code each tool gives when nobody answered. */
@@ -128,11 +111,7 @@ function probeFailure(tool: ProbeTool, iface: string, code: number, stderr: stri
  * Ask the LAN who answers for `ip` on `iface`, waiting at most about `waitMs`.
  * Our own kernel never answers our probe, so a MAC heard is another host's.
  */
-export async function probeAddress(
-  ip: IpBlock,
-  iface: string,
-  waitMs = DEFAULT_PROBE_MS,
-): Promise<ProbeResult> {
+export async function probeAddress(ip: IpBlock, iface: string, waitMs: number): Promise<ProbeResult> {
   const tool: ProbeTool = ip.version === 6 ? 'ndisc6' : await detectArping()
   const selfStopping = tool === 'habets' || tool === 'ndisc6'
   const started = Date.now()

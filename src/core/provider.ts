@@ -1,6 +1,7 @@
 import type { IdCache } from '../cache.js'
 import type { KeyringLike } from '../keyring.js'
 import type { Logger } from '../output.js'
+import type { TerminalInput } from '../terminal.js'
 import type { IpBlock } from '../validate.js'
 
 /** A machine the API can route an IP to (an instance, a dedicated server, an ENI…). */
@@ -156,7 +157,7 @@ export interface PolicyHelper {
 
 export interface SetCredentialsOptions {
   /** Standard input: `key=value` lines, or a terminal to prompt on. */
-  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (raw: boolean) => unknown }
+  input: TerminalInput
   /** Where prompts go (stderr, so stdout stays for --json). */
   prompts: NodeJS.WritableStream
   /** --endpoint */

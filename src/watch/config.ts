@@ -245,7 +245,7 @@ class SectionReader {
  */
 export function parseWatchConfig(config: IpmoveConfig): WatchConfig {
   const path = config.path ?? '(no config file)'
-  const { sections, lines } = config.watch
+  const { sections, lines } = config.watch ?? { sections: new Map(), lines: new Map() }
   const reader = (section: string) => new SectionReader(path, lines, section, sections.get(section) ?? {})
   const names = new Set<string>()
   const probesOf = new Map<string, string[]>()

@@ -1,15 +1,26 @@
 /**
- * Running the built CLI (bin/run.js → dist/) as a hook would, for the
- * end-to-end tests. `npm run build` must have run (`npm test` does).
+ * Running the built CLI as a hook would, for the end-to-end tests: bin/run.js
+ * (→ dist/) with this node, or the program IPMOVE_TEST_BIN names (the single
+ * file dist/ipmove.cjs, an installed `ipmove`), started by its `#!` as a hook
+ * starts it. `npm run build` must have run (`npm test` does).
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { expect } from 'vitest'
+import { afterAll, expect } from 'vitest'
 
-export const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
+const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const TEST_BIN = process.env.IPMOVE_TEST_BIN
+export const BIN = resolve(ROOT, TEST_BIN || 'bin/run.js')
+/** The self-contained build, which needs no other file: what the privilege tests copy for nobody. */
+export const SINGLE_FILE = resolve(ROOT, 'dist/ipmove.cjs')
+
+/** The argv that starts `ipmove ARGS`. */
+export function ipmoveArgv(args: readonly string[]): [string, ...string[]] {
+  return TEST_BIN ? [BIN, ...args] : [process.execPath, BIN, ...args]
+}
 
 export interface Run {
   code: number | null
@@ -18,15 +29,16 @@ export interface Run {
 }
 
 export function requireBuild(): void {
-  if (!existsSync(new URL('../../dist/src/main.js', import.meta.url))) {
-    throw new Error('dist/ is missing: run `npm run build` first')
+  for (const file of [resolve(ROOT, 'dist/src/main.js'), SINGLE_FILE, BIN]) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first`)
   }
 }
 
 /** Run `ipmove ARGS` with exactly `env`; `onSpawn` runs once the process exists. */
 export function ipmove(args: string[], env: NodeJS.ProcessEnv, onSpawn?: () => void): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const [file, ...argv] = ipmoveArgv(args)
+    const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
     onSpawn?.()
     let stdout = ''
     let stderr = ''
@@ -47,12 +59,20 @@ export function json(run: Run): Record<string, unknown> {
   return JSON.parse(lines[0] as string)
 }
 
+const isolatedDirs: string[] = []
+// Registered while the test file that imports this helper is collected: its directories go after it.
+afterAll(() => {
+  for (const dir of isolatedDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
 /**
  * A hook's environment shielded from this machine's own ipmove files: PATH, a
- * fresh HOME, an empty config file and a fresh id cache, then `extra`.
+ * fresh HOME, an empty config file and a fresh id cache, then `extra`. The
+ * directory goes once the test file is done.
  */
 export function isolatedEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-test-'))
+  isolatedDirs.push(dir)
   const config = join(dir, 'ipmove.conf')
   writeFileSync(config, '', { mode: 0o600 })
   return {

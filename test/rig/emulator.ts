@@ -5,10 +5,8 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { ipmoveArgv } from '../helpers/cli.js'
 import type { RigNode } from './netns.js'
-
-export const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 
 export interface NamespacedEmulator {
   env: Record<string, string>
@@ -29,21 +27,21 @@ export async function startEmulator(
     'netns',
     'exec',
     node.ns,
-    process.execPath,
-    BIN,
-    'emulate',
-    'ovh',
-    '--port',
-    '0',
-    '--pending-ms',
-    '300',
-    '--this-host',
-    'bi-edge-sbg-2',
-    '--dir',
-    emuDir,
-    '--json',
-    '--debug',
-    ...extra,
+    ...ipmoveArgv([
+      'emulate',
+      'ovh',
+      '--port',
+      '0',
+      '--pending-ms',
+      '300',
+      '--this-host',
+      'bi-edge-sbg-2',
+      '--dir',
+      emuDir,
+      '--json',
+      '--debug',
+      ...extra,
+    ]),
   ])
   let stdout = ''
   let stderr = ''

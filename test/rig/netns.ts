@@ -6,7 +6,7 @@
  * outside the namespaces made here is touched.
  */
 import { execFile, spawn, spawnSync } from 'node:child_process'
-import { accessSync, chmodSync, constants, mkdtempSync, rmSync } from 'node:fs'
+import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -101,6 +101,9 @@ export function describeRoot(title: string, body: () => void): void {
   }
 }
 
+/** The uid and gid the privilege tests run the CLI as (nobody, nogroup on Debian). */
+export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+
 export interface RigNode {
   name: 'a' | 'b' | 'obs'
   ns: string
@@ -134,11 +137,18 @@ export interface Capture {
 
 /**
  * Bundle an agent (test/rig/agent.ts by default) into a directory any user can
- * read (for the privilege tests); remove the file's directory when done.
+ * read (for the privilege tests), with the package.json oclif loads commands
+ * from: the checkout itself may be private (/root, mktemp -d).
  */
 export async function buildAgent(entry = join(HERE, 'agent.ts')): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'ipm-agent-'))
   chmodSync(dir, 0o755)
+  const { name, version, type, oclif } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+  // Without `commands`: the agent hands oclif the command class itself.
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name, version, type, oclif: { ...oclif, commands: undefined } }),
+  )
   const outfile = join(dir, 'agent.mjs')
   await build({
     entryPoints: [entry],
@@ -303,12 +313,16 @@ export class Rig {
     argv: readonly string[],
     options: ExecOptions & { user?: 'nobody' } = {},
   ): Promise<Exec> {
-    const as = options.user ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []
+    const as = options.user ? AS_NOBODY : []
     const [id, ...flags] = argv[0] === 'alias' ? [`alias ${argv[1]}`, ...argv.slice(2)] : argv
     return this.run(node, [...as, process.execPath, this.agentPath, 'cmd', id!, ...flags], {
       ...options,
       // nobody's home, as on Debian: oclif must not find root's files there.
-      env: { IPMOVE_AGENT_ROOT: ROOT, ...(options.user ? { HOME: '/nonexistent' } : {}), ...options.env },
+      env: {
+        IPMOVE_AGENT_ROOT: dirname(this.agentPath),
+        ...(options.user ? { HOME: '/nonexistent' } : {}),
+        ...options.env,
+      },
     })
   }
 
