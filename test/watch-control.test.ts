@@ -42,8 +42,8 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** Send raw bytes and collect everything the server says until it closes. */
-function rawExchange(bytes: string): Promise<string> {
+/** Send raw bytes (then half-close, if asked) and collect everything the server says until it closes. */
+function rawExchange(bytes: string, halfClose = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(path)
     let said = ''
@@ -53,7 +53,8 @@ function rawExchange(bytes: string): Promise<string> {
     })
     socket.on('error', reject)
     socket.on('close', () => resolve(said))
-    socket.write(bytes)
+    if (halfClose) socket.end(bytes)
+    else socket.write(bytes)
   })
 }
 
@@ -105,7 +106,25 @@ describe('control socket', () => {
     })
   })
 
-  it('cuts off a request longer than the bound, without reading the rest', async () => {
+  it('takes a request the client ends without a newline (echo -n … | socat)', async () => {
+    server = await startControlServer({ path, handlers, log })
+    expect(JSON.parse(await rawExchange('{"command":"clear-flap","name":"web"}', true))).toEqual({
+      ok: true,
+      cleared: 'web',
+    })
+  })
+
+  it('cuts off a request longer than the bound, counted in bytes, without reading the rest', async () => {
+    server = await startControlServer({ path, handlers, log })
+    // 2000 characters but 6000 bytes.
+    const said = await rawExchange(`{"command":"status","x":"${'€'.repeat(2000)}"}\n`)
+    expect(JSON.parse(said)).toMatchObject({
+      ok: false,
+      error: `request longer than ${MAX_REQUEST_BYTES} bytes`,
+    })
+  })
+
+  it('cuts off a request that never ends, without reading the rest', async () => {
     server = await startControlServer({ path, handlers, log })
     const said = await rawExchange('x'.repeat(MAX_REQUEST_BYTES * 4))
     expect(JSON.parse(said)).toEqual({
