@@ -13,7 +13,7 @@ import { type ControlServer, startControlServer } from '../src/watch/control.js'
 import { renderSnapshot } from '../src/watch/snapshot.js'
 import { BIN, ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 import { sampleSnapshot } from './helpers/snapshot.js'
-import { describeRoot, exec } from './rig/netns.js'
+import { AS_NOBODY, describeRoot, exec } from './rig/netns.js'
 
 let dir: string
 let socket: string
@@ -95,21 +95,9 @@ describeRoot('ipmove status --watch as a user who is not root', () => {
     chmodSync(dir, 0o755)
     chmodSync(join(dir, 'run'), 0o755)
     try {
-      const run = await exec(
-        [
-          'setpriv',
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          process.execPath,
-          BIN,
-          'status',
-          '--watch',
-          '--socket',
-          socket,
-        ],
-        { env: { HOME: '/nonexistent', IPMOVE_LOCK_DIR: '' } },
-      )
+      const run = await exec([...AS_NOBODY, process.execPath, BIN, 'status', '--watch', '--socket', socket], {
+        env: { HOME: '/nonexistent', IPMOVE_LOCK_DIR: '' },
+      })
       expect(run.code).toBe(ExitCode.AUTH)
       expect(run.stderr).toBe(
         `ipmove: error: not allowed to talk to ipmove watch on ${socket}: run as root or as the daemon's user\n`,

@@ -3,7 +3,7 @@ import { connect, createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { IpmoveError, notFound } from '../src/errors.js'
+import { notFound } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import {
   askDaemon,
@@ -13,8 +13,9 @@ import {
   MAX_REQUEST_BYTES,
   startControlServer,
 } from '../src/watch/control.js'
+import { failure } from './helpers/errors.js'
 import { sampleSnapshot } from './helpers/snapshot.js'
-import { describeRoot, exec } from './rig/netns.js'
+import { AS_NOBODY, describeRoot, exec } from './rig/netns.js'
 
 let dir: string
 let path: string
@@ -41,8 +42,8 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** Send raw bytes and collect everything the server says until it closes. */
-function rawExchange(bytes: string): Promise<string> {
+/** Send raw bytes (then half-close, if asked) and collect everything the server says until it closes. */
+function rawExchange(bytes: string, halfClose = false): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = connect(path)
     let said = ''
@@ -52,17 +53,9 @@ function rawExchange(bytes: string): Promise<string> {
     })
     socket.on('error', reject)
     socket.on('close', () => resolve(said))
-    socket.write(bytes)
+    if (halfClose) socket.end(bytes)
+    else socket.write(bytes)
   })
-}
-
-async function refusal(promise: Promise<unknown>): Promise<IpmoveError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  )
-  expect(error).toBeInstanceOf(IpmoveError)
-  return error as IpmoveError
 }
 
 describe('control socket', () => {
@@ -92,7 +85,7 @@ describe('control socket', () => {
       cleared: 'web',
     })
     expect(cleared).toEqual(['web'])
-    const error = await refusal(askDaemon(path, { command: 'clear-flap', name: 'db' }))
+    const error = await failure(askDaemon(path, { command: 'clear-flap', name: 'db' }))
     expect([error.kind, error.message]).toEqual(['not-found', 'ipmove watch: db is not watched'])
   })
 
@@ -113,7 +106,25 @@ describe('control socket', () => {
     })
   })
 
-  it('cuts off a request longer than the bound, without reading the rest', async () => {
+  it('takes a request the client ends without a newline (echo -n … | socat)', async () => {
+    server = await startControlServer({ path, handlers, log })
+    expect(JSON.parse(await rawExchange('{"command":"clear-flap","name":"web"}', true))).toEqual({
+      ok: true,
+      cleared: 'web',
+    })
+  })
+
+  it('cuts off a request longer than the bound, counted in bytes, without reading the rest', async () => {
+    server = await startControlServer({ path, handlers, log })
+    // 2000 characters but 6000 bytes.
+    const said = await rawExchange(`{"command":"status","x":"${'€'.repeat(2000)}"}\n`)
+    expect(JSON.parse(said)).toMatchObject({
+      ok: false,
+      error: `request longer than ${MAX_REQUEST_BYTES} bytes`,
+    })
+  })
+
+  it('cuts off a request that never ends, without reading the rest', async () => {
     server = await startControlServer({ path, handlers, log })
     const said = await rawExchange('x'.repeat(MAX_REQUEST_BYTES * 4))
     expect(JSON.parse(said)).toEqual({
@@ -139,7 +150,7 @@ describe('control socket', () => {
 
   it('replaces a socket left by a dead daemon, and refuses to start beside a live one', async () => {
     const first = await startControlServer({ path, handlers, log })
-    const second = await refusal(startControlServer({ path, handlers, log }))
+    const second = await failure(startControlServer({ path, handlers, log }))
     expect(second.message).toBe(`another ipmove watch is running: ${path} answers`)
     await first.close()
     // What a killed daemon leaves: the socket's file, and nothing listening on it.
@@ -158,17 +169,17 @@ describe('control socket', () => {
   it('refuses a directory others may write, a symlinked one, and a name that is not a socket', async () => {
     mkdirSync(join(dir, 'run'), { mode: 0o700 })
     chmodSync(join(dir, 'run'), 0o777)
-    expect((await refusal(startControlServer({ path, handlers, log }))).message).toMatch(
+    expect((await failure(startControlServer({ path, handlers, log }))).message).toMatch(
       /^control socket directory: .*run is writable by others \(mode 0777\)/,
     )
     chmodSync(join(dir, 'run'), 0o700)
     writeFileSync(path, 'not a socket')
-    expect((await refusal(startControlServer({ path, handlers, log }))).message).toBe(
+    expect((await failure(startControlServer({ path, handlers, log }))).message).toBe(
       `${path} exists and is not a socket; remove it or choose another path`,
     )
     symlinkSync(join(dir, 'run'), join(dir, 'link'))
     expect(
-      (await refusal(startControlServer({ path: join(dir, 'link', 'watch.sock'), handlers, log }))).message,
+      (await failure(startControlServer({ path: join(dir, 'link', 'watch.sock'), handlers, log }))).message,
     ).toMatch(/is a symlink, which ipmove does not follow/)
   })
 
@@ -187,7 +198,7 @@ describe('control socket', () => {
 
 describe('control client', () => {
   it('says no daemon runs when nothing listens (not found, exit 4)', async () => {
-    const error = await refusal(askDaemon(join(dir, 'none.sock'), { command: 'status' }))
+    const error = await failure(askDaemon(join(dir, 'none.sock'), { command: 'status' }))
     expect([error.kind, error.message]).toEqual([
       'not-found',
       `no ipmove watch is running: nothing listens on ${join(dir, 'none.sock')}`,
@@ -198,7 +209,7 @@ describe('control client', () => {
     const silent = createServer(() => {})
     await new Promise<void>((resolve) => silent.listen(path.replace('run/', ''), resolve))
     try {
-      const error = await refusal(askDaemon(path.replace('run/', ''), { command: 'status' }, 300))
+      const error = await failure(askDaemon(path.replace('run/', ''), { command: 'status' }, 300))
       expect([error.kind, error.message]).toEqual([
         'timeout',
         `ipmove watch did not answer on ${path.replace('run/', '')} within 0.3 s`,
@@ -213,7 +224,7 @@ describe('control client', () => {
     const at = join(dir, 'other.sock')
     await new Promise<void>((resolve) => other.listen(at, resolve))
     try {
-      const error = await refusal(askDaemon(at, { command: 'status' }))
+      const error = await failure(askDaemon(at, { command: 'status' }))
       expect([error.kind, error.message]).toEqual([
         'unexpected',
         `what answers on ${at} is not ipmove watch (not JSON)`,
@@ -231,15 +242,7 @@ describeRoot('control socket permissions', () => {
     chmodSync(dir, 0o755)
     chmodSync(join(dir, 'run'), 0o755)
     const script = `require('net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(1) })`
-    const asNobody = await exec([
-      'setpriv',
-      '--reuid=nobody',
-      '--regid=nogroup',
-      '--clear-groups',
-      process.execPath,
-      '-e',
-      script,
-    ])
+    const asNobody = await exec([...AS_NOBODY, process.execPath, '-e', script])
     expect(asNobody.stdout.trim()).toBe('EACCES')
     const asRoot = await exec([process.execPath, '-e', script])
     expect(asRoot.stdout.trim()).toBe('connected')

@@ -9,6 +9,7 @@ import { IpmoveError } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import { type MetricsServer, parseMetricsAddress, startMetrics } from '../src/watch/metrics.js'
 import type { DaemonSnapshot } from '../src/watch/snapshot.js'
+import { failure } from './helpers/errors.js'
 import { sampleSnapshot, T0 } from './helpers/snapshot.js'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -110,13 +111,13 @@ describe('Prometheus endpoint', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
     const { port } = taken.address() as { port: number }
     try {
-      const error = await startMetrics(
-        { host: '127.0.0.1', port },
-        () => sampleSnapshot(),
-        new MemoryLogger(),
-      ).catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(IpmoveError)
-      expect((error as IpmoveError).message).toBe(`metrics: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`)
+      const error = await failure(
+        startMetrics({ host: '127.0.0.1', port }, () => sampleSnapshot(), new MemoryLogger()),
+      )
+      expect([error.kind, error.message]).toEqual([
+        'usage',
+        `metrics: cannot listen on 127.0.0.1:${port} (EADDRINUSE)`,
+      ])
     } finally {
       taken.close()
     }

@@ -101,8 +101,9 @@ describeRoot('systemd notifications through systemd-notify to a real datagram so
     await sleep(1050)
     alive = false
     const pinged = received().filter((f) => f.WATCHDOG === '1').length
-    // 10 ticks in 1.05 s; a loaded machine may delay a few.
-    expect(pinged).toBeGreaterThanOrEqual(6)
+    expect(notifier.watchdogIntervalMs).toBe(100)
+    // 10 ticks in 1.05 s; on a loaded machine a slow systemd-notify folds the next ping into its queue.
+    expect(pinged).toBeGreaterThanOrEqual(4)
     expect(pinged).toBeLessThanOrEqual(11)
     await sleep(500)
     await notifier.close()

@@ -34,7 +34,7 @@ export const SOCKET_NAME = 'watch.sock'
 export const MAX_REQUEST_BYTES = 4096
 /** How long a client may take to send its request and read the answer. */
 export const CLIENT_TIMEOUT_MS = 2000
-/** Connections served at once; more are refused by the kernel's backlog, then by Node. */
+/** Connections served at once; Node closes any beyond. */
 const MAX_CONNECTIONS = 16
 /** A snapshot of many IPs is a few hundred KB at most; a larger answer is not the daemon's. */
 const MAX_ANSWER_BYTES = 16 * 1024 * 1024
@@ -88,38 +88,47 @@ function answer(request: ControlRequest, handlers: ControlHandlers): ControlAnsw
   return { ok: true, cleared: request.name }
 }
 
-/** Serve one connection: read one line, answer, close; cut off what is too long or too slow. */
+/** The answer to one request line; never throws. */
+function reply(line: string, handlers: ControlHandlers, log: Logger): ControlAnswer {
+  try {
+    return answer(parseRequest(line), handlers)
+  } catch (error) {
+    if (error instanceof IpmoveError) return { ok: false, error: error.message, kind: error.kind }
+    // A bug in a handler: the daemon goes on, the operator sees it.
+    log.warn(`control socket: ${String(error)}`)
+    return { ok: false, error: String(error), kind: 'internal' }
+  }
+}
+
+/**
+ * Serve one connection: read one line (or what came before the client
+ * half-closed), answer, close; cut off what is too long or too slow.
+ */
 function serve(socket: Socket, handlers: ControlHandlers, log: Logger): void {
-  let received = ''
-  socket.setEncoding('utf8')
+  const chunks: Buffer[] = []
+  let size = 0
+  let answered = false
+  const respond = (answer: ControlAnswer) => {
+    answered = true
+    socket.removeAllListeners('data')
+    socket.end(`${JSON.stringify(answer)}\n`)
+  }
   socket.setTimeout(CLIENT_TIMEOUT_MS, () => socket.destroy())
   socket.on('error', () => {
     // A client that went away: nothing to tell anyone.
   })
-  socket.on('data', (chunk: string) => {
-    received += chunk
-    const end = received.indexOf('\n')
-    if (end < 0 && received.length <= MAX_REQUEST_BYTES) return
-    socket.removeAllListeners('data')
-    socket.pause()
-    let reply: ControlAnswer
-    if (end < 0 || end > MAX_REQUEST_BYTES) {
-      reply = { ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes`, kind: 'usage' }
-    } else {
-      try {
-        const request = parseRequest(received.slice(0, end))
-        reply = answer(request, handlers)
-      } catch (error) {
-        if (error instanceof IpmoveError) {
-          reply = { ok: false, error: error.message, kind: error.kind }
-        } else {
-          // A bug in a handler: the daemon goes on, the operator sees it.
-          reply = { ok: false, error: String(error), kind: 'internal' }
-          log.warn(`control socket: ${reply.error}`)
-        }
-      }
+  socket.on('data', (chunk: Buffer) => {
+    const newline = chunk.indexOf(0x0a)
+    const kept = newline < 0 ? chunk : chunk.subarray(0, newline)
+    size += kept.length
+    if (size > MAX_REQUEST_BYTES) {
+      return respond({ ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes`, kind: 'usage' })
     }
-    socket.end(`${JSON.stringify(reply)}\n`)
+    chunks.push(kept)
+    if (newline >= 0) respond(reply(Buffer.concat(chunks).toString('utf8'), handlers, log))
+  })
+  socket.once('end', () => {
+    if (!answered) respond(reply(Buffer.concat(chunks).toString('utf8'), handlers, log))
   })
 }
 

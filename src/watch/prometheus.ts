@@ -8,7 +8,14 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { usageError } from '../errors.js'
 import type { Logger } from '../output.js'
 import type { MetricsAddress, MetricsServer } from './metrics.js'
-import { type DaemonSnapshot, type FailoverTimeline, ROLES, TIMELINE_STEPS } from './snapshot.js'
+import {
+  type DaemonSnapshot,
+  type FailoverTimeline,
+  type IpSnapshot,
+  type ProbeSnapshot,
+  ROLES,
+  TIMELINE_STEPS,
+} from './snapshot.js'
 
 /** Scrapes are small and quick; anything slower is not Prometheus. */
 const REQUEST_TIMEOUT_MS = 5000
@@ -19,6 +26,15 @@ export function timelineSeconds(timeline: FailoverTimeline): number | undefined 
   const times = TIMELINE_STEPS.map((step) => timeline[step]).filter((t): t is number => t !== null)
   if (times.length < 2) return undefined
   return (Math.max(...times) - Math.min(...times)) / 1000
+}
+
+const PROBE_LABELS = ['ip', 'check', 'probe']
+
+/** Every probe of every check of every IP, with its labels. */
+function* probesOf(snapshot: DaemonSnapshot): Generator<[Record<string, string>, ProbeSnapshot]> {
+  for (const ip of snapshot.ips)
+    for (const check of Object.values(ip.checks))
+      for (const probe of check.probes) yield [{ ip: ip.name, check: check.kind, probe: probe.label }, probe]
 }
 
 /** A registry whose metrics all come from `snapshot()` when scraped. */
@@ -65,34 +81,36 @@ export function metricsRegistry(snapshot: () => DaemonSnapshot): Registry {
         for (const role of ROLES) g.set({ ip: ip.name, address: ip.address, role }, ip.role === role ? 1 : 0)
     },
   )
-  gauge(
-    'ipmove_watch_holder_is_self',
-    'Whether the API routes the IP to this node, as last read.',
-    ['ip'],
-    (g, s) => {
-      for (const ip of s.ips) if (ip.holder.readAt !== null) g.set({ ip: ip.name }, ip.holder.isSelf ? 1 : 0)
-    },
+  /** One value per IP; undefined leaves the IP out (not known yet). */
+  const perIp = (
+    name: string,
+    help: string,
+    value: (ip: IpSnapshot, s: DaemonSnapshot) => number | undefined,
+  ) =>
+    gauge(name, help, ['ip'], (g, s) => {
+      for (const ip of s.ips) {
+        const v = value(ip, s)
+        if (v !== undefined) g.set({ ip: ip.name }, v)
+      }
+    })
+  /** The API's answer about the holder, once there is one. */
+  const read = (ip: IpSnapshot, v: (readAt: number) => number) =>
+    ip.holder.readAt === null ? undefined : v(ip.holder.readAt)
+  perIp('ipmove_watch_holder_is_self', 'Whether the API routes the IP to this node, as last read.', (ip) =>
+    read(ip, () => Number(ip.holder.isSelf)),
   )
-  gauge('ipmove_watch_carried', 'Whether this host carries the address on its interface.', ['ip'], (g, s) => {
-    for (const ip of s.ips) g.set({ ip: ip.name }, ip.carried ? 1 : 0)
-  })
-  gauge(
+  perIp('ipmove_watch_carried', 'Whether this host carries the address on its interface.', (ip) =>
+    Number(ip.carried),
+  )
+  perIp(
     'ipmove_watch_holder_match',
     'Whether the API and this host agree: the address is carried here exactly when the API routes it here.',
-    ['ip'],
-    (g, s) => {
-      for (const ip of s.ips)
-        if (ip.holder.readAt !== null) g.set({ ip: ip.name }, ip.holder.isSelf === ip.carried ? 1 : 0)
-    },
+    (ip) => read(ip, () => Number(ip.holder.isSelf === ip.carried)),
   )
-  gauge(
+  perIp(
     'ipmove_watch_holder_read_age_seconds',
     'How old the last answer of the API about the holder is.',
-    ['ip'],
-    (g, s) => {
-      for (const ip of s.ips)
-        if (ip.holder.readAt !== null) g.set({ ip: ip.name }, (s.takenAt - ip.holder.readAt) / 1000)
-    },
+    (ip, s) => read(ip, (readAt) => (s.takenAt - readAt) / 1000),
   )
   gauge(
     'ipmove_watch_check_up',
@@ -105,48 +123,26 @@ export function metricsRegistry(snapshot: () => DaemonSnapshot): Registry {
             g.set({ ip: ip.name, check: check.kind }, check.health === 'up' ? 1 : 0)
     },
   )
-  gauge(
-    'ipmove_watch_probe_up',
-    "Each probe's last answer: 1 success, 0 failure.",
-    ['ip', 'check', 'probe'],
-    (g, s) => {
-      for (const ip of s.ips)
-        for (const check of Object.values(ip.checks))
-          for (const probe of check.probes)
-            if (probe.ok !== null)
-              g.set({ ip: ip.name, check: check.kind, probe: probe.label }, probe.ok ? 1 : 0)
-    },
-  )
+  gauge('ipmove_watch_probe_up', "Each probe's last answer: 1 success, 0 failure.", PROBE_LABELS, (g, s) => {
+    for (const [labels, probe] of probesOf(s)) if (probe.ok !== null) g.set(labels, probe.ok ? 1 : 0)
+  })
   gauge(
     'ipmove_watch_probe_latency_seconds',
     "Each probe's last answer time: round trip, connect, request or run time.",
-    ['ip', 'check', 'probe'],
+    PROBE_LABELS,
     (g, s) => {
-      for (const ip of s.ips)
-        for (const check of Object.values(ip.checks))
-          for (const probe of check.probes)
-            if (probe.ms !== null)
-              g.set({ ip: ip.name, check: check.kind, probe: probe.label }, probe.ms / 1000)
+      for (const [labels, probe] of probesOf(s)) if (probe.ms !== null) g.set(labels, probe.ms / 1000)
     },
   )
-  gauge(
-    'ipmove_watch_antiflap_stopped',
-    'Whether claims are stopped by the anti-flap rule.',
-    ['ip'],
-    (g, s) => {
-      for (const ip of s.ips) g.set({ ip: ip.name }, ip.antiFlap.stopped ? 1 : 0)
-    },
+  perIp('ipmove_watch_antiflap_stopped', 'Whether claims are stopped by the anti-flap rule.', (ip) =>
+    Number(ip.antiFlap.stopped),
   )
-  gauge(
+  perIp(
     'ipmove_watch_last_failover_seconds',
     'The last move of the IP, from its first step (peer declared dead, or the decision) to the last one reached.',
-    ['ip'],
-    (g, s) => {
-      for (const ip of s.ips) {
-        const last = ip.transitions.findLast((t) => t.timeline !== null)?.timeline
-        const seconds = last ? timelineSeconds(last) : undefined
-        if (seconds !== undefined) g.set({ ip: ip.name }, seconds)
-      }
+    (ip) => {
+      const last = ip.transitions.findLast((t) => t.timeline !== null)?.timeline
+      return last ? timelineSeconds(last) : undefined
     },
   )
   new Counter({
