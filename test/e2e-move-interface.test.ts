@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { ipmoveArgv, requireBuild, SINGLE_FILE } from './helpers/cli.js'
-import { type NamespacedEmulator, startEmulator as startNamespacedEmulator } from './rig/emulator.js'
+import { type NamespacedEmulator, startNamespacedEmulator } from './rig/emulator.js'
 import {
   AS_NOBODY,
   captureTime,

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { ipmoveArgv, requireBuild } from './helpers/cli.js'
-import { type NamespacedEmulator, startEmulator } from './rig/emulator.js'
+import { type NamespacedEmulator, startNamespacedEmulator } from './rig/emulator.js'
 import { createRig, describeRoot, exec, type Rig, type RigNode, waitFor } from './rig/netns.js'
 import { dropIn, ping } from './rig/observe.js'
 
@@ -73,7 +73,7 @@ describeRoot('ipmove watch end to end, two nodes, a client and the OVH emulator'
 
   /** The emulator on the client's LAN address, the IP on A. */
   async function emulate(): Promise<NamespacedEmulator> {
-    emulator = await startEmulator(rig.obs, dir, ['--host', rig.obs.ipv4])
+    emulator = await startNamespacedEmulator(rig.obs, dir, ['--host', rig.obs.ipv4])
     return emulator
   }
 

@@ -1,8 +1,10 @@
 /**
- * The built CLI's `ipmove emulate ovh` inside a node's namespace, for the
- * end-to-end tests. Run `npm run build` first (`npm test` does).
+ * `ipmove emulate ovh` run inside a node's namespace, on its loopback, for the
+ * kernel tests that run the built CLI there too. The emulator's --debug lines
+ * (one `emulator: METHOD PATH -> STATUS` per request) tell a test what the API
+ * has seen, so it can act at a precise step of a move.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
 import { ipmoveArgv } from '../helpers/cli.js'
@@ -15,15 +17,16 @@ export interface NamespacedEmulator {
   stop(): Promise<void>
 }
 
-/** Start the emulator in `node`'s namespace, its CA under `dir`; resolves once it listens. */
-export async function startEmulator(
+/** Start the emulator in `node`'s namespace (files under `dir`); resolves once it listens there. */
+export async function startNamespacedEmulator(
   node: RigNode,
   dir: string,
   extra: string[] = [],
+  pendingMs = 300,
 ): Promise<NamespacedEmulator> {
   const emuDir = mkdtempSync(join(dir, 'emu-'))
   chmodSync(emuDir, 0o755)
-  const child: ChildProcessWithoutNullStreams = spawn('ip', [
+  const child = spawn('ip', [
     'netns',
     'exec',
     node.ns,
@@ -33,7 +36,7 @@ export async function startEmulator(
       '--port',
       '0',
       '--pending-ms',
-      '300',
+      String(pendingMs),
       '--this-host',
       'bi-edge-sbg-2',
       '--dir',
@@ -56,7 +59,9 @@ export async function startEmulator(
       const line = stdout.split('\n')[0]
       if (stdout.includes('\n') && line) {
         clearTimeout(timer)
-        resolve((JSON.parse(line) as { env: Record<string, string> }).env)
+        const started = JSON.parse(line) as { env?: Record<string, string> }
+        if (started.env) resolve(started.env)
+        else reject(new Error(`the emulator did not start: ${line}`))
       }
     })
     child.once('close', (code) => {

@@ -104,9 +104,6 @@ export function describeRoot(title: string, body: () => void): void {
   }
 }
 
-/** The uid and gid the privilege tests run the CLI as (nobody, nogroup on Debian). */
-export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
-
 export interface RigNode {
   name: 'a' | 'b' | 'obs'
   ns: string
