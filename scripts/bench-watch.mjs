@@ -8,7 +8,7 @@
 // Needs root; skips with a message otherwise. Run alone with
 // `node scripts/bench-watch.mjs` (after `npm run build`).
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -18,6 +18,8 @@ import { destroy, inNs, must, NODES, ns, problem, run, setup } from './bench-loc
 import { BIN, isolatedEnv, startEmulator } from './emulator-process.mjs'
 
 const RUNS = Number(process.env.BENCH_WATCH_RUNS ?? 3)
+/** USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux ipmove targets. */
+const CLOCK_TICKS = 100
 const LAN_IP = '192.0.2.50'
 const OVH_IP = '203.0.113.10'
 const [A, B, OBS] = NODES
@@ -51,6 +53,9 @@ function daemon(node, config, env) {
   child.stderr.on('data', onData)
   const exited = new Promise((resolve) => child.on('close', resolve))
   return {
+    // `ip netns exec` execs node in place: this is the daemon's own pid.
+    pid: child.pid,
+    lines: () => out.split('\n'),
     line(re, timeoutMs = 15_000) {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
@@ -176,6 +181,109 @@ async function ovhAttach() {
   }
 }
 
+/** CPU seconds (user + system) of a process and its children (the long-lived ping), and its resident memory in MB. */
+function usage(pid) {
+  const cpu = (p) => {
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  }
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+  return { cpu: [pid, ...children].reduce((sum, p) => sum + cpu(p), 0), rss }
+}
+
+/**
+ * The backup daemon at rest with the defaults (peer echoes every 30 ms, link
+ * every 50 ms), local provider: its CPU share of one core over `seconds`, and
+ * its resident memory at the start and the end.
+ */
+async function idle(seconds) {
+  await resetLinks(LAN_IP)
+  const env = isolatedEnv()
+  const provider = 'provider = local\n'
+  const da = daemon(A, watchConfig(A, B, LAN_IP, provider, ''), env)
+  const db = daemon(B, watchConfig(B, A, LAN_IP, provider, ''), env)
+  try {
+    await db.line(/\[web\] peer check: up/)
+    await sleep(2000)
+    const before = usage(db.pid)
+    const started = performance.now()
+    await sleep(seconds * 1000)
+    const after = usage(db.pid)
+    const wall = (performance.now() - started) / 1000
+    return { share: (after.cpu - before.cpu) / wall, rssStart: before.rss, rssEnd: after.rss }
+  } finally {
+    await da.stop()
+    await db.stop()
+  }
+}
+
+/**
+ * Opt-in (BENCH_WATCH_SOAK_S=600): both daemons with the defaults while 20 %
+ * of the packets arriving at each node are dropped at random (nftables, in
+ * the nodes' namespaces: tc netem needs a kernel module this host may lack,
+ * so there is no added jitter); counts the false failovers (B claiming from a
+ * live A) and the late-peer warnings.
+ */
+async function soak(seconds) {
+  await resetLinks(LAN_IP)
+  for (const n of [A, B]) {
+    await must(['ip', '-n', ns(n.name), 'link', 'set', 'eth0', 'up'])
+    await must(inNs(n.name, ['nft', 'add', 'table', 'inet', 'benchloss']))
+    await must(
+      inNs(n.name, [
+        'nft',
+        'add',
+        'chain',
+        'inet',
+        'benchloss',
+        'in',
+        '{ type filter hook input priority 0; }',
+      ]),
+    )
+    await must(
+      inNs(n.name, [
+        'nft',
+        'add',
+        'rule',
+        'inet',
+        'benchloss',
+        'in',
+        'numgen',
+        'random',
+        'mod',
+        '5',
+        '==',
+        '0',
+        'drop',
+      ]),
+    )
+  }
+  const env = isolatedEnv()
+  const provider = 'provider = local\n'
+  const da = daemon(A, watchConfig(A, B, LAN_IP, provider, ''), env)
+  const db = daemon(B, watchConfig(B, A, LAN_IP, provider, ''), env)
+  try {
+    await da.line(/\[web\] backup → master/)
+    await db.line(/\[web\] peer check: up/)
+    await sleep(seconds * 1000)
+    const count = (d, re) => d.lines().filter((l) => re.test(l)).length
+    return {
+      falseFailovers: count(db, /\[web\] backup → master/),
+      peerDown: count(db, /\[web\] peer check: down/) + count(da, /\[web\] peer check: down/),
+      late: count(db, /peer probe .*: late/) + count(da, /peer probe .*: late/),
+    }
+  } finally {
+    await da.stop()
+    await db.stop()
+    for (const n of [A, B])
+      await run(['ip', 'netns', 'exec', ns(n.name), 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'])
+  }
+}
+
 function median(values) {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)]
@@ -207,6 +315,21 @@ export async function benchWatch() {
     console.log(
       `ipmove watch, OVH emulator: link death → attach received ${show(attach)} (target <= 700 + 200 ms)`,
     )
+    const rest = await idle(10)
+    console.log(
+      `ipmove watch at rest, defaults: ${(rest.share * 100).toFixed(1)} % of one core (daemon and its ping), ` +
+        `resident memory ${rest.rssStart.toFixed(0)} → ${rest.rssEnd.toFixed(0)} MB over 10 s (target <= 70 MB)`,
+    )
+    const soakSeconds = Number(process.env.BENCH_WATCH_SOAK_S ?? 0)
+    if (soakSeconds > 0) {
+      const r = await soak(soakSeconds)
+      console.log(
+        `ipmove watch, ${soakSeconds} s with 20 % of packets dropped into each node: ${r.falseFailovers} false failovers, ` +
+          `${r.peerDown} peer declared dead, ${r.late} late-peer warnings (target: 0 false failovers)`,
+      )
+    } else {
+      console.log('ipmove watch soak under packet loss: skipped (set BENCH_WATCH_SOAK_S=600 to run it)')
+    }
   } finally {
     destroy()
   }
