@@ -153,6 +153,25 @@ describe('ipmove watch, the loop', () => {
     expect(cloud.holder.id).toBe('web-2')
   })
 
+  it('the witness vetoes the takeover while the IP still answers; once it stops, the claim goes ahead', async () => {
+    writeFileSync(file('site'), '')
+    const witness = `${fileProbe('witness', 'site')}`
+    const { cloud, log, ready } = start(config('witness-initdead = 0.5\nwitness-deadtime = 0.3', witness))
+    await ready
+    await until('peer and witness up', () => {
+      const checks = daemon!.snapshot().ips[0]!.checks
+      return checks.peer.health === 'up' && checks.witness.health === 'up'
+    })
+    rmSync(file('peer'))
+    await until('the veto logged', () =>
+      log.lines.some((l) => l.includes('the witness still answers at the IP')),
+    )
+    expect(cloud.calls.some((c) => c.startsWith('write'))).toBe(false)
+    rmSync(file('site'))
+    await until('master', () => role() === 'master')
+    expect(cloud.holder?.id).toBe('self')
+  })
+
   it('re-asserts an IP moved behind its back to a peer that was dead before this node took over', async () => {
     rmSync(file('peer'))
     const { cloud, driver, ready } = start()
