@@ -1,8 +1,9 @@
 /**
  * One failover IP under watch: its three checks, its reads of the API, the
- * decision, and the converge calls that carry the decision out. Everything
- * that touches the world (claim, yield, API read) runs one at a time, in
- * order, each bounded by a timeout.
+ * decision, and the converge calls that carry the decision out. Claims and
+ * API reads run one at a time, in order, each bounded by a timeout; yields
+ * (local, idempotent) have their own queue, so dropping the address never
+ * waits behind an API that does not answer.
  */
 import type { AddressDriver } from '../alias/driver.js'
 import { pickDriver } from '../alias/platform.js'
@@ -56,7 +57,7 @@ export class IpWatcher {
   /** Per check: the last failure of any of its probes, for status. */
   private readonly failures = new Map<CheckKind, { at: number; line: string }>()
   private readAt: number | null = null
-  private roleSince = Date.now()
+  private roleSince = now()
   private transitionsTotal = 0
   /** The takeover being carried out: its steps so far. */
   private failover: FailoverTimeline | undefined
@@ -441,7 +442,7 @@ export class IpWatcher {
       }
       const before = this.api
       this.holder = state.holder
-      this.readAt = Date.now()
+      this.readAt = now()
       const holder = !state.holder ? 'nobody' : state.holder.id === this.selfId ? 'self' : 'other'
       this.api = { reachable: true, holder, holderName: describeHolder(state.holder), pending: state.pending }
       if (!before?.reachable || before.holder !== holder || before.pending !== state.pending) {
