@@ -6,7 +6,11 @@ import { parseSeconds } from '../src/validate.js'
 
 export default class Status extends BaseCommand {
   static override summary = 'Show who holds a failover IP and whether an operation is pending.'
-  static override examples = ['<%= config.bin %> status --project t18s --ip 203.0.113.10 --json']
+  static override examples = [
+    '<%= config.bin %> status --project t18s --ip 203.0.113.10 --json',
+    '<%= config.bin %> status --watch',
+    '<%= config.bin %> status --watch --clear-flap web',
+  ]
 
   static override flags = {
     ip: Flags.string({ description: 'The IP or a named IP from the config.' }),
@@ -16,12 +20,35 @@ export default class Status extends BaseCommand {
     project: Flags.string({ description: 'OVH Public Cloud project id or name.' }),
     provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
     interface: Flags.string({ description: 'Also report whether this interface carries the address.' }),
-    timeout: Flags.string({ description: 'Give up after this many seconds [default: 120].' }),
+    timeout: Flags.string({ description: 'Give up after this many seconds [default: 120; 5 with --watch].' }),
+    watch: Flags.boolean({
+      description:
+        "Show the running ipmove watch daemon's state (roles, probes, failovers) instead of asking the API.",
+    }),
+    socket: Flags.string({
+      description: "The daemon's control socket [default: /run/ipmove/watch.sock for root].",
+    }),
+    'clear-flap': Flags.string({
+      description: 'Clear the anti-flap stop of this watched IP (by its name) in the running daemon.',
+    }),
     ...providerFlags,
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status)
+    const timeoutMs = flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout)
+    // Explicit rather than guessed from the socket's presence: the same command line always reads the same source.
+    if (flags.watch || flags.socket !== undefined || flags['clear-flap'] !== undefined) {
+      // Loaded only here, so that asking the API costs what it did.
+      const { clearFlap, watchStatus } = await import('../src/watch/status-client.js')
+      const options = { socket: flags.socket, ip: flags.ip, timeoutMs }
+      const result =
+        flags['clear-flap'] === undefined
+          ? await watchStatus(options, this.output)
+          : await clearFlap(flags['clear-flap'], options, this.output)
+      this.output.result({ ok: true, ...result })
+      return
+    }
     const result = await ipStatus(
       {
         ip: flags.ip,
@@ -29,7 +56,7 @@ export default class Status extends BaseCommand {
         project: flags.project,
         provider: flags.provider,
         interface: flags.interface,
-        timeoutMs: flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout),
+        timeoutMs,
         configPath: flags.config,
         providerSettings: providerSettingsFromFlags(flags),
       },

@@ -14,14 +14,14 @@ import { BIN, isolatedEnv } from './emulator-process.mjs'
 const RUNS = Number(process.env.BENCH_LOCAL_RUNS ?? 5)
 const ADDRESS = '192.0.2.50'
 const PREFIX = `ipm-${process.pid}-bench`
-const NODES = [
+export const NODES = [
   { name: 'a', mac: '02:00:00:00:00:0a', ipv4: '192.0.2.10' },
   { name: 'b', mac: '02:00:00:00:00:0b', ipv4: '192.0.2.11' },
   { name: 'obs', mac: '02:00:00:00:00:0c', ipv4: '192.0.2.12' },
 ]
-const ns = (name) => `${PREFIX}-${name}`
+export const ns = (name) => `${PREFIX}-${name}`
 
-function run(argv) {
+export function run(argv) {
   return new Promise((resolve) => {
     execFile(argv[0], argv.slice(1), { env: { ...process.env, LC_ALL: 'C' } }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : -1) : 0, stdout, stderr })
@@ -29,18 +29,18 @@ function run(argv) {
   })
 }
 
-async function must(argv) {
+export async function must(argv) {
   const result = await run(argv)
   if (result.code !== 0) throw new Error(`${argv.join(' ')} failed: ${result.stderr.trim()}`)
   return result.stdout
 }
 
-function inNs(name, argv) {
+export function inNs(name, argv) {
   return ['ip', 'netns', 'exec', ns(name), ...argv]
 }
 
 /** Why the bench cannot run here, or undefined. */
-async function problem() {
+export async function problem() {
   if (process.platform !== 'linux') return `needs Linux network namespaces (this is ${process.platform})`
   if (process.getuid?.() !== 0) return 'needs root (network namespaces): run `sudo npm run bench`'
   const arping = await run(['arping', '-V']).catch(() => undefined)
@@ -49,11 +49,11 @@ async function problem() {
 }
 
 const made = []
-function destroy() {
+export function destroy() {
   for (const name of made.splice(0)) spawnSync('ip', ['netns', 'del', ns(name)])
 }
 
-async function setup() {
+export async function setup() {
   process.once('exit', destroy)
   for (const name of ['br', ...NODES.map((n) => n.name)]) {
     await must(['ip', 'netns', 'add', ns(name)])

@@ -208,3 +208,5 @@ for (const [name, path] of [
 
 // The LAN part (needs root; skips with a message otherwise).
 await (await import('./bench-local.mjs')).benchLocal()
+// `ipmove watch` failovers on the same kind of rig (needs root too).
+await (await import('./bench-watch.mjs')).benchWatch()

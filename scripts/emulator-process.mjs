@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 
 /** bin/run.js, or the file IPMOVE_TEST_BIN names (the single file dist/ipmove.cjs), as in the tests. */
@@ -25,10 +26,18 @@ export function isolatedEnv(extra = {}) {
   return { ...process.env, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
 }
 
-export function startEmulator(args = []) {
-  const child = spawn(process.execPath, [BIN, 'emulate', 'ovh', '--port', '0', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+/**
+ * Options: `netns`, a network namespace to run it in; `onStderr(text, at)`,
+ * to read its debug lines (one per request with --debug) as they come, with
+ * the performance.now() of their arrival; stderr is inherited otherwise.
+ */
+export function startEmulator(args = [], { netns, onStderr } = {}) {
+  const argv = [BIN, 'emulate', 'ovh', '--port', '0', ...args]
+  const child = netns
+    ? spawn('ip', ['netns', 'exec', netns, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', onStderr ? 'pipe' : 'inherit'] })
+  if (onStderr) child.stderr.on('data', (chunk) => onStderr(String(chunk), performance.now()))
+  else if (netns) child.stderr.pipe(process.stderr)
   return new Promise((resolve, reject) => {
     const env = {}
     let buffer = ''

@@ -21,6 +21,7 @@ const GO_FLAGS = new Map([
  * their start-up; the registry is light.
  */
 export const VALUE_FLAGS: ReadonlySet<string> = new Set([
+  'clear-flap',
   'clock-skew',
   'config',
   'count',
@@ -40,6 +41,7 @@ export const VALUE_FLAGS: ReadonlySet<string> = new Set([
   'port',
   'project',
   'provider',
+  'socket',
   'this-host',
   'timeout',
   ...PROVIDER_FLAGS.map((flag) => flag.key),

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { PROVIDER_NAMES, PROVIDERS, providerNamed } from '../providers/index.js'
 import { IpmoveError, usageError } from './errors.js'
 import { registerSecret } from './output.js'
-import { assertPrivate, parseIni, readSettingsFile, shownKey } from './secure-file.js'
+import { assertPrivate, iniLines, parseIni, readSettingsFile, shownKey } from './secure-file.js'
 import { type IpBlock, parseIp, parseSeconds, shown, validateInterface, validateName } from './validate.js'
 
 /** What a command may take from flags, a named IP entry or the defaults. */
@@ -28,6 +28,12 @@ export interface IpmoveConfig {
   providers: Record<string, Record<string, string>>
   /** `[ip.NAME]` entries by NAME. */
   ips: Record<string, Settings & { ip: IpBlock }>
+  /**
+   * `[watch.…]` sections as read, with the line of every section and key:
+   * only `ipmove watch` validates them (src/watch/config.ts), so a hook's
+   * `move` never fails over a daemon setting.
+   */
+  watch?: { sections: Map<string, Record<string, string>>; lines: Map<string, number> }
 }
 
 const SETTING_KEYS = ['provider', 'project', 'instance', 'interface', 'timeout', 'label'] as const
@@ -76,7 +82,8 @@ export function configPath(options: ConfigOptions): {
  */
 export function loadConfig(options: ConfigOptions): IpmoveConfig {
   const { path, explicit } = configPath(options)
-  const config: IpmoveConfig = { defaults: {}, providers: {}, ips: {} }
+  const watch = { sections: new Map<string, Record<string, string>>(), lines: new Map<string, number>() }
+  const config: IpmoveConfig = { defaults: {}, providers: {}, ips: {}, watch }
   const file = readSettingsFile(path)
   if (!file) {
     if (explicit) throw usageError(`config file ${path} does not exist`)
@@ -100,7 +107,9 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
 
   config.defaults = readSettings(data.globals, path, '')
   for (const [section, values] of data.sections) {
-    if (section.startsWith('ip.')) {
+    if (section === 'watch' || section.startsWith('watch.')) {
+      watch.sections.set(section, values)
+    } else if (section.startsWith('ip.')) {
       const name = section.slice(3)
       validateName(`${path}: entry name`, name)
       if (looksLikeIp(name))
@@ -117,10 +126,11 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
       config.providers[section] = { ...values }
     } else {
       throw usageError(
-        `${path}: unknown section [${section}] (known: ${PROVIDER_NAMES.map((p) => `[${p}]`).join(', ')}, [ip.NAME])`,
+        `${path}: unknown section [${section}] (known: ${PROVIDER_NAMES.map((p) => `[${p}]`).join(', ')}, [ip.NAME], [watch], [watch.NAME])`,
       )
     }
   }
+  if (watch.sections.size > 0) watch.lines = iniLines(file.text)
   return config
 }
 

@@ -154,6 +154,28 @@ function checkLines(text: string, path: string): void {
 }
 
 /**
+ * Where each section header and key sits in INI text (1-based line numbers),
+ * so errors found after parsing can still name the line. Keys are
+ * `SECTION\0KEY`; a section's own line is under `SECTION\0`.
+ */
+export function iniLines(text: string): Map<string, number> {
+  const lines = new Map<string, number>()
+  let section = ''
+  for (const [index, line] of text.split(/\r\n|\r|\n/).entries()) {
+    if (/^\s*([;#]|$)/.test(line)) continue
+    const header = /^\[([^\]]*)\]\s*$/.exec(line)
+    if (header) {
+      section = header[1]!.trim()
+      lines.set(`${section}\0`, index + 1)
+      continue
+    }
+    const eq = line.indexOf('=')
+    if (eq > 0) lines.set(`${section}\0${line.slice(0, eq).trim()}`, index + 1)
+  }
+  return lines
+}
+
+/**
  * Parse INI text with the `ini` package, keeping section names whole: `ini`
  * would nest `[ip.web]` or `[https://eu.api.ovh.com/1.0]` at every dot, so dots
  * in headers are escaped first. Values come back as strings (`ini` turns

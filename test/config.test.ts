@@ -96,11 +96,17 @@ ip = 2001:DB8::/64
         },
         'www.example': { ip: { address: '2001:db8::', prefix: 64, version: 6, block: '2001:db8::/64' } },
       },
+      watch: { sections: new Map(), lines: new Map() },
     })
   })
 
   it('is empty when the default file does not exist, and an error when a named one does not', () => {
-    expect(loadConfig({ env: {}, home: dir, uid: 1000 })).toEqual({ defaults: {}, providers: {}, ips: {} })
+    expect(loadConfig({ env: {}, home: dir, uid: 1000 })).toEqual({
+      defaults: {},
+      providers: {},
+      ips: {},
+      watch: { sections: new Map(), lines: new Map() },
+    })
     const missing = join(dir, 'nope.conf')
     expect(usage(() => load(missing))).toBe(`config file ${missing} does not exist`)
     expect(usage(() => loadConfig({ env: { IPMOVE_CONFIG: missing }, home: dir, uid: 1000 }))).toContain(
@@ -315,9 +321,14 @@ ip = 192.0.2.1/32
     expect(usage(() => resolveTarget(config, { ip: 'mail' }))).toBe(
       `--ip "mail" is not an IP address or block, and there is no [ip.mail] entry in ${config.path}`,
     )
-    expect(usage(() => resolveTarget({ defaults: {}, providers: {}, ips: {} }, { ip: 'mail' }))).toContain(
-      'there is no config file',
-    )
+    expect(
+      usage(() =>
+        resolveTarget(
+          { defaults: {}, providers: {}, ips: {}, watch: { sections: new Map(), lines: new Map() } },
+          { ip: 'mail' },
+        ),
+      ),
+    ).toContain('there is no config file')
     expect(usage(() => resolveTarget(config, { ip: '203.0.113.300' }))).toContain('--ip "203.0.113.300"')
     expect(usage(() => resolveTarget(config, { ip: 'web', project: 'x;y' }))).toContain('--project "x;y"')
     expect(usage(() => resolveTarget(config, { ip: 'web', instance: '' }))).toContain('--instance is empty')

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest'
 import { HEALTH_DEFAULTS, PROBE_DEFAULTS } from '../src/health.js'
 import type { ProbeSpec } from '../src/probes/index.js'
 import { buildAgent, createRig, describeRoot, exec, type Rig, type RigNode, waitFor } from './rig/netns.js'
+import { dropIn } from './rig/observe.js'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 
@@ -98,27 +99,6 @@ function running(pid: number): boolean {
   } catch {
     return false
   }
-}
-
-async function must(rig: Rig, node: RigNode, argv: string[]): Promise<void> {
-  const result = await rig.run(node, argv)
-  expect(result.code, `${argv.join(' ')}: ${result.stderr}`).toBe(0)
-}
-
-/** Drop what `match` selects on its way into `node` (nftables); resolves with how to undo it. */
-async function dropIn(rig: Rig, node: RigNode, match: string[]): Promise<() => Promise<void>> {
-  await must(rig, node, ['nft', 'add', 'table', 'inet', 'ipmtest'])
-  await must(rig, node, [
-    'nft',
-    'add',
-    'chain',
-    'inet',
-    'ipmtest',
-    'in',
-    '{ type filter hook input priority 0; }',
-  ])
-  await must(rig, node, ['nft', 'add', 'rule', 'inet', 'ipmtest', 'in', ...match, 'drop'])
-  return async () => must(rig, node, ['nft', 'delete', 'table', 'inet', 'ipmtest'])
 }
 
 /** A node's eth0 goes down or up; resolves with when the command returned. */

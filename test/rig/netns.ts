@@ -51,6 +51,9 @@ async function must(argv: readonly string[]): Promise<string> {
   return result.stdout
 }
 
+/** Run what follows as nobody (uid and gid 65534, no groups): prefix an argv with it. */
+export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] as const
+
 /** Programs the kernel tests drive besides ipmove itself. */
 export const RIG_TOOLS = ['ip', 'arping', 'na6', 'ping', 'tcpdump', 'setpriv']
 
@@ -100,9 +103,6 @@ export function describeRoot(title: string, body: () => void): void {
     describe.skip(`${title} (skipped: ${rootProblem})`, body)
   }
 }
-
-/** The uid and gid the privilege tests run the CLI as (nobody, nogroup on Debian). */
-export const AS_NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
 
 export interface RigNode {
   name: 'a' | 'b' | 'obs'

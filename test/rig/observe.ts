@@ -107,3 +107,24 @@ export async function aHolds(rig: Rig, address: string): Promise<void> {
   expect((await ping(rig, rig.obs, address, 1)).code).toBe(0)
   expect((await rig.neigh(rig.obs, address))?.lladdr).toBe(rig.a.mac)
 }
+
+/** Drop what `match` selects on its way into `node` (nftables); resolves with how to undo it. */
+export async function dropIn(rig: Rig, node: RigNode, match: string[]): Promise<() => Promise<void>> {
+  await mustRun(rig, node, ['nft', 'add', 'table', 'inet', 'ipmtest'])
+  await mustRun(rig, node, [
+    'nft',
+    'add',
+    'chain',
+    'inet',
+    'ipmtest',
+    'in',
+    '{ type filter hook input priority 0; }',
+  ])
+  await mustRun(rig, node, ['nft', 'add', 'rule', 'inet', 'ipmtest', 'in', ...match, 'drop'])
+  return async () => mustRun(rig, node, ['nft', 'delete', 'table', 'inet', 'ipmtest'])
+}
+
+async function mustRun(rig: Rig, node: RigNode, argv: string[]): Promise<void> {
+  const result = await rig.run(node, argv)
+  expect(result.code, `${argv.join(' ')}: ${result.stderr}`).toBe(0)
+}

@@ -1,0 +1,338 @@
+// `npm run bench`, the `ipmove watch` part, on the rig of bench-local.mjs
+// (nodes a and b, a client obs, one bridge): A is master, B backup, both
+// running the built daemon; A's link dies.
+//  - the gap the client sees in its pings (every 10 ms) to the failover IP,
+//    local provider, default timings and the fast profile;
+//  - with the OVH emulator (no pending delay) on the client's address: link
+//    death → attach request received, against deadtime + 0.2 s.
+// Needs root; skips with a message otherwise. Run alone with
+// `node scripts/bench-watch.mjs` (after `npm run build`).
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
+import { destroy, inNs, must, NODES, ns, problem, run, setup } from './bench-local.mjs'
+import { BIN, isolatedEnv, startEmulator } from './emulator-process.mjs'
+
+const RUNS = Number(process.env.BENCH_WATCH_RUNS ?? 3)
+/** USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux ipmove targets. */
+const CLOCK_TICKS = 100
+const LAN_IP = '192.0.2.50'
+const OVH_IP = '203.0.113.10'
+const [A, B, OBS] = NODES
+
+/** The built daemon in a node's namespace; `line(re)` resolves with the first line matching. */
+function daemon(node, config, env) {
+  const dir = mkdtempSync(join(tmpdir(), 'ipmove-benchw-'))
+  const path = join(dir, 'ipmove.conf')
+  writeFileSync(path, config, { mode: 0o600 })
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns(node.name), process.execPath, BIN, 'watch', '--config', path],
+    {
+      env: { ...env, IPMOVE_LOCK_DIR: join(dir, 'run'), IPMOVE_CACHE_DIR: join(dir, 'cache') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  )
+  let out = ''
+  const waiters = []
+  const onData = (chunk) => {
+    out += chunk
+    for (const w of [...waiters]) {
+      const found = out.split('\n').find((l) => w.re.test(l))
+      if (found) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(found)
+      }
+    }
+  }
+  child.stdout.on('data', onData)
+  child.stderr.on('data', onData)
+  const exited = new Promise((resolve) => child.on('close', resolve))
+  return {
+    // `ip netns exec` execs node in place: this is the daemon's own pid.
+    pid: child.pid,
+    lines: () => out.split('\n'),
+    line(re, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${node.name}: no line ${re} in:\n${out}`)),
+          timeoutMs,
+        )
+        waiters.push({
+          re,
+          resolve: (l) => {
+            clearTimeout(timer)
+            resolve(l)
+          },
+        })
+        onData('')
+      })
+    },
+    async stop() {
+      child.kill('SIGKILL')
+      await exited
+    },
+  }
+}
+
+function watchConfig(node, peer, ip, provider, extra) {
+  return `${provider}
+[ip.web]
+ip = ${ip}
+interface = eth0
+
+[watch.web]
+priority = ${node === A ? 150 : 100}
+peer-priority = ${node === A ? 100 : 150}
+${extra}
+
+[watch.web.probe.peer]
+check = peer
+kind = icmp
+target = ${peer.ipv4}
+`
+}
+
+/** The client pings `ip` every 10 ms; `gapAfter(t)` is the longest silence between replies after t (ms). */
+function clientPings(ip) {
+  const child = spawn('ip', ['netns', 'exec', ns(OBS.name), 'ping', '-n', '-D', '-i', '0.01', ip], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  })
+  const replies = []
+  child.stdout.on('data', (chunk) => {
+    for (const m of String(chunk).matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm))
+      replies.push(Number(m[1]) * 1000)
+  })
+  return {
+    replies,
+    gapAfter(epochMs) {
+      let gap = 0
+      for (let i = 1; i < replies.length; i++) {
+        if (replies[i] > epochMs) gap = Math.max(gap, replies[i] - replies[i - 1])
+      }
+      return gap
+    },
+    stop: () => child.kill('SIGTERM'),
+  }
+}
+
+async function resetLinks(ip) {
+  await must(['ip', '-n', ns(A.name), 'link', 'set', 'eth0', 'up'])
+  for (const n of [A, B]) await run(['ip', '-n', ns(n.name), 'addr', 'del', `${ip}/32`, 'dev', 'eth0'])
+  await run(['ip', '-n', ns(OBS.name), 'neigh', 'flush', 'to', ip, 'dev', 'eth0'])
+}
+
+/** One failover with the local provider: the ping gap the client saw. */
+async function lanGap(extra) {
+  await resetLinks(LAN_IP)
+  const env = isolatedEnv()
+  const provider = 'provider = local\n'
+  const da = daemon(A, watchConfig(A, B, LAN_IP, provider, extra), env)
+  const db = daemon(B, watchConfig(B, A, LAN_IP, provider, extra), env)
+  try {
+    await da.line(/\[web\] backup → master/)
+    await db.line(/\[web\] peer check: up/)
+    const pings = clientPings(LAN_IP)
+    await sleep(500)
+    if (pings.replies.length === 0) throw new Error('the client gets no replies from the master')
+    const died = Date.now()
+    await must(['ip', '-n', ns(A.name), 'link', 'set', 'eth0', 'down'])
+    await db.line(/\[web\] backup → master/)
+    await sleep(300)
+    pings.stop()
+    return pings.gapAfter(died)
+  } finally {
+    await da.stop()
+    await db.stop()
+  }
+}
+
+/** One failover with the OVH emulator: link death → attach received (ms). */
+async function ovhAttach() {
+  await resetLinks(OVH_IP)
+  let attachAt
+  const emulator = await startEmulator(['--host', OBS.ipv4, '--pending-ms', '1', '--debug'], {
+    netns: ns(OBS.name),
+    onStderr: (text, at) => {
+      if (attachAt === undefined && /POST \S+\/attach/.test(text)) attachAt = at
+    },
+  })
+  const env = isolatedEnv(emulator.env)
+  const ovh = (instance) => `provider = ovh\nproject = t18s\ninstance = ${instance}\n`
+  const da = daemon(A, watchConfig(A, B, OVH_IP, ovh('bi-edge-sbg-1'), ''), env)
+  const db = daemon(B, watchConfig(B, A, OVH_IP, ovh('bi-edge-sbg-2'), ''), env)
+  try {
+    await da.line(/\[web\] backup → master/)
+    await db.line(/\[web\] peer check: up/)
+    await sleep(300)
+    const died = performance.now()
+    await must(['ip', '-n', ns(A.name), 'link', 'set', 'eth0', 'down'])
+    await db.line(/\[web\] backup → master/)
+    if (attachAt === undefined) throw new Error('the emulator saw no attach')
+    return attachAt - died
+  } finally {
+    await da.stop()
+    await db.stop()
+    emulator.stop()
+  }
+}
+
+/** CPU seconds (user + system) of a process and its children (the long-lived ping), and its resident memory in MB. */
+function usage(pid) {
+  const cpu = (p) => {
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  }
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024
+  return { cpu: [pid, ...children].reduce((sum, p) => sum + cpu(p), 0), rss }
+}
+
+/**
+ * The backup daemon at rest with the defaults (peer echoes every 30 ms, link
+ * every 50 ms), local provider: its CPU share of one core over `seconds`, and
+ * its resident memory at the start and the end.
+ */
+async function idle(seconds) {
+  await resetLinks(LAN_IP)
+  const env = isolatedEnv()
+  const provider = 'provider = local\n'
+  const da = daemon(A, watchConfig(A, B, LAN_IP, provider, ''), env)
+  const db = daemon(B, watchConfig(B, A, LAN_IP, provider, ''), env)
+  try {
+    await db.line(/\[web\] peer check: up/)
+    await sleep(2000)
+    const before = usage(db.pid)
+    const started = performance.now()
+    await sleep(seconds * 1000)
+    const after = usage(db.pid)
+    const wall = (performance.now() - started) / 1000
+    return { share: (after.cpu - before.cpu) / wall, rssStart: before.rss, rssEnd: after.rss }
+  } finally {
+    await da.stop()
+    await db.stop()
+  }
+}
+
+/**
+ * Opt-in (BENCH_WATCH_SOAK_S=600): both daemons with the defaults while 20 %
+ * of the packets arriving at each node are dropped at random (nftables, in
+ * the nodes' namespaces: tc netem needs a kernel module this host may lack,
+ * so there is no added jitter); counts the false failovers (B claiming from a
+ * live A) and the late-peer warnings.
+ */
+async function soak(seconds) {
+  await resetLinks(LAN_IP)
+  for (const n of [A, B]) {
+    await must(['ip', '-n', ns(n.name), 'link', 'set', 'eth0', 'up'])
+    await must(inNs(n.name, ['nft', 'add', 'table', 'inet', 'benchloss']))
+    await must(
+      inNs(n.name, [
+        'nft',
+        'add',
+        'chain',
+        'inet',
+        'benchloss',
+        'in',
+        '{ type filter hook input priority 0; }',
+      ]),
+    )
+    await must(
+      inNs(n.name, [
+        'nft',
+        'add',
+        'rule',
+        'inet',
+        'benchloss',
+        'in',
+        'numgen',
+        'random',
+        'mod',
+        '5',
+        '==',
+        '0',
+        'drop',
+      ]),
+    )
+  }
+  const env = isolatedEnv()
+  const provider = 'provider = local\n'
+  const da = daemon(A, watchConfig(A, B, LAN_IP, provider, ''), env)
+  const db = daemon(B, watchConfig(B, A, LAN_IP, provider, ''), env)
+  try {
+    await da.line(/\[web\] backup → master/)
+    await db.line(/\[web\] peer check: up/)
+    await sleep(seconds * 1000)
+    const count = (d, re) => d.lines().filter((l) => re.test(l)).length
+    return {
+      falseFailovers: count(db, /\[web\] backup → master/),
+      peerDown: count(db, /\[web\] peer check: down/) + count(da, /\[web\] peer check: down/),
+      late: count(db, /peer probe .*: late/) + count(da, /peer probe .*: late/),
+    }
+  } finally {
+    await da.stop()
+    await db.stop()
+    for (const n of [A, B])
+      await run(['ip', 'netns', 'exec', ns(n.name), 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'])
+  }
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+async function samples(fn) {
+  const values = []
+  for (let i = 0; i < RUNS; i++) values.push(await fn())
+  return values
+}
+
+export async function benchWatch() {
+  const why = await problem()
+  if (why) {
+    console.log(`ipmove watch failover: skipped (${why})`)
+    return
+  }
+  try {
+    await setup()
+    await must(inNs(OBS.name, ['ip', 'route', 'add', `${OVH_IP}/32`, 'dev', 'eth0']))
+    const show = (values) =>
+      `median ${median(values).toFixed(0)} ms of ${values.map((v) => v.toFixed(0)).join(', ')}`
+    const defaults = await samples(() => lanGap(''))
+    console.log(`ipmove watch, LAN, defaults: client ping gap ${show(defaults)} (target <= 1000 ms)`)
+    // The fast profile, and the local provider's link probe shortened to match (it runs in the claim).
+    const fast = await samples(() => lanGap('profile = fast\n\n[local]\nprobe-timeout = 0.02'))
+    console.log(`ipmove watch, LAN, fast profile: client ping gap ${show(fast)} (target <= 250 ms)`)
+    const attach = await samples(ovhAttach)
+    console.log(
+      `ipmove watch, OVH emulator: link death → attach received ${show(attach)} (target <= 700 + 200 ms)`,
+    )
+    const rest = await idle(10)
+    console.log(
+      `ipmove watch at rest, defaults: ${(rest.share * 100).toFixed(1)} % of one core (daemon and its ping), ` +
+        `resident memory ${rest.rssStart.toFixed(0)} → ${rest.rssEnd.toFixed(0)} MB over 10 s (target <= 70 MB)`,
+    )
+    const soakSeconds = Number(process.env.BENCH_WATCH_SOAK_S ?? 0)
+    if (soakSeconds > 0) {
+      const r = await soak(soakSeconds)
+      console.log(
+        `ipmove watch, ${soakSeconds} s with 20 % of packets dropped into each node: ${r.falseFailovers} false failovers, ` +
+          `${r.peerDown} peer declared dead, ${r.late} late-peer warnings (target: 0 false failovers)`,
+      )
+    } else {
+      console.log('ipmove watch soak under packet loss: skipped (set BENCH_WATCH_SOAK_S=600 to run it)')
+    }
+  } finally {
+    destroy()
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await benchWatch()

@@ -1,0 +1,109 @@
+/**
+ * `ipmove status --watch` and `--clear-flap`, the built CLI against a real
+ * control socket served by this process (the daemon's own module).
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { notFound } from '../src/errors.js'
+import { ExitCode } from '../src/exit-codes.js'
+import { MemoryLogger } from '../src/output.js'
+import { type ControlServer, startControlServer } from '../src/watch/control.js'
+import { renderSnapshot } from '../src/watch/snapshot.js'
+import { BIN, ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
+import { sampleSnapshot } from './helpers/snapshot.js'
+import { AS_NOBODY, describeRoot, exec } from './rig/netns.js'
+
+let dir: string
+let socket: string
+let server: ControlServer
+const cleared: string[] = []
+
+beforeAll(async () => {
+  requireBuild()
+  dir = mkdtempSync(join(tmpdir(), 'ipmove-watch-status-'))
+  socket = join(dir, 'run', 'watch.sock')
+  server = await startControlServer({
+    path: socket,
+    log: new MemoryLogger(),
+    handlers: {
+      status: () => sampleSnapshot(),
+      clearFlap(name) {
+        if (name !== 'web') throw notFound(`${name} is not watched`)
+        cleared.push(name)
+      },
+    },
+  })
+})
+afterAll(async () => {
+  await server.close()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('ipmove status --watch', () => {
+  it('prints the daemon’s state as lines', async () => {
+    const run = await ipmove(['status', '--watch', '--socket', socket], isolatedEnv())
+    expect(run.stderr).toBe('')
+    expect(run.code).toBe(0)
+    // The daemon's snapshot carries its own clock, so the lines are exactly the renderer's.
+    expect(run.stdout).toBe(`${renderSnapshot(sampleSnapshot()).join('\n')}\n`)
+  })
+
+  it('gives the whole snapshot with --json, and finds the socket in IPMOVE_LOCK_DIR', async () => {
+    const run = await ipmove(
+      ['status', '--watch', '--json'],
+      isolatedEnv({ IPMOVE_LOCK_DIR: join(dir, 'run') }),
+    )
+    expect(run.code).toBe(0)
+    expect(json(run)).toEqual({ ok: true, watch: sampleSnapshot() })
+  })
+
+  it('narrows to one IP by name or address, and says when it is not watched (exit 4)', async () => {
+    const byAddress = await ipmove(
+      ['status', '--socket', socket, '--ip', '203.0.113.10', '--json'],
+      isolatedEnv(),
+    )
+    expect((json(byAddress).watch as { ips: unknown[] }).ips).toHaveLength(1)
+    const other = await ipmove(['status', '--watch', '--socket', socket, '--ip', 'db'], isolatedEnv())
+    expect(other.code).toBe(ExitCode.NOT_FOUND)
+    expect(other.stderr).toBe('ipmove: error: ipmove watch does not watch db\n')
+  })
+
+  it('clears an anti-flap stop, and refuses a name the daemon does not watch (exit 4)', async () => {
+    const run = await ipmove(['status', '--socket', socket, '--clear-flap', 'web', '--json'], isolatedEnv())
+    expect(json(run)).toEqual({ ok: true, cleared: 'web' })
+    expect(cleared).toEqual(['web'])
+    const unknown = await ipmove(['status', '--socket', socket, '--clear-flap', 'db'], isolatedEnv())
+    expect(unknown.code).toBe(ExitCode.NOT_FOUND)
+    expect(unknown.stderr).toBe('ipmove: error: ipmove watch: db is not watched\n')
+  })
+
+  it('says no daemon runs when nothing listens (exit 4)', async () => {
+    const none = join(dir, 'none.sock')
+    const run = await ipmove(['status', '--watch', '--socket', none, '--json'], isolatedEnv())
+    expect(run.code).toBe(ExitCode.NOT_FOUND)
+    expect(json(run)).toMatchObject({
+      ok: false,
+      error: { code: 'NOT_FOUND', message: `no ipmove watch is running: nothing listens on ${none}` },
+    })
+  })
+})
+
+describeRoot('ipmove status --watch as a user who is not root', () => {
+  it('is refused by the socket’s mode (exit 3), even through directories it may enter', async () => {
+    chmodSync(dir, 0o755)
+    chmodSync(join(dir, 'run'), 0o755)
+    try {
+      const run = await exec([...AS_NOBODY, process.execPath, BIN, 'status', '--watch', '--socket', socket], {
+        env: { HOME: '/nonexistent', IPMOVE_LOCK_DIR: '' },
+      })
+      expect(run.code).toBe(ExitCode.AUTH)
+      expect(run.stderr).toBe(
+        `ipmove: error: not allowed to talk to ipmove watch on ${socket}: run as root or as the daemon's user\n`,
+      )
+    } finally {
+      chmodSync(join(dir, 'run'), 0o700)
+    }
+  })
+})
