@@ -481,19 +481,24 @@ describe('answers the OVH API would not give (exit 9)', () => {
     expect(list.message).toMatch(/instead of a list of instances/)
 
     const block = encodeURIComponent('198.51.100.7/32')
-    new OvhApi()
-      .get(`/ip/${block}`, reply(200, { routedTo: 'ns1' }))
-      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=init`, [])
-      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=todo`, [])
-      .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=doing`, '')
-    const classic = await failure(
-      moveIp(
-        options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),
-        new MemoryLogger(),
-      ),
-    )
-    expect(classic.kind).toBe('unexpected')
-    for (const e of [projects, list]) expect(e.kind).toBe('unexpected')
+    const moveClassic = () =>
+      failure(
+        moveIp(
+          options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),
+          new MemoryLogger(),
+        ),
+      )
+    // The pending tasks are read first, the routing after them.
+    const taskLists = (doing: string | number[]) =>
+      new OvhApi()
+        .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=init`, [])
+        .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=todo`, [])
+        .get(`/ip/${block}/task?function=genericMoveFloatingIp&status=doing`, doing)
+    taskLists('')
+    const tasks = await moveClassic()
+    taskLists([]).get(`/ip/${block}`, reply(200, { routedTo: 'ns1' }))
+    const routing = await moveClassic()
+    for (const e of [projects, list, tasks, routing]) expect(e.kind).toBe('unexpected')
   })
 })
 
@@ -598,11 +603,29 @@ describe('move of a classic failover IP', () => {
     expect(api.writes).toEqual([])
   })
 
+  it('reads the task before the routing, so a task that ends between the two reads is not taken for a move with no effect', async () => {
+    // The move ends the moment the API is asked about its task: a routing read made
+    // side by side with the task read could still show ns1 beside a "done" task.
+    let done = false
+    const api = tasks(new OvhApi().get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } }))
+      .post(`/ip/${BLOCK}/move`, { taskId: 44, status: 'todo' })
+      .get(`/ip/${BLOCK}/task/44`, () => {
+        done = true
+        return { taskId: 44, status: 'done' }
+      })
+      .get(`/ip/${BLOCK}`, () => ({ routedTo: { serviceName: done ? 'ns2' : 'ns1' } }))
+    const result = await moveIp(
+      options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),
+      new MemoryLogger(),
+    )
+    expect(api.writes).toEqual([{ to: 'ns2' }])
+    expect(result).toMatchObject({ outcome: 'moved', from: { id: 'ns1' }, to: { id: 'ns2' } })
+  })
+
   it('fails when the task ends in error', async () => {
     tasks(new OvhApi().get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } }))
       .post(`/ip/${BLOCK}/move`, { taskId: 43, status: 'todo' })
       .get(`/ip/${BLOCK}/task/43`, { taskId: 43, status: 'ovhError', comment: 'destination refused' })
-      .get(`/ip/${BLOCK}`, { routedTo: { serviceName: 'ns1' } })
     const error = await failure(
       moveIp(
         options(testEnv(), { ip: '198.51.100.7', project: undefined, instance: 'ns2' }),

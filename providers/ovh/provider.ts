@@ -539,22 +539,23 @@ export class OvhProvider implements Provider {
   /**
    * A classic IP is pending while a move task is init/todo/doing. After our own
    * write we follow our task; otherwise we ask for pending tasks by status.
+   * The tasks are read before the routing, never side by side: a task that ends
+   * between the two reads would otherwise show as "done" beside the old holder,
+   * and the engine would send a move the API refuses (the IP is already there).
    */
   private async classicState(
     location: Extract<Location, { kind: 'classic' }>,
     signal: AbortSignal,
   ): Promise<IpState> {
     const base = `/ip/${enc(location.block)}`
-    const info = this.call('GET', base, signal, CLASSIC_IP)
     let pendingTask: IpTask | undefined
     if (location.taskId !== undefined) {
-      const [task] = await Promise.all([
-        this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK).catch((error: unknown) => {
+      const task = await this.call('GET', `${base}/task/${location.taskId}`, signal, IP_TASK).catch(
+        (error: unknown) => {
           if (!isApi404(error)) throw error
           return undefined
-        }),
-        info,
-      ])
+        },
+      )
       if (!task) {
         // The API no longer shows our task (purged, or not visible yet): follow the IP's pending tasks instead.
         this.log.debug(
@@ -571,16 +572,15 @@ export class OvhProvider implements Provider {
       }
       if (task.status !== 'done') pendingTask = task
     } else {
-      const lists = await Promise.all([
-        info,
-        ...PENDING_TASK.map((status) =>
+      const lists = await Promise.all(
+        PENDING_TASK.map((status) =>
           this.call('GET', `${base}/task?function=genericMoveFloatingIp&status=${status}`, signal, TASK_IDS),
         ),
-      ])
-      const id = lists.slice(1).flat()[0] as number | undefined
+      )
+      const id = lists.flat()[0]
       if (id !== undefined) pendingTask = { taskId: id, status: 'pending' }
     }
-    const serviceName = (await info).routedTo?.serviceName
+    const serviceName = (await this.call('GET', base, signal, CLASSIC_IP)).routedTo?.serviceName
     return {
       holder: serviceName ? { id: serviceName } : null,
       pending: pendingTask !== undefined,

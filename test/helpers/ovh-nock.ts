@@ -64,7 +64,8 @@ export class Reply {
 
 export const reply = (status: number, body: Json) => new Reply(status, body)
 
-type Answer = Json | Reply
+/** An answer, or a function that makes it when the request arrives (for state that changes as the API is read). */
+type Answer = Json | Reply | (() => Json | Reply)
 
 /**
  * A nock scope for the OVH API whose every interceptor checks the signature.
@@ -105,7 +106,8 @@ export class OvhApi {
       if (bad) return bad
       const parsed = raw ? JSON.parse(raw) : undefined
       if (method === 'POST') writes.push(parsed)
-      const { status, body } = answer instanceof Reply ? answer : { status: 200, body: answer }
+      const made = typeof answer === 'function' ? answer() : answer
+      const { status, body } = made instanceof Reply ? made : { status: 200, body: made }
       return [status, body, { 'X-Ovh-QueryID': `EU.test.${Math.random().toString(16).slice(2)}` }]
     })
     return this
