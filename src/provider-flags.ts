@@ -4,9 +4,17 @@
  * takes which flag.
  */
 import { Flags } from '@oclif/core'
-import { PROVIDER_FLAGS } from '../providers/index.js'
+import { DEFAULT_PROVIDER, PROVIDER_FLAGS, PROVIDER_NAMES } from '../providers/index.js'
 
 type OclifFlag = ReturnType<typeof Flags.string>
+
+/** --provider, with the registry's names as its choices. */
+export const providerChoiceFlag = {
+  provider: Flags.string({
+    description: `Provider (default: from the config file, else ${DEFAULT_PROVIDER}).`,
+    options: [...PROVIDER_NAMES],
+  }),
+}
 
 /** The flags `move` and `status` take for providers. */
 export const providerFlags: Record<string, OclifFlag> = Object.fromEntries(
