@@ -53,8 +53,8 @@ export interface ConfigOptions {
 }
 
 /**
- * Where the config lives: --config, else $IPMOVE_CONFIG (both must exist),
- * else /etc/ipmove/ipmove.conf for root, else the XDG place.
+ * Where the config lives: --config, else $IPMOVE_CONFIG (both must exist; /dev/null
+ * means none), else /etc/ipmove/ipmove.conf for root, else the XDG place.
  */
 export function configPath(options: ConfigOptions): {
   path: string
@@ -77,6 +77,8 @@ export function configPath(options: ConfigOptions): {
 export function loadConfig(options: ConfigOptions): IpmoveConfig {
   const { path, explicit } = configPath(options)
   const config: IpmoveConfig = { defaults: {}, providers: {}, ips: {} }
+  // The usual way to say "no config file" (IPMOVE_CONFIG=/dev/null), whatever files exist.
+  if (path === '/dev/null') return config
   const file = readSettingsFile(path)
   if (!file) {
     if (explicit) throw usageError(`config file ${path} does not exist`)

@@ -196,6 +196,8 @@ export interface SetCredentialsOptions {
 export interface CredentialStore {
   /** How messages name the credentials, e.g. "OVH". */
   title: string
+  /** Where credentials are looked for, first first: the one documented order (README, help, code). */
+  order: string
   /** Read a credential set from stdin or prompts and store it; returns the endpoint it is for. */
   set(options: SetCredentialsOptions): Promise<{ endpointName: string }>
   /** False when nothing was stored. */
