@@ -16,11 +16,9 @@ export async function run(argv: readonly string[], from: string | Interfaces.Loa
     else await oclifRun(args, from)
     await flush()
   } catch (error) {
-    // A command's own failure was reported by BaseCommand, which then exits through oclif.
-    if (error instanceof Errors.ExitError) {
-      process.exitCode = error.oclif.exit
-      return
-    }
+    // A command's own failure was reported by BaseCommand, which then exits through oclif:
+    // at once, as oclif does, not once lingering sockets and timers let the process end.
+    if (error instanceof Errors.ExitError) return Errors.handle(error)
     const notFound = error instanceof Error && /^command (\S+) not found\.?$/i.exec(error.message)
     const failure =
       error instanceof IpmoveError
@@ -31,7 +29,7 @@ export async function run(argv: readonly string[], from: string | Interfaces.Loa
               notFound[1]!.replaceAll(':', ' '),
             )
           : error
-    process.exitCode = reportFailure(failure as Error, { json: args.includes('--json') })
+    process.exit(reportFailure(failure as Error, { json: args.includes('--json') }))
   }
 }
 
