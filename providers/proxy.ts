@@ -19,6 +19,9 @@ export class EnvProxyAgent extends Agent {
   constructor(private readonly agentOptions: https.AgentOptions = {}) {
     super(agentOptions)
     this.direct = new https.Agent(agentOptions)
+    // An HTTPS agent, whatever agent-base guesses: request interceptors (nock) read these.
+    this.protocol = 'https:'
+    this.defaultPort = 443
   }
 
   /** The proxy for an https URL, or undefined for a direct connection. */
