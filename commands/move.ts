@@ -1,15 +1,14 @@
 import { Flags } from '@oclif/core'
-import { BaseCommand } from '../src/command.js'
-import { providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
+import { BaseCommand, configFlag, hookFlags } from '../src/command.js'
+import { providerChoiceFlag, providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
 import { moveIp } from '../src/services/move.js'
 import { parseSeconds } from '../src/validate.js'
 
 export default class Move extends BaseCommand {
   static override summary =
     'Route a failover IP to an instance through the provider API, and wait until it is done.'
-  static override description = `The default command: \`ipmove --ip … --instance …\` means \`ipmove move …\`.
-Reads the current holder first and writes nothing when the IP is already there.
-ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is accepted.`
+  static override description =
+    `The default command: \`ipmove --ip … --instance …\` means \`ipmove move …\`. Reads the current holder first and writes nothing when the IP is already there. ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is accepted.`
   static override examples = [
     '<%= config.bin %> --project t18s --ip 203.0.113.10 --instance bi-edge-sbg-2',
     '<%= config.bin %> move --ip 198.51.100.7 --instance ns3000002.ip-198-51-100.eu --json',
@@ -17,6 +16,8 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
   ]
 
   static override flags = {
+    ...hookFlags,
+    ...configFlag,
     ip: Flags.string({
       description: 'The IP (1.2.3.4, 1.2.3.4/32, 2001:db8::1) or a named IP from the config.',
     }),
@@ -27,7 +28,7 @@ ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is ac
       description: 'Target instance name or id (default: this host, from the metadata service).',
     }),
     project: Flags.string({ description: 'OVH Public Cloud project id or name (its description).' }),
-    provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
+    ...providerChoiceFlag,
     interface: Flags.string({ description: 'Also configure the address on this interface and announce it.' }),
     timeout: Flags.string({ description: 'Give up after this many seconds in all [default: 120].' }),
     wait: Flags.boolean({

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { BaseCommand } from '../src/command.js'
+import { BaseCommand, hookFlags } from '../src/command.js'
 import { releaseIp } from '../src/services/release.js'
 
 export default class Release extends BaseCommand {
@@ -10,6 +10,7 @@ export default class Release extends BaseCommand {
   static override examples = ['<%= config.bin %> release --ip 203.0.113.5 --interface eth0']
 
   static override flags = {
+    ...hookFlags,
     ip: Flags.string({ description: 'Address to release.', required: true }),
     interface: Flags.string({ description: 'Interface that carries it.', required: true }),
   }

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { BaseCommand } from '../src/command.js'
-import { providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
+import { BaseCommand, configFlag, hookFlags } from '../src/command.js'
+import { providerChoiceFlag, providerFlags, providerSettingsFromFlags } from '../src/provider-flags.js'
 import { ipStatus } from '../src/services/status.js'
 import { parseSeconds } from '../src/validate.js'
 
@@ -13,12 +13,14 @@ export default class Status extends BaseCommand {
   ]
 
   static override flags = {
+    ...hookFlags,
+    ...configFlag,
     ip: Flags.string({ description: 'The IP or a named IP from the config.' }),
     'ip-id': Flags.string({
       description: "The provider's id of the IP instead of --ip (OVH failover IP id, AWS allocation id).",
     }),
     project: Flags.string({ description: 'OVH Public Cloud project id or name.' }),
-    provider: Flags.string({ description: 'Provider (default: from the config file, else ovh).' }),
+    ...providerChoiceFlag,
     interface: Flags.string({ description: 'Also report whether this interface carries the address.' }),
     timeout: Flags.string({ description: 'Give up after this many seconds [default: 120; 5 with --watch].' }),
     watch: Flags.boolean({

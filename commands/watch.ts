@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core'
-import { BaseCommand } from '../src/command.js'
+import { BaseCommand, configFlag, hookFlags } from '../src/command.js'
 import { runWatch } from '../src/services/watch.js'
 
 export default class Watch extends BaseCommand {
@@ -14,6 +14,8 @@ SIGHUP reloads the config; SIGTERM stops. Nothing starts unless the whole file i
   ]
 
   static override flags = {
+    ...hookFlags,
+    ...configFlag,
     check: Flags.boolean({ description: 'Only validate the config, then exit.' }),
     'release-on-stop': Flags.boolean({
       description: 'On SIGTERM, drop every address before exiting (the API is left as it is).',

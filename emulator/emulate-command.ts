@@ -10,22 +10,17 @@ import type { EmulateFlags } from './emulate.js'
 import { envLines } from './server.js'
 
 /** What `--fault SPEC` takes, for both emulators' help. */
-export const FAULT_HELP = `A fault is comma-separated items: path=GLOB (default /**;
-* is one path segment, ** any number), method=METHOD, times=N
-(default 1; 0 = always), then one action:
+// One line per paragraph and per row: help wraps them to the terminal (src/help.ts).
+export const FAULT_HELP = `A fault is comma-separated items: path=GLOB (default /**; * is one path segment, ** any number), method=METHOD, times=N (default 1; 0 = always), then one action:
   status=CODE [retry-after=S]  the API's error body with CODE
-  body=TEXT [status=CODE]      TEXT, percent-decoded (%2C: a comma),
-                               with CODE (default 200)
+  body=TEXT [status=CODE]      TEXT, percent-decoded (%2C: a comma), with CODE (default 200)
   size=MIB                     200 with MIB MiB of JSON whitespace
   reset                        drop the connection, nothing done
-  reset-after                  do the request (a write lands), then
-                               drop the connection
+  reset-after                  do the request (a write lands), then drop the connection
   hang                         never answer
   slow=MS                      answer MS ms late
   drip=MS                      answer one body byte every MS ms
-  task=STATUS                  OVH POST /ip/{block}/move: its task
-                               stays in todo, or ends cancelled,
-                               customerError or ovhError`
+  task=STATUS                  OVH POST /ip/{block}/move: its task stays in todo, or ends cancelled, customerError or ovhError`
 
 /**
  * The oclif flags of `ipmove emulate …`: what `--pending-ms` and `--dir` mean differs

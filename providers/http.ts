@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import pRetry from 'p-retry'
 import { IpmoveError } from '../src/errors.js'
 import type { Logger } from '../src/output.js'
+import { EnvProxyAgent } from './proxy.js'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
@@ -101,7 +102,7 @@ class RetryableError extends Error {
  */
 export class HttpClient {
   private readonly agents = {
-    'https:': new https.Agent({ keepAlive: true, maxSockets: 8 }),
+    'https:': new EnvProxyAgent({ keepAlive: true, maxSockets: 8 }),
     'http:': new http.Agent({ keepAlive: true, maxSockets: 8 }),
   }
   /** Every attempt, retries included. */

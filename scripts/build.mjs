@@ -82,7 +82,7 @@ const requireBanner =
 rmSync(join(root, 'dist'), { recursive: true, force: true })
 await build({
   absWorkingDir: root,
-  entryPoints: ['src/main.ts', 'scripts/single-entry.ts', ...files('commands')],
+  entryPoints: ['src/main.ts', 'src/man.ts', 'scripts/single-entry.ts', ...files('commands')],
   outdir: 'dist',
   outbase: '.',
   bundle: true,
@@ -104,6 +104,31 @@ const { Plugin } = await import('@oclif/core')
 const plugin = new Plugin({ root, type: 'core', ignoreManifest: true, errorOnManifestCreate: true })
 await plugin.load()
 writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify(plugin.manifest, null, 2)}\n`)
+
+/** dist/ipmove.1, from the manifest's help texts and the commands' boolean defaults (which it leaves out). */
+async function writeManPage(manifest) {
+  const pjson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  const { manPage } = await import(join(root, 'dist', 'src', 'man.js'))
+  const booleanDefaults = new Map()
+  for (const [id, command] of Object.entries(manifest.commands)) {
+    const { default: loaded } = await import(join(root, ...command.relativePath))
+    const defaults = Object.entries(loaded.flags ?? {}).filter(
+      ([, f]) => f.type === 'boolean' && typeof f.default === 'boolean',
+    )
+    booleanDefaults.set(id, new Map(defaults.map(([name, f]) => [name, f.default])))
+  }
+  const topics = new Map(Object.entries(pjson.oclif.topics ?? {}).map(([name, t]) => [name, t.description]))
+  const page = manPage({
+    bin: pjson.oclif.bin,
+    version: pjson.version,
+    description: pjson.description,
+    commands: Object.values(manifest.commands),
+    topics,
+    booleanDefaults,
+  })
+  writeFileSync(join(root, 'dist', 'ipmove.1'), page)
+}
+await writeManPage(plugin.manifest)
 
 /**
  * The single file's entry: package.json's oclif part and the manifest as data, and each command's
@@ -163,5 +188,5 @@ await build({
 })
 chmodSync(join(root, 'dist', 'ipmove.cjs'), 0o755)
 console.log(
-  `built dist/, dist/ipmove.cjs and oclif.manifest.json (${Object.keys(plugin.manifest.commands).length} commands)`,
+  `built dist/, dist/ipmove.cjs, dist/ipmove.1 and oclif.manifest.json (${Object.keys(plugin.manifest.commands).length} commands)`,
 )

@@ -51,8 +51,8 @@ export const VALUE_FLAGS: ReadonlySet<string> = new Set([
 const ROOT_FLAGS = new Set(['--help', '-h', '--version', '-v'])
 
 /**
- * Rewrite argv before oclif sees it: translate Go-style flags, and make flags
- * with no command mean `move` (`ipmove --ip … --instance …`).
+ * Rewrite argv before oclif sees it: translate Go-style flags, make flags
+ * with no command mean `move` (`ipmove --ip … --instance …`), and `help X` mean `X --help`.
  *
  * The word after a flag that takes a value is that value, always: one that
  * starts with a dash is glued on (`--ip --help` becomes `--ip=--help`), so it can neither show the help and
@@ -61,6 +61,8 @@ const ROOT_FLAGS = new Set(['--help', '-h', '--version', '-v'])
  * where a flag stands, never in a value (`--label -project` stays a label).
  */
 export function normalizeArgv(argv: readonly string[]): string[] {
+  // `ipmove help [COMMAND…]` is `ipmove [COMMAND…] --help`.
+  if (argv[0] === 'help') return [...normalizeArgv(argv.slice(1)), '--help']
   const out: string[] = []
   let awaiting: string | undefined
   for (const [index, arg] of argv.entries()) {

@@ -59,8 +59,8 @@ export interface ConfigOptions {
 }
 
 /**
- * Where the config lives: --config, else $IPMOVE_CONFIG (both must exist),
- * else /etc/ipmove/ipmove.conf for root, else the XDG place.
+ * Where the config lives: --config, else $IPMOVE_CONFIG (both must exist; /dev/null
+ * means none), else /etc/ipmove/ipmove.conf for root, else the XDG place.
  */
 export function configPath(options: ConfigOptions): {
   path: string
@@ -84,6 +84,8 @@ export function loadConfig(options: ConfigOptions): IpmoveConfig {
   const { path, explicit } = configPath(options)
   const watch = { sections: new Map<string, Record<string, string>>(), lines: new Map<string, number>() }
   const config: IpmoveConfig = { defaults: {}, providers: {}, ips: {}, watch }
+  // The usual way to say "no config file" (IPMOVE_CONFIG=/dev/null), whatever files exist.
+  if (path === '/dev/null') return config
   const file = readSettingsFile(path)
   if (!file) {
     if (explicit) throw usageError(`config file ${path} does not exist`)

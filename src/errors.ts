@@ -59,3 +59,16 @@ export const usageError = (message: string, details?: Record<string, unknown>) =
   new IpmoveError('usage', message, details)
 export const notFound = (message: string, details?: Record<string, unknown>) =>
   new IpmoveError('not-found', message, details)
+
+/** At most this many items of a list a message names (a message stays one readable line). */
+const LISTED_AT_MOST = 10
+
+/**
+ * `items` for a message that names what was searched: `prefix`, the first LISTED_AT_MOST
+ * items and how many more, then `suffix`; nothing at all when there are none.
+ */
+export function listed(items: readonly string[], prefix: string, suffix = ''): string {
+  if (items.length === 0) return ''
+  const more = items.length - LISTED_AT_MOST
+  return `${prefix}${items.slice(0, LISTED_AT_MOST).join(', ')}${more > 0 ? ` and ${more} more` : ''}${suffix}`
+}

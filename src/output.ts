@@ -83,6 +83,9 @@ export function printable(text: string): string {
   return `${line.slice(0, MAX_LINE)}… (${line.length - MAX_LINE} more characters)`
 }
 
+/** How often the progress line's elapsed time is redrawn. */
+const PROGRESS_TICK_MS = 250
+
 export interface OutputOptions {
   json: boolean
   syslog: boolean
@@ -103,7 +106,10 @@ export class Output implements Logger {
   private readonly stderr: NodeJS.WriteStream
   private readonly started: number
   private readonly now: () => number
+  /** The progress line being shown on the terminal (stderr), redrawn by the ticker. */
+  private progressLine: string | undefined
   private progressShown = false
+  private ticker: NodeJS.Timeout | undefined
 
   constructor(private readonly options: OutputOptions) {
     this.stdout = options.stdout ?? process.stdout
@@ -112,43 +118,72 @@ export class Output implements Logger {
     this.started = this.now()
   }
 
+  /** Progress is for a person at a terminal: on stderr, which stays out of stdout's lines and JSON. */
   private get tty(): boolean {
-    return Boolean(this.stdout.isTTY) && !this.options.json
+    return Boolean(this.stderr.isTTY)
   }
 
-  private clearProgress(): void {
+  /** Erase the progress line; `stop` also ends it (the ticker stops until the next progress()). */
+  private clearProgress(stop = true): void {
     if (this.progressShown) {
-      this.stdout.write('\r\x1b[2K')
+      this.stderr.write('\r\x1b[2K')
       this.progressShown = false
     }
+    if (stop) {
+      clearInterval(this.ticker)
+      this.ticker = undefined
+      this.progressLine = undefined
+    }
+  }
+
+  /**
+   * Draw the progress line with the elapsed time, cut to the terminal's width: a line
+   * that wrapped would leave its first row behind at each redraw.
+   */
+  private drawProgress(): void {
+    if (this.progressLine === undefined) return
+    const suffix = ` (${((this.now() - this.started) / 1000).toFixed(1)} s)`
+    const room = Math.max(20, (this.stderr.columns || 80) - 1) - suffix.length
+    const chars = [...this.progressLine]
+    const text = chars.length > room ? `${chars.slice(0, room - 1).join('')}…` : this.progressLine
+    this.stderr.write(`\r\x1b[2K${text}${suffix}`)
+    this.progressShown = true
+  }
+
+  /** Print a line of its own while a progress line may be showing, then put the progress back. */
+  private around(write: () => void): void {
+    this.clearProgress(false)
+    write()
+    this.drawProgress()
   }
 
   info(message: string): void {
     const line = printable(message)
     this.syslog('notice', line)
     if (this.options.json) return
+    // A state change: whatever was awaited is over (a new wait shows a new progress line).
     this.clearProgress()
     this.stdout.write(`${line}\n`)
   }
 
   progress(message: string): void {
     if (!this.tty) return
-    const elapsed = ((this.now() - this.started) / 1000).toFixed(1)
-    this.stdout.write(`\r\x1b[2K${printable(message)} (${elapsed} s)`)
-    this.progressShown = true
+    this.progressLine = printable(message)
+    this.drawProgress()
+    // Keep the time ticking while a request hangs; never keep the process alive for it.
+    this.ticker ??= setInterval(() => this.drawProgress(), PROGRESS_TICK_MS)
+    this.ticker.unref?.()
   }
 
   warn(message: string): void {
     const line = printable(message)
     this.syslog('warning', line)
-    this.clearProgress()
-    this.stderr.write(`ipmove: warning: ${line}\n`)
+    this.around(() => this.stderr.write(`ipmove: warning: ${line}\n`))
   }
 
   debug(message: string): void {
     if (!this.options.debug) return
-    this.clearProgress()
-    this.stderr.write(`ipmove: debug: ${printable(message)}\n`)
+    this.around(() => this.stderr.write(`ipmove: debug: ${printable(message)}\n`))
   }
 
   /** The one-line failure report. */

@@ -35,6 +35,13 @@ describe('normalizeArgv', () => {
     ])
   })
 
+  it('makes `help [COMMAND…]` mean `[COMMAND…] --help`', () => {
+    expect(normalizeArgv(['help'])).toEqual(['--help'])
+    expect(normalizeArgv(['help', 'alias', 'add'])).toEqual(['alias', 'add', '--help'])
+    expect(normalizeArgv(['help', '-ip', '192.0.2.1'])).toEqual(['move', '--ip', '192.0.2.1', '--help'])
+    expect(normalizeArgv(['move', '--ip', 'help'])).toEqual(['move', '--ip', 'help'])
+  })
+
   it('leaves commands, root flags and values alone', () => {
     expect(normalizeArgv(['status', '--ip', '-ip'])).toEqual(['status', '--ip=-ip'])
     expect(normalizeArgv(['--help'])).toEqual(['--help'])

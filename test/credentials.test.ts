@@ -1,8 +1,10 @@
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import CredentialsSet from '../commands/credentials/set.js'
+import { providerNamed } from '../providers/index.js'
 import {
   type CredentialSources,
   checkCredentialSet,
@@ -274,6 +276,21 @@ describe('resolveOvhCredentials: files', () => {
     expect(credentials.endpointName).toBe('ovh-ca')
   })
 
+  it('only warns about a readable ovh.conf whose secrets are not used: the environment supplies every key', async () => {
+    const path = write(join(cwd, 'ovh.conf'), appConf('ovh-eu', 'strayAK', AS2, 'strayCK'), 0o644)
+    const log = new MemoryLogger()
+    const credentials = await resolveOvhCredentials(sources({ env: envApp('AK'), log }))
+    expect(credentials).toMatchObject({ applicationKey: 'AK', consumerKey: CK, source: 'env' })
+    expect(log.lines).toEqual([
+      `warning: ${path} holds secrets but group or others can access it (mode 0644); run: chmod 600 ${path} (its secrets are not used this time)`,
+    ])
+    // The moment one of its secrets would be used (the environment lacks the consumer key), it is refused.
+    const { OVH_CONSUMER_KEY: _, ...partial } = envApp('AK')
+    const error = await failureWith(resolveOvhCredentials(sources({ env: partial })))
+    expect(error.kind).toBe('usage')
+    expect(error.message).toContain(`chmod 600 ${path}`)
+  })
+
   it('registers every secret it loads, so output redacts them', async () => {
     write(
       join(home, '.ovh.conf'),
@@ -287,6 +304,47 @@ describe('resolveOvhCredentials: files', () => {
 const envApp = (ak: string) => ({ OVH_APPLICATION_KEY: ak, OVH_APPLICATION_SECRET: AS, OVH_CONSUMER_KEY: CK })
 
 describe('resolveOvhCredentials: precedence', () => {
+  it('follows the one documented order, as the README and `credentials set --help` state it', async () => {
+    const { order } = providerNamed('ovh').credentials!
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    expect(readme.replace(/\s+/g, ' ')).toContain(order)
+    expect(CredentialsSet.description).toContain(order)
+
+    // Every place holds a complete set; taking away the first one found shows the next, in that order.
+    const keyring = new MemoryKeyring()
+    keyring.entries.set(
+      'ovh',
+      JSON.stringify({ application_key: 'keyringAK', application_secret: AS, consumer_key: CK }),
+    )
+    const files = [join(cwd, 'ovh.conf'), join(home, '.ovh.conf'), join(etc, 'ovh.conf')]
+    for (const [n, path] of files.entries()) write(path, appConf('ovh-eu', `file${n}AK`, AS, CK))
+    let env: NodeJS.ProcessEnv = envApp('envAK')
+    let config: CredentialSources['config'] = {
+      path: 'ipmove.conf',
+      values: { application_key: 'configAK', application_secret: AS, consumer_key: CK },
+    }
+    const seen: string[] = []
+    const next = async () => {
+      const credentials = await resolveOvhCredentials(sources({ env, config, keyring }))
+      seen.push(credentials.kind === 'application' ? credentials.applicationKey : credentials.clientId)
+    }
+    await next()
+    env = {}
+    await next()
+    config = undefined
+    for (const path of files) {
+      await next()
+      rmSync(path)
+    }
+    await next()
+    expect(seen).toEqual(['envAK', 'configAK', 'file0AK', 'file1AK', 'file2AK', 'keyringAK'])
+    expect(order.indexOf('OVH_*')).toBeLessThan(order.indexOf('[ovh] section'))
+    expect(order.indexOf('[ovh] section')).toBeLessThan(
+      order.indexOf('./ovh.conf, ~/.ovh.conf and /etc/ovh.conf'),
+    )
+    expect(order.indexOf('/etc/ovh.conf')).toBeLessThan(order.indexOf('keyring'))
+  })
+
   it('puts the environment over the files, and the overrides over both', async () => {
     write(
       join(home, '.ovh.conf'),

@@ -415,6 +415,25 @@ describe('OVH emulator: Public Cloud attach', () => {
 })
 
 describe('OVH emulator: classic IP move', () => {
+  it('lists the account’s IPs by type, refusing a type outside ip.IpTypeEnum, behind its own access rule', async () => {
+    const fixture = defaultOvhFixture()
+    const minimal = fixture.consumers[0]!
+    fixture.consumers.push({
+      ...minimal,
+      key: 'lister-ck',
+      rules: [...minimal.rules, { method: 'GET', path: '/ip' }],
+    })
+    const emu = await emulator({ fixture })
+    const lister = { consumerKey: 'lister-ck' }
+    expect((await signed(emu, 'GET', '/ip?type=failover', lister)).json).toEqual(['198.51.100.7/32'])
+    expect((await signed(emu, 'GET', '/ip', lister)).json).toEqual(['198.51.100.7/32'])
+    expect((await signed(emu, 'GET', '/ip?type=vps', lister)).json).toEqual([])
+    const bad = await signed(emu, 'GET', '/ip?type=floating', lister)
+    expect(bad.status).toBe(400)
+    // `GET /ip/*` (a move's rule) does not grant the list.
+    expect((await signed(emu, 'GET', '/ip?type=failover')).status).toBe(403)
+  })
+
   it('reads the IP by its encoded block and lists destinations', async () => {
     const emu = await emulator()
     const ip = await signed(emu, 'GET', classicPath)

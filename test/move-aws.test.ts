@@ -447,7 +447,9 @@ describe('instances', () => {
       .on('DescribeAddresses', eipFilter, eipOn(WEB1, ENI1))
     const name = await failed(moveIp(options(awsTestEnv(), { instance: 'nope' }), new MemoryLogger()))
     expect(name.kind).toBe('not-found')
-    expect(name.message).toMatch(/no instance named "nope" in eu-west-3/)
+    expect(name.message).toBe(
+      'no instance named "nope" in eu-west-3 (searched the Name tags of pending, running, stopping, stopped instances)',
+    )
 
     new Ec2Api()
       .on(

@@ -282,11 +282,92 @@ describe('move on OVH Public Cloud', () => {
     expect(api.writes).toEqual([])
   })
 
-  it('reports an unknown project (exit 4)', async () => {
-    new OvhApi().get('/cloud/project', [PROJECT]).get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+  it('reports an unknown project (exit 4), naming the projects found', async () => {
+    new OvhApi()
+      .get('/cloud/project', [PROJECT, OTHER_PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+      .get(`/cloud/project/${OTHER_PROJECT}`, { description: null })
     const error = await failure(moveIp(options(testEnv(), { project: 'nope' }), new MemoryLogger()))
     expect(error.kind).toBe('not-found')
-    expect(error.message).toMatch(/no Public Cloud project named "nope"/)
+    expect(error.message).toBe(
+      `no Public Cloud project named "nope" among the 2 these credentials see: t18s (${PROJECT}), ${OTHER_PROJECT}`,
+    )
+  })
+
+  it('says to add --project when a Public Cloud IP is given without it (exit 4), naming its project', async () => {
+    const api = new OvhApi()
+      .get(
+        `/ip/${IP}%2F32`,
+        reply(404, { message: 'The requested object (ip = 203.0.113.10/32) does not exist' }),
+      )
+      .get('/cloud/project', [OTHER_PROJECT, PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+      .get(`/cloud/project/${OTHER_PROJECT}`, { description: 'staging' })
+      .get(`/cloud/project/${OTHER_PROJECT}/ip/failover`, [])
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [failover(SBG1)])
+    const error = await failure(
+      moveIp(options(testEnv(), { project: undefined, instance: SBG2 }), new MemoryLogger()),
+    )
+    expect(error.kind).toBe('not-found')
+    expect(error.message).toBe(
+      `${IP}/32 is a Public Cloud failover IP of project t18s (${PROJECT}), not a classic one (/ip): add --project t18s`,
+    )
+    expect(api.writes).toEqual([])
+  })
+
+  it('names what it searched when an IP is nowhere (exit 4)', async () => {
+    new OvhApi()
+      .get(
+        `/ip/${IP}%2F32`,
+        reply(404, { message: 'The requested object (ip = 203.0.113.10/32) does not exist' }),
+      )
+      .get('/cloud/project', [PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [])
+    const nowhere = await failure(
+      moveIp(options(testEnv(), { project: undefined, instance: SBG2 }), new MemoryLogger()),
+    )
+    expect(nowhere.message).toBe(
+      `${IP}/32 is not a failover IP of this account: not in /ip, nor in the failover IPs of the 1 Public Cloud projects (t18s (${PROJECT}))`,
+    )
+
+    // Without the right to list projects, the advice stays.
+    new OvhApi()
+      .get(`/ip/${IP}%2F32`, reply(404, { message: 'The requested object does not exist' }))
+      .get(
+        '/cloud/project',
+        reply(403, { message: 'This call has not been granted', errorCode: 'NOT_GRANTED_CALL' }),
+      )
+    const denied = await failure(
+      moveIp(options(testEnv(), { project: undefined, instance: SBG2 }), new MemoryLogger()),
+    )
+    expect(denied.kind).toBe('not-found')
+    expect(denied.message).toMatch(
+      /is not a classic failover IP of this account \(\/ip\); for a Public Cloud failover IP, add --project/,
+    )
+
+    // With --project: the project's failover IPs, then /ip.
+    new OvhApi()
+      .get('/cloud/project', [PROJECT])
+      .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
+      .get(`/cloud/project/${PROJECT}/ip/failover`, [
+        { ...failover(SBG1), ip: '203.0.113.99', block: '203.0.113.99/32' },
+      ])
+      .get(`/cloud/project/${PROJECT}/instance`, instances)
+      .get(`/ip/${IP}%2F32`, reply(404, { message: 'The requested object does not exist' }))
+    const inProject = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+    expect(inProject.message).toBe(
+      `${IP}/32 is neither a failover IP of project t18s (its failover IPs: 203.0.113.99/32) nor a classic failover IP of this account (/ip)`,
+    )
+  })
+
+  it("names the project's instances when --instance matches none (exit 4)", async () => {
+    coldLookups(new OvhApi())
+    const error = await failure(moveIp(options(testEnv(), { instance: 'nope' }), new MemoryLogger()))
+    expect(error.kind).toBe('not-found')
+    expect(error.message).toBe(
+      `no instance "nope" in project ${PROJECT}, by id or name (its instances: bi-edge-sbg-1, bi-edge-sbg-2, third)`,
+    )
   })
 
   it('maps a refused write to exit 3 and keeps OVH’s words and query id', async () => {
@@ -677,6 +758,8 @@ describe('bad input', () => {
         const error = await failure(moveIp(options(testEnv(), extra), new MemoryLogger()))
         expect(error.kind).toBe('usage')
         expect(error.message.split('\n')).toHaveLength(1)
+        // A Public Cloud user who forgot --project is told so, not only about classic IPs.
+        if (what === 'a classic IP without --instance') expect(error.message).toContain('add --project')
         await new Promise((resolve) => setTimeout(resolve, 20)) // let a stray request surface
         expect(requests).toEqual([])
       } finally {

@@ -2,7 +2,7 @@ import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { MAX_LINE, MemoryLogger, Output, printable, redact, registerSecret } from '../src/output.js'
 import { controlCharacters } from './helpers/errors.js'
 
@@ -14,28 +14,97 @@ function sink(isTTY: boolean) {
 }
 
 describe('Output', () => {
-  it('shows progress with elapsed time on a terminal, and clears it before the next line', () => {
+  it('shows progress on stderr with elapsed time on a terminal, and clears it before the next line', () => {
     let now = 1_000
-    const out = sink(true)
+    const out = sink(false)
+    const err = sink(true)
     const output = new Output({
       json: false,
       syslog: false,
       debug: false,
       stdout: out.stream,
+      stderr: err.stream,
       now: () => now,
     })
     now += 2_500
     output.progress('waiting for ovh: status operationPending, 40%')
     output.info('moved')
-    expect(out.text()).toBe('\r\x1b[2Kwaiting for ovh: status operationPending, 40% (2.5 s)\r\x1b[2Kmoved\n')
+    output.result({ ok: true })
+    // stdout stays plain lines, for a hook's log even when a person watches the terminal.
+    expect(out.text()).toBe('moved\n')
+    expect(err.text()).toBe('\r\x1b[2Kwaiting for ovh: status operationPending, 40% (2.5 s)\r\x1b[2K')
+  })
+
+  it('cuts the progress line to the terminal’s width, so that a redraw leaves no wrapped row behind', () => {
+    const err = sink(true)
+    ;(err.stream as { columns?: number }).columns = 80
+    const output = new Output({ json: false, syslog: false, debug: false, stderr: err.stream, now: () => 0 })
+    const long = `waiting for ovh: ${'status operationPending, task 42 doing, '.repeat(3)}40%`
+    expect(long.length).toBeGreaterThan(110)
+    output.progress(long)
+    output.progress(long)
+    const drawn = err.text().split('\r\x1b[2K').filter(Boolean)
+    expect(drawn).toHaveLength(2)
+    for (const line of drawn) {
+      expect([...line].length).toBeLessThanOrEqual(79)
+      expect(line).toMatch(/^waiting for ovh: status .*… \(0\.0 s\)$/)
+    }
+    output.result({})
+  })
+
+  it('keeps the elapsed time ticking while nothing new comes (a request that hangs)', async () => {
+    vi.useFakeTimers()
+    try {
+      let now = 0
+      const err = sink(true)
+      const output = new Output({
+        json: false,
+        syslog: false,
+        debug: false,
+        stderr: err.stream,
+        now: () => now,
+      })
+      output.progress('waiting for ovh: status operationPending')
+      for (let i = 0; i < 8; i++) {
+        now += 250
+        await vi.advanceTimersByTimeAsync(250)
+      }
+      expect(err.text()).toContain('operationPending (1.0 s)')
+      expect(err.text()).toContain('operationPending (2.0 s)')
+      // A warning goes on a line of its own, and the progress line comes back under it.
+      output.warn('slow answer')
+      expect(
+        err
+          .text()
+          .endsWith(
+            '\r\x1b[2Kipmove: warning: slow answer\n\r\x1b[2Kwaiting for ovh: status operationPending (2.0 s)',
+          ),
+      ).toBe(true)
+      // Once ended, it stays ended.
+      output.result({})
+      const ended = err.text()
+      await vi.advanceTimersByTimeAsync(2_000)
+      expect(err.text()).toBe(ended)
+      expect(vi.getTimerCount()).toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('gives hooks plain lines only: no progress off a terminal', () => {
     const out = sink(false)
-    const output = new Output({ json: false, syslog: false, debug: false, stdout: out.stream })
+    const err = sink(false)
+    const output = new Output({
+      json: false,
+      syslog: false,
+      debug: false,
+      stdout: out.stream,
+      stderr: err.stream,
+    })
     output.progress('waiting')
     output.info('moved')
     expect(out.text()).toBe('moved\n')
+    expect(err.text()).toBe('')
   })
 
   it('prints exactly one JSON object with --json, and warnings on stderr', () => {

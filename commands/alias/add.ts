@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import { DEFAULT_ANNOUNCE } from '../../src/alias/announce.js'
 import { type AddAliasResult, addAlias } from '../../src/alias/service.js'
-import { BaseCommand } from '../../src/command.js'
+import { BaseCommand, hookFlags } from '../../src/command.js'
 
 function describeAnnounced(result: AddAliasResult): string {
   const { announced } = result
@@ -23,6 +23,7 @@ export default class AliasAdd extends BaseCommand {
   ]
 
   static override flags = {
+    ...hookFlags,
     ip: Flags.string({ description: 'Address (or block) to add.', required: true }),
     interface: Flags.string({ description: 'Interface to carry it.', required: true }),
     label: Flags.string({ description: 'Linux IPv4 label: LABEL becomes IF:LABEL (15 characters at most).' }),

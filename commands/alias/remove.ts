@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
 import { removeAlias } from '../../src/alias/service.js'
-import { BaseCommand } from '../../src/command.js'
+import { BaseCommand, hookFlags } from '../../src/command.js'
 
 export default class AliasRemove extends BaseCommand {
   static override summary = 'Take an address off a local interface.'
@@ -8,6 +8,7 @@ export default class AliasRemove extends BaseCommand {
   static override examples = ['<%= config.bin %> alias remove --ip 203.0.113.5 --interface eth0']
 
   static override flags = {
+    ...hookFlags,
     ip: Flags.string({ description: 'Address to remove.', required: true }),
     interface: Flags.string({ description: 'Interface that carries it.', required: true }),
   }

@@ -7,9 +7,7 @@ const policy = providerNamed('aws').policy!
 export default class AwsPolicy extends BaseCommand {
   static override summary = 'Print the minimal IAM policy ipmove needs on AWS, for one mode or several.'
   static override description =
-    `The policy allows the EC2 calls \`ipmove move\` makes in the given modes and nothing
-else: the Describe* reads (which IAM cannot narrow to resources) and the mode's writes.
-Narrow the writes' Resource to your addresses, interfaces or route tables if you like.`
+    "The policy allows the EC2 calls `ipmove move` makes in the given modes and nothing else: the Describe* reads (which IAM cannot narrow to resources) and the mode's writes. Narrow the writes' Resource to your addresses, interfaces or route tables if you like."
   static override examples = [
     '<%= config.bin %> aws policy --mode route > ipmove-route.json',
     '<%= config.bin %> aws policy --mode eip --mode private',

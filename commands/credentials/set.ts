@@ -12,7 +12,7 @@ export default class CredentialsSet extends BaseCommand {
 
 On a terminal, ipmove prompts for each value and does not echo the secrets. Otherwise it reads KEY=VALUE lines from standard input, with the key names of ovh.conf: endpoint (default ovh-eu), then either application_key, application_secret and consumer_key, or client_id and client_secret for an OAuth2 service account. Blank lines and lines starting with # are ignored.
 
-The keyring is the last place ipmove looks for credentials, after flags, OVH_* variables, the [ovh] section of its config file and the ovh.conf files. On Linux it is the Secret Service of a desktop session (D-Bus); a server without one should use /etc/ovh.conf (chmod 600) instead. Fails with exit 2 when no keyring is available.`
+ipmove looks for OVH credentials in ${providerNamed('ovh').credentials!.order}. Values combine key by key, the first place holding a key giving it. On Linux it is the Secret Service of a desktop session (D-Bus); a server without one should use /etc/ovh.conf (chmod 600) instead. Fails with exit 2 when no keyring is available.`
   static override examples = [
     '<%= config.bin %> credentials set ovh',
     '<%= config.bin %> credentials set ovh --oauth2 --endpoint ovh-ca',

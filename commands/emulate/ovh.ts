@@ -6,12 +6,10 @@ import { BaseCommand } from '../../src/command.js'
 export default class EmulateOvh extends BaseCommand {
   static override summary = 'Run an OVH API emulator over HTTPS, for CI smoke tests and demos.'
   static override description =
-    `Speaks the part of the OVH API ipmove uses, checks request signatures like the
-real API, moves IPs after --pending-ms, and injects faults. Prints the environment
-to point ipmove at it (fake credentials, a throw-away CA), also written to DIR/env.sh
-once it listens, then runs until SIGINT or SIGTERM.
+    `Speaks the part of the OVH API ipmove uses, checks request signatures like the real API, moves IPs after --pending-ms, and injects faults. Prints the environment to point ipmove at it (fake credentials, a throw-away CA), also written to DIR/env.sh once it listens, then runs until SIGINT or SIGTERM.
 
 ${FAULT_HELP}
+
 Example: path=/cloud/project/*/ip/failover/*/attach,method=POST,status=503,times=2`
   static override examples = [
     '<%= config.bin %> emulate ovh --port 8443 --dir /tmp/ovh-emu --this-host bi-edge-sbg-2 &',

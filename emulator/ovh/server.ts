@@ -172,6 +172,26 @@ function errorBody(status: number, message: string, errorCode?: string): Record<
 }
 
 /** OVH access-rule wildcard: `*` matches any run of characters, `/` included. */
+/** ip.IpTypeEnum of the OVH API schema; the emulator's classic IPs are all `failover`. */
+const IP_TYPES = [
+  'cdn',
+  'cloud',
+  'dedicated',
+  'failover',
+  'hosted_ssl',
+  'housing',
+  'loadBalancing',
+  'mail',
+  'overthebox',
+  'pcc',
+  'pci',
+  'private',
+  'vpn',
+  'vps',
+  'vrack',
+  'xdsl',
+]
+
 function ruleMatches(rule: OvhAccessRule, method: string, path: string): boolean {
   if (rule.method.toUpperCase() !== method) return false
   const re = new RegExp(
@@ -743,6 +763,13 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
           return this.attach(project, this.failoverIp(project, params.id!), body.instanceId as string)
         },
       },
+      // ipBlock[]; the API filters on `type` (ip.IpTypeEnum) and refuses a value outside it.
+      get('ip', ({ query }) => {
+        const type = query.get('type')
+        if (type !== null && !IP_TYPES.includes(type))
+          throw new ApiError(400, `Invalid value for parameter type: ${type}`)
+        return type === null || type === 'failover' ? this.state.classicIps.map((ip) => ip.block) : []
+      }),
       get('ip/{ip}', ({ params }) => {
         const ip = this.classicIp(params.ip!)
         return {

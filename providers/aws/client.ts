@@ -12,6 +12,7 @@ import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2'
 import { IpmoveError, usageError } from '../../src/errors.js'
 import { type Logger, registerSecret } from '../../src/output.js'
 import { HttpClient, type HttpResponse, MAX_BODY_BYTES, TransportError } from '../http.js'
+import { EnvProxyAgent } from '../proxy.js'
 import { type AwsSettings, checkAwsSetting, INSTANCE_ID } from './settings.js'
 
 const IMDS_IPV4 = 'http://169.254.169.254'
@@ -230,7 +231,12 @@ export class Ec2 {
       credentials,
       retryStrategy: new HookRetryStrategy(log),
       maxAttempts: MAX_ATTEMPTS,
-      requestHandler: { connectionTimeout: 3_000, requestTimeout: 10_000 },
+      requestHandler: {
+        connectionTimeout: 3_000,
+        requestTimeout: 10_000,
+        // HTTPS_PROXY / NO_PROXY, as for every provider (the SDK itself ignores them).
+        httpsAgent: new EnvProxyAgent({ keepAlive: true, maxSockets: 50 }),
+      },
     }
     log.debug(
       `aws: ${settings.mode} mode, region ${region ?? '(from the profile or IMDS)'}, endpoint ${endpoint ?? '(default)'}, credentials ${useEnvKeys ? 'from AWS_ACCESS_KEY_ID' : profile ? `of profile ${profile}` : 'from the SDK default chain'}`,

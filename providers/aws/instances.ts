@@ -87,7 +87,11 @@ export async function findInstance(
   }
   const [match] = instances
   if (!match)
-    throw notFound(`no instance ${byId ? ref : `named ${JSON.stringify(ref)}`} in ${context.region}`)
+    throw notFound(
+      byId
+        ? `no instance ${ref} in ${context.region}`
+        : `no instance named ${JSON.stringify(ref)} in ${context.region} (searched the Name tags of ${LIVE_STATES.join(', ')} instances)`,
+    )
   if (match.state === 'terminated' || match.state === 'shutting-down') {
     throw notFound(`instance ${describeHolder(match)} is ${match.state}`)
   }

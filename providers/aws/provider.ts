@@ -16,6 +16,7 @@ import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
+  ListedIp,
   Located,
   LocatedIp,
   LocateRequest,
@@ -27,6 +28,7 @@ import { IpmoveError } from '../../src/errors.js'
 import type { Logger } from '../../src/output.js'
 import { Ec2 } from './client.js'
 import { findInstance, InstanceNames, macOf } from './instances.js'
+import { listElasticIps } from './list.js'
 import { AwsIp } from './located.js'
 import { eip } from './modes/eip.js'
 import type { ModeModule, ModeOps } from './modes/mode.js'
@@ -129,6 +131,11 @@ export class AwsProvider implements Provider {
       return undefined
     }
     return { ...located, read, write }
+  }
+
+  /** `ipmove list`: the region's Elastic IPs, whatever --mode says (the other modes move private addresses). */
+  async list(_request: unknown, signal: AbortSignal): Promise<ListedIp[]> {
+    return listElasticIps(this.ec2, this.names, signal)
   }
 
   /**

@@ -62,6 +62,19 @@ export interface CredentialSources {
   log?: Logger
 }
 
+/**
+ * A secret file others can read is refused (exit 2) when a secret it holds is about to be
+ * used, and only warned about otherwise: a stray ./ovh.conf must not stop a failover whose
+ * environment supplies every key. `used`: the labels (file paths…) the chosen secrets come from.
+ */
+function checkExposed(files: OvhConfFiles, used: ReadonlySet<string>, log: Logger | undefined): void {
+  for (const file of files.read) {
+    if (!file.exposed) continue
+    if (used.has(file.path)) throw file.exposed
+    log?.warn(`${file.exposed.message} (its secrets are not used this time)`)
+  }
+}
+
 /** OVH keys are ASCII tokens; anything else is a paste error, or a header injection. */
 function checkValue(spec: KeySpec, value: string, source: string): void {
   if (!/^[\x21-\x7e]+$/.test(value)) {
@@ -77,8 +90,11 @@ interface Layer {
 }
 
 interface OvhConfFiles {
-  /** Highest priority first: ./ovh.conf, ~/.ovh.conf, /etc/ovh.conf. */
-  read: { path: string; data: IniData }[]
+  /**
+   * Highest priority first: ./ovh.conf, ~/.ovh.conf, /etc/ovh.conf. `exposed`: the file holds
+   * secrets others can read; refused only if one of its secrets is to be used.
+   */
+  read: { path: string; data: IniData; exposed?: IpmoveError }[]
   looked: string[]
   unreadable: string[]
   /** Why ./ovh.conf was not looked at, when it was not. */
@@ -122,10 +138,16 @@ function readOvhConfFiles(sources: CredentialSources): OvhConfFiles {
     const holdsSecrets = [...data.sections.values()].some((section) =>
       OVH_SECRET_KEYS.some((key) => Boolean(section[key])),
     )
-    if (holdsSecrets) assertPrivate(file)
+    let exposed: IpmoveError | undefined
+    try {
+      if (holdsSecrets) assertPrivate(file)
+    } catch (error) {
+      if (!(error instanceof IpmoveError)) throw error
+      exposed = error
+    }
     for (const section of data.sections.values())
       for (const key of OVH_SECRET_KEYS) registerSecret(section[key])
-    files.read.push({ path, data })
+    files.read.push({ path, data, exposed })
   }
   return files
 }
@@ -263,10 +285,16 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
     const labels = [...new Set(specs.map((spec) => found.get(spec.key)!.rank))]
       .sort((a, b) => a - b)
       .map((rank) => layers[rank]!.label)
+    checkExposed(
+      files,
+      new Set(specs.filter((spec) => spec.secret).map((spec) => found.get(spec.key)!.label)),
+      sources.log,
+    )
     return build(method, endpoint, values, labels.join(', '))
   }
 
   // Nothing configured: last, the keyring.
+  checkExposed(files, new Set(), sources.log)
   let keyringNote: string
   const keyring = sources.keyring === undefined ? systemKeyring() : sources.keyring
   if (keyring) {

@@ -26,6 +26,9 @@ export const ovh: ProviderDescriptor = {
   // The credentials chain loads only for `credentials set|delete`.
   credentials: {
     title: 'OVH',
+    // resolveOvhCredentials follows it; the README and `credentials set --help` quote it (a test checks both).
+    order:
+      "the OVH_* environment variables, then the [ovh] section of ipmove's config file, then ./ovh.conf, ~/.ovh.conf and /etc/ovh.conf, then the OS keyring (only when none of the others holds any credential)",
     set: async (options) => (await import('./credentials.js')).setOvhCredentials(options),
     delete: async (keyring) => (await import('./credentials.js')).deleteOvhCredentials(keyring),
   },

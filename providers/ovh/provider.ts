@@ -10,13 +10,16 @@ import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   Located,
   LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
 } from '../../src/core/provider.js'
-import { IpmoveError, notFound, usageError } from '../../src/errors.js'
+import { describeHolder } from '../../src/core/provider.js'
+import { IpmoveError, listed, notFound, usageError } from '../../src/errors.js'
 import { type Logger, registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from '../http.js'
@@ -113,6 +116,7 @@ const INSTANCES = listOf<Instance>(
   (v) => isObject(v) && isString(v.id) && isString(v.name) && maybe(v.region, isString),
 )
 const PROJECT_IDS = listOf<string>('a list of project ids', isString)
+const BLOCKS = listOf<string>('a list of IP blocks', isString)
 const PROJECT = shape<{ description?: string | null }>('a project', (v) => maybe(v.description, isString))
 const IP_TASK = shape<IpTask>(
   'an IP task',
@@ -162,6 +166,8 @@ export class OvhProvider implements Provider {
   private token: { value: string; expires: number } | undefined
   /** Instance names by id, for reports; filled from listings and the cache. */
   private readonly instanceNames = new Map<string, string>()
+  /** The failover IPs listed per project (as given), to name them when the IP is not among them. */
+  private readonly projectFailovers = new Map<string, string[]>()
 
   private constructor(
     private readonly credentials: OvhCredentials,
@@ -242,13 +248,71 @@ export class OvhProvider implements Provider {
     const ip = request.ip as IpBlock // without a project there is no --ip-id (checked above)
     if (request.needTarget && !request.instance) {
       throw usageError(
-        'classic failover IPs need --instance: the service name of the dedicated server (no metadata service there)',
+        request.project
+          ? 'classic failover IPs need --instance: the service name of the dedicated server (no metadata service there)'
+          : "without --project ipmove looks for a classic failover IP, which needs --instance (the dedicated server's service name); for a Public Cloud failover IP, add --project (its id or name)",
       )
     }
     const location: Location = { kind: 'classic', block: ip.block }
-    const state = await this.locateClassic(location, request.project, signal)
+    const state = await this.locateClassic(location, ip, request.project, signal)
     const target = request.instance ? { id: request.instance } : undefined
     return this.handle(location, { ip, kind: 'classic', scope, target, state })
+  }
+
+  /**
+   * `ipmove list`: the failover IPs of each Public Cloud project (or of --project), with
+   * their instances' names, then, without --project, the account's classic failover IPs.
+   */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    const projects = request.project
+      ? [await this.projectHolder(request.project, signal)]
+      : await this.projects(signal)
+    const listed: ListedIp[] = []
+    for (let i = 0; i < projects.length; i += PROJECT_LOOKUP_CONCURRENCY) {
+      const batch = projects.slice(i, i + PROJECT_LOOKUP_CONCURRENCY)
+      const found = await Promise.all(
+        batch.map(async (project) => {
+          const [failovers] = await Promise.all([
+            this.call('GET', `/cloud/project/${project.id}/ip/failover`, signal, FAILOVER_IPS),
+            this.listInstances(project.id, signal), // names the holders
+          ])
+          return failovers.map((f): ListedIp => {
+            const state = this.cloudState(f, project.id)
+            const ip = f.block ?? f.ip
+            return { ip, kind: 'cloud', id: f.id, scope: project, ...stateFields(state) }
+          })
+        }),
+      )
+      listed.push(...found.flat())
+    }
+    if (request.project) return listed
+    // Public Cloud failover IPs may show in /ip too: each IP once, as the API that moves it sees it.
+    const seen = new Set(listed.map((l) => l.ip))
+    let blocks: string[]
+    try {
+      blocks = (await this.call('GET', '/ip?type=failover', signal, BLOCKS)).filter((b) => !seen.has(b))
+    } catch (error) {
+      // A key restricted to the calls a move makes may list projects but not /ip.
+      if (!(error instanceof IpmoveError && error.kind === 'auth')) throw error
+      this.log.warn(`classic failover IPs not listed: ${error.message} (the key needs GET /ip)`)
+      blocks = []
+    }
+    for (let i = 0; i < blocks.length; i += PROJECT_LOOKUP_CONCURRENCY) {
+      const batch = blocks.slice(i, i + PROJECT_LOOKUP_CONCURRENCY)
+      const states = await Promise.all(
+        batch.map((block) => this.classicState({ kind: 'classic', block }, signal)),
+      )
+      batch.forEach((block, n) => {
+        listed.push({ ip: block, kind: 'classic', ...stateFields(states[n]!) })
+      })
+    }
+    return listed
+  }
+
+  /** --project as a holder: its id, and its name when it was given by name. */
+  private async projectHolder(project: string, signal: AbortSignal): Promise<Holder> {
+    const id = await this.projectId(project, signal)
+    return { id, name: id === project ? undefined : project }
   }
 
   /** The located IP, with reads and writes bound to where it lives. */
@@ -346,26 +410,34 @@ export class OvhProvider implements Provider {
     const key = `project:${project}`
     const cached = this.cache.get(key)
     if (cached) return cached
+    const projects = await this.projects(signal)
+    const matches = projects.filter((p) => p.name === project).map((p) => p.id)
+    if (matches.length > 1)
+      throw notFound(`project name ${JSON.stringify(project)} is ambiguous: ${matches.join(', ')}`)
+    const [id] = matches
+    if (!id) {
+      throw notFound(
+        `no Public Cloud project named ${JSON.stringify(project)} among the ${projects.length} these credentials see${listed(projects.map(describeHolder), ': ')}`,
+      )
+    }
+    this.cache.set(key, id)
+    return id
+  }
+
+  /** The Public Cloud projects the credentials see, named by their description (the console's name). */
+  private async projects(signal: AbortSignal): Promise<Holder[]> {
     const ids = await this.call('GET', '/cloud/project', signal, PROJECT_IDS)
-    const matches: string[] = []
+    const projects: Holder[] = []
     for (let i = 0; i < ids.length; i += PROJECT_LOOKUP_CONCURRENCY) {
       const batch = ids.slice(i, i + PROJECT_LOOKUP_CONCURRENCY)
       const details = await Promise.all(
         batch.map((id) => this.call('GET', `/cloud/project/${enc(id)}`, signal, PROJECT)),
       )
       batch.forEach((id, n) => {
-        if (details[n]?.description === project) matches.push(id)
+        projects.push({ id, name: details[n]?.description || undefined })
       })
     }
-    if (matches.length > 1)
-      throw notFound(`project name ${JSON.stringify(project)} is ambiguous: ${matches.join(', ')}`)
-    const [id] = matches
-    if (!id)
-      throw notFound(
-        `no Public Cloud project named ${JSON.stringify(project)} (found ${ids.length} projects)`,
-      )
-    this.cache.set(key, id)
-    return id
+    return projects
   }
 
   /** The failover IP by its id (--ip-id), or by address through the cache or the project's list. */
@@ -404,6 +476,12 @@ export class OvhProvider implements Provider {
       }
     }
     const all = await this.call('GET', `/cloud/project/${projectId}/ip/failover`, signal, FAILOVER_IPS)
+    // For the not-found message, by the project as it was given.
+    if (request.project)
+      this.projectFailovers.set(
+        request.project,
+        all.map((f) => f.block ?? f.ip),
+      )
     const found = all.find((f) => sameIp(ip, f.ip) || sameIp(ip, f.block))
     if (found) this.cache.set(key, found.id)
     return found
@@ -468,7 +546,15 @@ export class OvhProvider implements Provider {
       )
     }
     const [match] = named
-    if (!match) throw notFound(`no instance ${JSON.stringify(instance)} in project ${projectId}`)
+    if (!match) {
+      throw notFound(
+        `no instance ${JSON.stringify(instance)} in project ${projectId}, by id or name${listed(
+          list.map((i) => i.name),
+          ' (its instances: ',
+          ')',
+        )}`,
+      )
+    }
     this.cache.set(key, match.id)
     return { id: match.id, name: match.name }
   }
@@ -498,23 +584,55 @@ export class OvhProvider implements Provider {
 
   private async locateClassic(
     location: Extract<Location, { kind: 'classic' }>,
+    ip: IpBlock,
     project: string | undefined,
     signal: AbortSignal,
   ): Promise<IpState> {
     try {
       return await this.classicState(location, signal)
     } catch (error) {
-      if (error instanceof IpmoveError && error.kind === 'not-found') {
-        const where = project ? `a failover IP of project ${project} nor` : ''
+      if (!(error instanceof IpmoveError && error.kind === 'not-found')) throw error
+      if (project) {
+        const failovers = this.projectFailovers.get(project) ?? []
         throw notFound(
-          `${location.block} is neither ${where} a failover IP of this account (/ip)`.replace(
-            'neither  a',
-            'not a',
-          ),
+          `${location.block} is neither a failover IP of project ${project}${listed(failovers, ' (its failover IPs: ', ')')} nor a classic failover IP of this account (/ip)`,
         )
       }
-      throw error
+      throw await this.notClassic(ip, signal)
     }
+  }
+
+  /**
+   * The error for an IP that /ip does not know, given without --project: most often a
+   * Public Cloud failover IP, whose project the message then names.
+   */
+  private async notClassic(ip: IpBlock, signal: AbortSignal): Promise<IpmoveError> {
+    const block = ip.block
+    let projects: Holder[]
+    let owner: Holder | undefined
+    try {
+      projects = await this.projects(signal)
+      for (let i = 0; i < projects.length && !owner; i += PROJECT_LOOKUP_CONCURRENCY) {
+        const batch = projects.slice(i, i + PROJECT_LOOKUP_CONCURRENCY)
+        const lists = await Promise.all(
+          batch.map((p) => this.call('GET', `/cloud/project/${p.id}/ip/failover`, signal, FAILOVER_IPS)),
+        )
+        owner = batch.find((_, n) => lists[n]?.some((f) => sameIp(ip, f.ip) || sameIp(ip, f.block)))
+      }
+    } catch (error) {
+      this.log.debug(`ovh: could not search the Public Cloud projects: ${(error as Error).message}`)
+      return notFound(
+        `${block} is not a classic failover IP of this account (/ip); for a Public Cloud failover IP, add --project (its id or name)`,
+      )
+    }
+    if (owner) {
+      return notFound(
+        `${block} is a Public Cloud failover IP of project ${describeHolder(owner)}, not a classic one (/ip): add --project ${owner.name ?? owner.id}`,
+      )
+    }
+    return notFound(
+      `${block} is not a failover IP of this account: not in /ip, nor in the failover IPs of the ${projects.length} Public Cloud projects${listed(projects.map(describeHolder), ' (', ')')}`,
+    )
   }
 
   // ---- state ----------------------------------------------------------------
@@ -746,6 +864,11 @@ export class OvhProvider implements Provider {
 // ---- helpers ------------------------------------------------------------------
 
 /** OVH wants path parameters encoded, `/` included (`/ip/1.2.3.4%2F32`). */
+/** An IpState's fields as `ipmove list` reports them. */
+function stateFields(state: IpState): Pick<ListedIp, 'holder' | 'pending' | 'note'> {
+  return { holder: state.holder, pending: state.pending, note: state.note }
+}
+
 function enc(value: string): string {
   return encodeURIComponent(value)
 }

@@ -71,6 +71,28 @@ export interface LocatedIp extends Located {
   write(target: Holder, signal: AbortSignal): Promise<IpState | undefined>
 }
 
+/** What `ipmove list` asks a provider for. */
+export interface ListRequest {
+  /** A provider-specific scope (OVH project name or id): only the IPs there. */
+  project?: string
+}
+
+/** A failover IP the credentials can see, as `ipmove list` shows it. */
+export interface ListedIp {
+  /** The IP, as `address/prefix`. */
+  ip: string
+  /** Its kind in the provider's terms, as Located.kind. */
+  kind: string
+  /** The provider's id of the IP (what --ip-id takes), when it has one. */
+  id?: string
+  /** Where it was found (the OVH project). */
+  scope?: Holder
+  holder: Holder | null
+  pending: boolean
+  /** A short human detail of a pending operation. */
+  note?: string
+}
+
 /**
  * One cloud's way of routing an IP. `locate` finds an IP and returns a handle
  * that reads and writes it; a provider may locate many IPs, one after the
@@ -85,6 +107,8 @@ export interface Provider {
    */
   check?(request: LocateRequest): void
   locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp>
+  /** The failover IPs the credentials can see, for `ipmove list`; absent where a provider cannot tell. */
+  list?(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]>
   /** API requests made so far, retries included (for `--json`, the benchmark and tests). */
   readonly requests: number
   /** Of those, how many were sequential: requests sent side by side count once. */
@@ -119,6 +143,8 @@ export interface ProviderFlag {
   options?: readonly string[]
   /** Repeatable; the values reach the provider joined by commas. */
   multiple?: boolean
+  /** It says which account or endpoint to ask (not what to move), so `list` takes it too. */
+  account?: boolean
 }
 
 /** A provider's `[NAME]` section of the config file (and its flags). */
@@ -170,6 +196,8 @@ export interface SetCredentialsOptions {
 export interface CredentialStore {
   /** How messages name the credentials, e.g. "OVH". */
   title: string
+  /** Where credentials are looked for, first first: the one documented order (README, help, code). */
+  order: string
   /** Read a credential set from stdin or prompts and store it; returns the endpoint it is for. */
   set(options: SetCredentialsOptions): Promise<{ endpointName: string }>
   /** False when nothing was stored. */

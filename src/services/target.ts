@@ -50,10 +50,15 @@ export interface Prepared {
  * provider: all of it before the first API call, so bad input exits 2 having
  * touched nothing.
  */
-export async function prepare(options: TargetOptions, log: Logger): Promise<Prepared> {
+export async function prepare(
+  options: TargetOptions,
+  log: Logger,
+  /** False for `list`, which takes no IP. */
+  needIp = true,
+): Promise<Prepared> {
   const env = options.env ?? process.env
   const config = loadConfig({ path: options.configPath, env, home: env.HOME || homedir() })
-  if (options.ip === undefined && options.ipId === undefined)
+  if (needIp && options.ip === undefined && options.ipId === undefined)
     throw usageError("--ip is required (or --ip-id, the provider's id of the IP)")
   if (options.ipId !== undefined) validateName('--ip-id', options.ipId)
   const merged = resolveTarget(config, {

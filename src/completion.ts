@@ -1,0 +1,227 @@
+/**
+ * Shell completion scripts (bash, zsh) made from the commands' own flags, as
+ * the help shows them: `ipmove completion bash|zsh` prints one. Loaded only by
+ * that command.
+ */
+import type { Command } from '@oclif/core'
+
+/** Flags whose values are files, directories or network interfaces, for the shell to offer. */
+const VALUE_KINDS: Record<string, 'file' | 'directory' | 'interface'> = {
+  config: 'file',
+  fixture: 'file',
+  dir: 'directory',
+  interface: 'interface',
+}
+
+interface FlagSpec {
+  name: string
+  description: string
+  takesValue: boolean
+  options?: readonly string[]
+  multiple: boolean
+  allowNo: boolean
+}
+
+interface CommandSpec {
+  /** Words, e.g. ['alias', 'add']. */
+  words: string[]
+  summary: string
+  flags: FlagSpec[]
+  /** The choices of each positional argument. */
+  args: (readonly string[] | undefined)[]
+}
+
+function specs(commands: readonly Command.Loadable[]): CommandSpec[] {
+  return commands
+    .filter((c) => !c.hidden)
+    .map((c) => ({
+      words: c.id.split(':'),
+      summary: oneLine(c.summary ?? c.description ?? ''),
+      flags: Object.entries(c.flags)
+        .filter(([, f]) => !f.hidden)
+        .map(([name, f]) => ({
+          name,
+          description: oneLine(f.description ?? ''),
+          takesValue: f.type === 'option',
+          options: f.type === 'option' ? f.options : undefined,
+          multiple: f.type === 'option' && Boolean(f.multiple),
+          allowNo: f.type === 'boolean' && Boolean(f.allowNo),
+        })),
+      args: Object.values(c.args ?? {}).map((a) => a.options),
+    }))
+    .sort((a, b) => a.words.join(' ').localeCompare(b.words.join(' ')))
+}
+
+const oneLine = (text: string) => (text.split('\n')[0] ?? '').trim()
+
+/** What a word may be after `path`: the next command words, or none once a command is complete. */
+function nextWords(all: CommandSpec[], path: string[], topics: Topics = new Map()): Map<string, string> {
+  const next = new Map<string, string>()
+  for (const c of all) {
+    if (c.words.length <= path.length || path.some((w, i) => c.words[i] !== w)) continue
+    const word = c.words[path.length]!
+    const topic = [...path, word].join(':')
+    if (!next.has(word))
+      next.set(
+        word,
+        c.words.length === path.length + 1 ? c.summary : (topics.get(topic) ?? `${word} commands`),
+      )
+  }
+  return next
+}
+
+/** Topic descriptions by id (`alias`, `credentials`). */
+export type Topics = ReadonlyMap<string, string>
+
+/** Every command path and topic, with its words. */
+function paths(all: CommandSpec[]): string[][] {
+  const seen = new Map<string, string[]>([['', []]])
+  for (const c of all)
+    for (let n = 1; n <= c.words.length; n++) seen.set(c.words.slice(0, n).join(' '), c.words.slice(0, n))
+  return [...seen.values()]
+}
+
+const flagWords = (c: CommandSpec) =>
+  c.flags.flatMap((f) => (f.allowNo ? [`--${f.name}`, `--no-${f.name}`] : [`--${f.name}`]))
+
+/** A bash completion script: `source` it, or put it in /etc/bash_completion.d/ipmove. */
+export function bashCompletion(
+  bin: string,
+  commands: readonly Command.Loadable[],
+  defaultCommand: string,
+): string {
+  const all = specs(commands)
+  const fn = `_${bin.replace(/\W/g, '_')}`
+  const byPath = new Map(all.map((c) => [c.words.join(' '), c]))
+  const cases = paths(all).map((words) => {
+    const path = words.join(' ')
+    const command = byPath.get(path)
+    if (command) {
+      const args = command.args[0] ? ` args=${shellQuote(command.args[0].join(' '))}` : ''
+      return `    ${shellQuote(path)}) words=${shellQuote(flagWords(command).join(' '))}${args} ;;`
+    }
+    const next = [...nextWords(all, words).keys(), ...(path === '' ? ['help'] : [])]
+    return `    ${shellQuote(path)}) words=${shellQuote(next.join(' '))} ;;`
+  })
+  // `help COMMAND`: the top-level words again.
+  cases.push(`    'help') words=${shellQuote([...nextWords(all, []).keys()].join(' '))} ;;`)
+  const options = new Map<string, string>()
+  for (const c of all)
+    for (const f of c.flags) if (f.options && !options.has(f.name)) options.set(f.name, f.options.join(' '))
+  const valueFlags = [
+    ...new Set(all.flatMap((c) => c.flags.filter((f) => f.takesValue).map((f) => f.name))),
+  ].sort()
+  const valueCases = valueFlags.map((name) => {
+    const kind = VALUE_KINDS[name]
+    const reply =
+      kind === 'file'
+        ? 'COMPREPLY=($(compgen -f -- "$cur"))'
+        : kind === 'directory'
+          ? 'COMPREPLY=($(compgen -d -- "$cur"))'
+          : kind === 'interface'
+            ? 'COMPREPLY=($(compgen -W "$(ls /sys/class/net 2>/dev/null)" -- "$cur"))'
+            : options.has(name)
+              ? `COMPREPLY=($(compgen -W ${shellQuote(options.get(name)!)} -- "$cur"))`
+              : 'COMPREPLY=()'
+    return `    --${name}) ${reply}; return ;;`
+  })
+  const defaultFlags = flagWords(byPath.get(defaultCommand)!).join(' ')
+  const complete = all.map((c) => shellQuote(c.words.join(' '))).join('|')
+  return `# bash completion for ${bin}; generated by \`${bin} completion bash\` from the commands' flags.
+${fn}() {
+  local cur=\${COMP_WORDS[COMP_CWORD]} prev=\${COMP_WORDS[COMP_CWORD-1]} path="" words="" args="" i
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    [[ \${COMP_WORDS[i]} == -* ]] && break
+    case "$path" in ${complete}) break ;; esac # then come its arguments
+    path+="\${path:+ }\${COMP_WORDS[i]}"
+  done
+  case "$prev" in
+${valueCases.join('\n')}
+  esac
+  case "$path" in
+${cases.join('\n')}
+  esac
+  # Flags without a command mean \`${defaultCommand}\`.
+  [[ -z $path && ($cur == -* || i -lt COMP_CWORD) ]] && words=${shellQuote(defaultFlags)}
+  # A command's argument, unless a flag is being typed.
+  [[ -n $args && $cur != -* ]] && words=$args
+  COMPREPLY=($(compgen -W "$words" -- "$cur"))
+}
+complete -F ${fn} ${bin}
+`
+}
+
+/** A zsh completion function: put it as _BIN in a directory of $fpath. */
+export function zshCompletion(
+  bin: string,
+  commands: readonly Command.Loadable[],
+  defaultCommand: string,
+  topics: Topics = new Map(),
+): string {
+  const all = specs(commands)
+  const fn = `_${bin.replace(/\W/g, '_')}`
+  const byPath = new Map(all.map((c) => [c.words.join(' '), c]))
+  const argumentsOf = (c: CommandSpec) =>
+    [
+      ...c.flags.flatMap((f) => {
+        const help = `[${zshEscape(f.description)}]`
+        if (!f.takesValue)
+          return f.allowNo ? [`--${f.name}${help}`, `--no-${f.name}${help}`] : [`--${f.name}${help}`]
+        const kind = VALUE_KINDS[f.name]
+        const action =
+          kind === 'file'
+            ? '_files'
+            : kind === 'directory'
+              ? '_files -/'
+              : kind === 'interface'
+                ? '_net_interfaces'
+                : f.options
+                  ? `(${f.options.join(' ')})`
+                  : ' '
+        return [`${f.multiple ? '*' : ''}--${f.name}=${help}:${f.name}:${action}`]
+      }),
+      ...c.args.map((options, i) => `${i + 1}:argument:${options ? `(${options.join(' ')})` : ' '}`),
+    ]
+      .map((spec) => `        ${zshQuote(spec)}`)
+      .join(' \\\n')
+  const complete = all.map((c) => zshQuote(c.words.join(' '))).join('|')
+  const cases = paths(all).map((words) => {
+    const path = words.join(' ')
+    const command = byPath.get(path)
+    if (command) return `    ${zshQuote(path)})\n      _arguments -s \\\n${argumentsOf(command)} ;;`
+    const next = [...nextWords(all, words, topics)].map(([word, summary]) =>
+      zshQuote(`${word}:${zshEscape(summary)}`),
+    )
+    if (path === '') next.push(zshQuote('help:Show the help of a command'))
+    return `    ${zshQuote(path)})\n      local -a choices=(${next.join(' ')})\n      _describe command choices ;;`
+  })
+  const top = [...nextWords(all, [], topics)].map(([word, summary]) =>
+    zshQuote(`${word}:${zshEscape(summary)}`),
+  )
+  cases.push(`    'help')\n      local -a choices=(${top.join(' ')})\n      _describe command choices ;;`)
+  return `#compdef ${bin}
+# zsh completion for ${bin}; generated by \`${bin} completion zsh\` from the commands' flags.
+${fn}() {
+  local path_="" i
+  for ((i = 2; i < CURRENT; i++)); do
+    [[ \${words[i]} == -* ]] && break
+    case "$path_" in ${complete}) break ;; esac # then come its arguments
+    path_+="\${path_:+ }\${words[i]}"
+  done
+  # Flags without a command mean \`${defaultCommand}\`.
+  [[ -z $path_ && (\${words[CURRENT]} == -* || i -lt CURRENT) ]] && path_=${zshQuote(defaultCommand)}
+  # _arguments sees the command's own words only.
+  words=("${bin}" "\${(@)words[i,-1]}")
+  (( CURRENT -= i - 2 ))
+  case "$path_" in
+${cases.join('\n')}
+  esac
+}
+${fn} "$@"
+`
+}
+
+const shellQuote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`
+const zshQuote = shellQuote
+/** Brackets and colons end an _arguments description. */
+const zshEscape = (text: string) => text.replace(/[[\]:\\]/g, (c) => `\\${c}`)
