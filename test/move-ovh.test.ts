@@ -296,10 +296,7 @@ describe('move on OVH Public Cloud', () => {
 
   it('says to add --project when a Public Cloud IP is given without it (exit 4), naming its project', async () => {
     const api = new OvhApi()
-      .get(
-        `/ip/${IP}%2F32`,
-        reply(404, { message: 'The requested object (ip = 203.0.113.10/32) does not exist' }),
-      )
+      .unknownClassicIp(`${IP}%2F32`)
       .get('/cloud/project', [OTHER_PROJECT, PROJECT])
       .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
       .get(`/cloud/project/${OTHER_PROJECT}`, { description: 'staging' })
@@ -317,10 +314,7 @@ describe('move on OVH Public Cloud', () => {
 
   it('names what it searched when an IP is nowhere (exit 4)', async () => {
     new OvhApi()
-      .get(
-        `/ip/${IP}%2F32`,
-        reply(404, { message: 'The requested object (ip = 203.0.113.10/32) does not exist' }),
-      )
+      .unknownClassicIp(`${IP}%2F32`)
       .get('/cloud/project', [PROJECT])
       .get(`/cloud/project/${PROJECT}`, { description: 't18s' })
       .get(`/cloud/project/${PROJECT}/ip/failover`, [])
@@ -333,7 +327,7 @@ describe('move on OVH Public Cloud', () => {
 
     // Without the right to list projects, the advice stays.
     new OvhApi()
-      .get(`/ip/${IP}%2F32`, reply(404, { message: 'The requested object does not exist' }))
+      .unknownClassicIp(`${IP}%2F32`)
       .get(
         '/cloud/project',
         reply(403, { message: 'This call has not been granted', errorCode: 'NOT_GRANTED_CALL' }),
@@ -354,7 +348,7 @@ describe('move on OVH Public Cloud', () => {
         { ...failover(SBG1), ip: '203.0.113.99', block: '203.0.113.99/32' },
       ])
       .get(`/cloud/project/${PROJECT}/instance`, instances)
-      .get(`/ip/${IP}%2F32`, reply(404, { message: 'The requested object does not exist' }))
+      .unknownClassicIp(`${IP}%2F32`)
     const inProject = await failure(moveIp(options(testEnv()), new MemoryLogger()))
     expect(inProject.message).toBe(
       `${IP}/32 is neither a failover IP of project t18s (its failover IPs: 203.0.113.99/32) nor a classic failover IP of this account (/ip)`,

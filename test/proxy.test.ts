@@ -58,7 +58,11 @@ afterAll(async () => {
 
 describe('HTTPS_PROXY and NO_PROXY', () => {
   it('covers every provider with a cloud API (this file tests each)', () => {
-    expect(PROVIDERS.map((p) => p.name).filter((n) => n !== 'local')).toEqual(['ovh', 'aws'])
+    expect(PROVIDERS.map((p) => p.name).filter((n) => n !== 'local')).toEqual([
+      'ovh',
+      'aws',
+      ...Object.keys(TOKEN_APIS),
+    ])
   })
 
   it('OVH: every API request goes through the proxy’s tunnel; NO_PROXY skips it', async () => {
@@ -124,4 +128,37 @@ describe('HTTPS_PROXY and NO_PROXY', () => {
     expect([5, 8]).toContain((json(direct).error as { exitCode: number }).exitCode)
     expect(tunnels).toEqual([])
   })
+
+  it.each(Object.entries(TOKEN_APIS))(
+    '%s: its API requests go through the proxy; NO_PROXY skips it',
+    async (provider, env) => {
+      const host = `${provider}.test.invalid`
+      const args = ['status', '--provider', provider, '--ip', '203.0.113.10', '--timeout', '3', '--json']
+      const run = (extra: Record<string, string>) =>
+        ipmove(args, isolatedEnv({ ...env(`https://${host}`), ...extra }))
+      tunnels.length = 0
+      const through = await run({ HTTPS_PROXY: proxyUrl })
+      // The proxy refused the tunnel: unreachable (8), or out of time retrying (5), after asking the proxy.
+      expect([5, 8]).toContain((json(through).error as { exitCode: number }).exitCode)
+      expect(tunnels.map((t) => t.target)).toContain(`${host}:443`)
+
+      tunnels.length = 0
+      const direct = await run({ HTTPS_PROXY: proxyUrl, NO_PROXY: '.test.invalid' })
+      expect([5, 8]).toContain((json(direct).error as { exitCode: number }).exitCode)
+      expect(tunnels).toEqual([])
+    },
+  )
 })
+
+/** The plain HTTPS token APIs, each with the environment that points it at `url`. */
+const TOKEN_APIS: Record<string, (url: string) => Record<string, string>> = {
+  hetzner: (url) => ({ HCLOUD_ENDPOINT: url, HCLOUD_TOKEN: 'test-token' }),
+  'hetzner-robot': (url) => ({ HROBOT_URL: url, HROBOT_USER: '#ws+test', HROBOT_PASSWORD: 'test-password' }),
+  digitalocean: (url) => ({ DIGITALOCEAN_API_URL: url, DIGITALOCEAN_ACCESS_TOKEN: 'test-token' }),
+  scaleway: (url) => ({
+    SCW_API_URL: url,
+    SCW_SECRET_KEY: '11111111-1111-4111-8111-111111111111',
+    SCW_DEFAULT_ZONE: 'fr-par-1',
+    SCW_DEFAULT_PROJECT_ID: '22222222-2222-4222-8222-222222222222',
+  }),
+}

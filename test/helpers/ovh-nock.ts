@@ -91,6 +91,20 @@ export class OvhApi {
     return this.on('GET', path, answer, times)
   }
 
+  /**
+   * A block /ip does not know. ipmove reads a classic IP's pending move tasks
+   * before its routing, so the API's 404 comes from those three lists.
+   */
+  unknownClassicIp(block: string): this {
+    for (const status of ['init', 'todo', 'doing']) {
+      this.get(
+        `/ip/${block}/task?function=genericMoveFloatingIp&status=${status}`,
+        reply(404, { message: `The requested object (ip = ${decodeURIComponent(block)}) does not exist` }),
+      )
+    }
+    return this
+  }
+
   post(path: string, answer: Answer, times = 1): this {
     return this.on('POST', path, answer, times)
   }
