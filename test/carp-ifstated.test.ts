@@ -24,7 +24,7 @@ function runsByState(conf: string): Record<string, string[]> {
     const opened = /^state (\w+) \{/.exec(line)
     if (opened) state = opened[1]!
     const run = /^\s*run "([^"]*)"\s*$/.exec(line)
-    if (run && state) (states[state] ??= []).push(run[1]!)
+    if (run && state) states[state] = [...(states[state] ?? []), run[1]!]
   }
   return states
 }
@@ -60,16 +60,7 @@ describeRoot(
           )
       expect(await pair.holder()).toBe(INSTANCE.a)
       // Start from elsewhere, so the master's move is a real one.
-      const away = await rig.run(a, [
-        pair.ipmove(a),
-        'move',
-        '--ip',
-        IP,
-        '--project',
-        't18s',
-        '--instance',
-        INSTANCE.b,
-      ])
+      const away = await pair.move(a, INSTANCE.b)
       expect(away.code, away.stderr).toBe(0)
 
       const master = await rig.run(a, argv(runs.master![0]!))

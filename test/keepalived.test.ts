@@ -211,18 +211,7 @@ describeRoot('keepalived drives ipmove: contrib/keepalived with the real daemon,
   /** What an operator does after a stale notify: move the IP to the master by hand. */
   async function repair() {
     const master = (await vrrpMaster()) ?? rig.a
-    const run = await rig.run(master, [
-      pair.ipmove(master),
-      'move',
-      '--ip',
-      IP,
-      '--project',
-      't18s',
-      '--instance',
-      INSTANCE[master.name as 'a' | 'b'],
-      '--interface',
-      'eth0',
-    ])
+    const run = await pair.move(master, INSTANCE[master.name as 'a' | 'b'], '--interface', 'eth0')
     expect(run.code, run.stderr).toBe(0)
     const other = master === rig.a ? rig.b : rig.a
     await rig.run(other, ['ip', 'addr', 'del', `${IP}/32`, 'dev', 'eth0'])

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect } from 'vitest'
 import { ipmoveArgv, requireBuild } from '../helpers/cli.js'
 import { type NamespacedEmulator, startNamespacedEmulator } from './emulator.js'
-import { createRig, type Rig, type RigNode, waitFor } from './netns.js'
+import { createRig, type Exec, type Rig, type RigNode, waitFor } from './netns.js'
 
 export const IP = '203.0.113.10'
 /** The instance each node is, in the emulator's default fixture. */
@@ -26,6 +26,8 @@ export interface Pair {
   ipmove(node: RigNode): string
   /** The instance the API routes the IP to. */
   holder(): Promise<string>
+  /** `ipmove move` of the IP to `instance`, run on `node`. */
+  move(node: RigNode, instance: string, ...extra: string[]): Promise<Exec>
   stop(): Promise<void>
 }
 
@@ -58,6 +60,18 @@ export async function startPair(rig: Rig, dir: string): Promise<Pair> {
       expect(run.code, run.stderr).toBe(0)
       return (JSON.parse(run.stdout) as { holder: { name: string } }).holder.name
     },
+    move: (node, instance, ...extra) =>
+      rig.run(node, [
+        ipmove(node),
+        'move',
+        '--ip',
+        IP,
+        '--project',
+        't18s',
+        '--instance',
+        instance,
+        ...extra,
+      ]),
     stop: () => emulator.stop(),
   }
 }
