@@ -70,7 +70,7 @@ export async function withIpLock<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   const dir = lockDirectory(options.env)
-  const chain = new LockChain(dir, key.replace(/[^0-9A-Za-z.-]/g, '_'))
+  const chain = new LockChain(dir, fileName(key), 'lock')
   const held = await acquire(chain, key, options)
   try {
     return await work()
@@ -79,12 +79,77 @@ export async function withIpLock<T>(
   }
 }
 
-/** Wait for the lock of `key` and take it: the generation held. */
+/** What a call that stood down for a newer one returns instead of its work's result. */
+export interface Superseded {
+  superseded: true
+}
+
+/**
+ * withIpLock for a call that states an intent for the IP (move it here,
+ * release it): the latest intent wins. The call takes an arrival number first;
+ * while it waits for the lock, and once it holds it, a newer arrival for the
+ * same IP makes it stand down without running `work`, since whatever it would
+ * do is about to be undone. Hooks fired back to back thus end in the state
+ * of the last one, and the ones in between touch nothing.
+ *
+ * Arrival numbers are `<key>.seq.<n>` files, each created exclusively (so two
+ * calls never share a number) and then checked to be the highest: the order is
+ * the order in which calls got there, as the file system saw it, not a clock
+ * that can step or a pid that wraps. The highest number is never deleted, so
+ * once a newer call exists, a newer number stays visible.
+ */
+export async function withLatestIntent<T>(
+  key: string,
+  options: { env: NodeJS.ProcessEnv; signal: AbortSignal; log: Logger },
+  work: () => Promise<T>,
+): Promise<T | Superseded> {
+  const dir = lockDirectory(options.env)
+  const name = fileName(key)
+  const arrivals = new LockChain(dir, name, 'seq')
+  const arrival = arrivals.arrive(String(process.pid))
+  options.log.debug(`lock: call #${arrival} for ${key}`)
+  const newer = () => arrivals.newerThan(arrival)
+  const chain = new LockChain(dir, name, 'lock')
+  const held = await acquire(chain, key, { ...options, newer })
+  if (held === undefined || newer()) {
+    if (held !== undefined) chain.release(held)
+    options.log.info(
+      `a newer ipmove call for ${key} arrived while this one waited: standing down (superseded)`,
+    )
+    return { superseded: true }
+  }
+  try {
+    return await work()
+  } finally {
+    chain.release(held)
+  }
+}
+
+export function isSuperseded(result: unknown): result is Superseded {
+  return typeof result === 'object' && result !== null && (result as Superseded).superseded === true
+}
+
+const fileName = (key: string) => key.replace(/[^0-9A-Za-z.-]/g, '_')
+
+/**
+ * Wait for the lock of `key` and take it: the generation held, or undefined
+ * when `newer` says a newer call arrived meanwhile (the wait is then pointless).
+ */
 async function acquire(
   chain: LockChain,
   key: string,
   options: { signal: AbortSignal; log: Logger },
-): Promise<number> {
+): Promise<number>
+async function acquire(
+  chain: LockChain,
+  key: string,
+  options: { signal: AbortSignal; log: Logger; newer: () => boolean },
+): Promise<number | undefined>
+async function acquire(
+  chain: LockChain,
+  key: string,
+  options: { signal: AbortSignal; log: Logger; newer?: () => boolean },
+): Promise<number | undefined> {
   let announced = false
   for (;;) {
     const top = chain.top()
@@ -94,6 +159,7 @@ async function acquire(
         options.log.info(`waiting for another ipmove (pid ${holder}) working on ${key}`)
         announced = true
       }
+      if (options.newer?.()) return undefined
       try {
         await sleep(RETRY_MS, undefined, { signal: options.signal })
       } catch {
@@ -121,15 +187,16 @@ const busy = (key: string, holder: number | undefined) =>
       : `another ipmove (pid ${holder}) is still working on ${key}`,
   )
 
-/** The files `<name>.lock.<n>` of one IP in the lock directory. */
+/** The files `<name>.<kind>.<n>` of one IP in the lock directory: the lock's generations, or arrival numbers. */
 class LockChain {
   private readonly prefix: string
 
   constructor(
     private readonly dir: string,
     name: string,
+    kind: 'lock' | 'seq',
   ) {
-    this.prefix = `${name}.lock.`
+    this.prefix = `${name}.${kind}.`
   }
 
   private path(n: number): string {
@@ -181,6 +248,31 @@ class LockChain {
     }
     for (const m of numbers) if (m < n) this.remove(m)
     return n
+  }
+
+  /**
+   * Take the next arrival number: created exclusively, then checked to be the
+   * highest (a number created meanwhile above ours means our view was stale:
+   * ours is given back and a higher one taken). Lower numbers are deleted,
+   * the highest never, so the chain only grows.
+   */
+  arrive(pid: string): number {
+    for (;;) {
+      const n = (this.top() ?? 0) + 1
+      if (!this.create(n, pid)) continue
+      const numbers = this.numbers()
+      if (numbers.some((m) => m > n)) {
+        this.remove(n)
+        continue
+      }
+      for (const m of numbers) if (m < n) this.remove(m)
+      return n
+    }
+  }
+
+  /** Whether a number above `n` was taken: a newer call arrived. */
+  newerThan(n: number): boolean {
+    return (this.top() ?? 0) > n
   }
 
   /** Mark the lock free with the next generation, then drop ours. */

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ExitCode } from '../src/exit-codes.js'
-import { withIpLock } from '../src/lock.js'
+import { isSuperseded, withIpLock, withLatestIntent } from '../src/lock.js'
 import { MemoryLogger } from '../src/output.js'
 import { BIN, requireBuild } from './helpers/cli.js'
 import { failure } from './helpers/errors.js'
@@ -93,6 +93,62 @@ describe('withIpLock', () => {
       }),
     ).rejects.toThrow('boom')
     expect(lockFiles()).toEqual([['203.0.113.10_32.lock.2', 'free']])
+  })
+})
+
+describe('withLatestIntent', () => {
+  const KEY = '203.0.113.10/32'
+
+  /** Hold the lock of KEY until `release` is called. */
+  function holdLock(options: Parameters<typeof withIpLock>[1]) {
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const held = withIpLock(KEY, options, () => released)
+    return { held, release }
+  }
+
+  it('runs only the newest of the calls that queued behind a holder; the others touch nothing', async () => {
+    const { options, log } = setup()
+    const holder = holdLock(options())
+    const ran: string[] = []
+    const calls: Promise<unknown>[] = []
+    for (const name of ['first', 'second', 'third']) {
+      calls.push(withLatestIntent(KEY, options(), async () => ran.push(name)))
+      // Each call takes its arrival number synchronously, before its first wait.
+      await sleep(10)
+    }
+    await sleep(200)
+    expect(ran).toEqual([])
+    holder.release()
+    await holder.held
+    const results = await Promise.all(calls)
+    expect(results.map(isSuperseded)).toEqual([true, true, false])
+    expect(ran).toEqual(['third'])
+    expect(log.lines.filter((l) => l.includes('superseded'))).toHaveLength(2)
+  })
+
+  it('lets a call that already holds the lock finish its work when a newer one arrives', async () => {
+    const { options } = setup()
+    const events: string[] = []
+    const older = withLatestIntent(KEY, options(), async () => {
+      events.push('older in')
+      await sleep(150)
+      events.push('older out')
+    })
+    await sleep(30)
+    const newer = withLatestIntent(KEY, options(), async () => {
+      events.push('newer in')
+    })
+    expect((await Promise.all([older, newer])).map(isSuperseded)).toEqual([false, false])
+    expect(events).toEqual(['older in', 'older out', 'newer in'])
+  })
+
+  it('keeps one arrival number per IP on disk, growing across calls', async () => {
+    const { dir, options } = setup()
+    for (let i = 0; i < 3; i++) await withLatestIntent(KEY, options(), async () => {})
+    expect(readdirSync(dir).filter((n) => n.includes('.seq.'))).toEqual(['203.0.113.10_32.seq.3'])
   })
 })
 

@@ -2,7 +2,7 @@ import type { AddAliasResult } from '../alias/service.js'
 import { claim } from '../core/converge.js'
 import { describeHolder, type Holder } from '../core/provider.js'
 import type { Outcome } from '../core/reconcile.js'
-import { withIpLock } from '../lock.js'
+import { isSuperseded, withIpLock, withLatestIntent } from '../lock.js'
 import type { Logger } from '../output.js'
 import { type Prepared, prepare, type TargetOptions } from './target.js'
 
@@ -31,8 +31,20 @@ export interface MoveResult {
   roundTrips: number
 }
 
-/** `ipmove move`: the API's holder becomes the desired one, exactly once, within the timeout. */
-export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveResult> {
+/** A call that stood down because a newer call for the same IP arrived while it waited: it touched nothing. */
+export interface SupersededResult {
+  ip: string
+  outcome: 'superseded'
+  changed: false
+  durationMs: number
+}
+
+/**
+ * `ipmove move`: the API's holder becomes the desired one, exactly once, within
+ * the timeout, unless a newer move or release of the IP arrives on this host
+ * while this one waits for the lock (then it is superseded).
+ */
+export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveResult | SupersededResult> {
   const started = Date.now()
   // A dry run reaches the provider too: on AWS it sends every write with EC2's DryRun.
   const dryRun: Record<string, string> = options.dryRun ? { 'dry-run': 'true' } : {}
@@ -43,10 +55,15 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
   const signal = AbortSignal.timeout(prepared.timeoutMs)
   const asked = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
   try {
-    // One move or release of an IP at a time on this host; the wait counts toward --timeout.
-    return await withIpLock(asked, { env: options.env ?? process.env, signal, log }, () =>
-      moveLocked(prepared, options, log, { started, signal }),
-    )
+    // One move or release of an IP at a time on this host, the latest intent
+    // winning; the wait counts toward --timeout. A dry run states no intent.
+    const lock = { env: options.env ?? process.env, signal, log }
+    const work = () => moveLocked(prepared, options, log, { started, signal })
+    const result = await (options.dryRun
+      ? withIpLock(asked, lock, work)
+      : withLatestIntent(asked, lock, work))
+    if (!isSuperseded(result)) return result
+    return { ip: asked, outcome: 'superseded', changed: false, durationMs: Date.now() - started }
   } finally {
     prepared.provider.close()
   }

@@ -88,19 +88,22 @@ export const rootProblem = await probe()
 /**
  * `describe` for kernel tests: skipped with the reason on a laptop, but a
  * failure when IPMOVE_REQUIRE_ROOT_TESTS=1 (CI), so a broken rig cannot pass
- * silently as "skipped".
+ * silently as "skipped". `tools`: programs the suite needs beyond the rig's.
  */
-export function describeRoot(title: string, body: () => void): void {
-  if (!rootProblem) {
+export function describeRoot(title: string, body: () => void, tools: readonly string[] = []): void {
+  const missing = tools.filter((tool) => !onPath(tool))
+  const problem =
+    rootProblem ?? (missing.length > 0 ? `needs ${missing.join(', ')} (see .ci/run's apt line)` : undefined)
+  if (!problem) {
     describe(title, body)
   } else if (process.env.IPMOVE_REQUIRE_ROOT_TESTS === '1') {
     describe(title, () => {
       it('can run the kernel tests', () => {
-        throw new Error(`${rootProblem}; IPMOVE_REQUIRE_ROOT_TESTS=1 forbids skipping`)
+        throw new Error(`${problem}; IPMOVE_REQUIRE_ROOT_TESTS=1 forbids skipping`)
       })
     })
   } else {
-    describe.skip(`${title} (skipped: ${rootProblem})`, body)
+    describe.skip(`${title} (skipped: ${problem})`, body)
   }
 }
 

@@ -1,0 +1,113 @@
+/**
+ * Latest intent wins, end to end: 20 hook calls for one IP fired at once in
+ * node B's namespace, a mix of "move it here" (`move --interface eth0`) and
+ * "release it" (`release`), as keepalived fires notify scripts concurrently.
+ * They must all exit 0, the ones overtaken while they waited saying
+ * `superseded`, and the IP must end as the newest call wanted: on B's eth0
+ * (and routed to B by the OVH emulator) after a move, off eth0 after a
+ * release. Which call is newest is read from each call's own debug line
+ * (`lock: call #N`). Run `npm run build` first (`npm test` does).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { ipmoveArgv, requireBuild } from './helpers/cli.js'
+import { startNamespacedEmulator } from './rig/emulator.js'
+import { createRig, describeRoot, type Exec, type Rig } from './rig/netns.js'
+
+const IP = '203.0.113.10'
+const CALLS = 20
+const ROUNDS = 3
+const MOVE = ['move', '--project', 't18s', '--ip', IP, '--instance', 'bi-edge-sbg-2', '--interface', 'eth0']
+const RELEASE = ['release', '--ip', IP, '--interface', 'eth0']
+
+type Intent = 'move' | 'release'
+
+/** A different mix of intents each round, both kinds in every one. */
+function intents(round: number): Intent[] {
+  let seed = 0x9e3779b9 ^ (round + 1)
+  const next = () => {
+    seed = (Math.imul(seed ^ (seed >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0
+    return seed / 2 ** 32
+  }
+  const mix = Array.from({ length: CALLS }, (): Intent => (next() < 0.5 ? 'move' : 'release'))
+  mix[round % CALLS] = 'move'
+  mix[(round + 1) % CALLS] = 'release'
+  return mix
+}
+
+describeRoot('latest intent wins: 20 concurrent hook calls for one IP, built CLI, OVH emulator', () => {
+  let rig: Rig
+  let dir: string
+
+  beforeAll(async () => {
+    requireBuild()
+    rig = await createRig('lat')
+    dir = mkdtempSync(join(tmpdir(), 'ipmove-lat-'))
+    writeFileSync(join(dir, 'ipmove.conf'), '', { mode: 0o600 })
+  })
+  afterAll(async () => {
+    await rig?.destroy()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it(`ends in the state of the last call, with at most 2 API writes, all exiting 0 (${ROUNDS} rounds)`, async () => {
+    const b = rig.b
+    const rounds: string[] = []
+    for (let round = 0; round < ROUNDS; round++) {
+      // A fresh emulator each round: the IP starts on bi-edge-sbg-1, so a move here is a write.
+      const emulator = await startNamespacedEmulator(b, dir)
+      const env = {
+        ...emulator.env,
+        IPMOVE_CONFIG: join(dir, 'ipmove.conf'),
+        IPMOVE_CACHE_DIR: join(dir, 'cache'),
+        IPMOVE_LOCK_DIR: join(dir, 'locks'),
+        IPMOVE_DEBUG: '1',
+      }
+      try {
+        const mix = intents(round)
+        const runs: Exec[] = await Promise.all(
+          mix.map((intent) =>
+            rig.run(b, ipmoveArgv([...(intent === 'move' ? MOVE : RELEASE), '--json']), {
+              env,
+              timeoutMs: 60_000,
+            }),
+          ),
+        )
+        const calls = runs.map((run, i) => {
+          expect(run.code, `call ${i} (${mix[i]}): ${run.stderr}`).toBe(0)
+          const arrival = /lock: call #(\d+) for /.exec(run.stderr)?.[1]
+          expect(arrival, run.stderr).toBeDefined()
+          const json = JSON.parse(run.stdout) as { ok: boolean; outcome: string }
+          expect(json.ok).toBe(true)
+          return { intent: mix[i]!, arrival: Number(arrival), outcome: json.outcome }
+        })
+        expect(new Set(calls.map((c) => c.arrival)).size).toBe(CALLS)
+        const last = calls.reduce((a, c) => (c.arrival > a.arrival ? c : a))
+        expect(last.outcome).not.toBe('superseded')
+        // The queue was real: calls stood down for newer ones.
+        expect(calls.filter((c) => c.outcome === 'superseded').length).toBeGreaterThan(0)
+
+        const carried = (await rig.addresses(b)).some((a) => a.local === IP)
+        expect(carried, `round ${round}: the last call was a ${last.intent}`).toBe(last.intent === 'move')
+        const writes = emulator.requests().filter((l) => /POST \S+\/attach -> 200/.test(l))
+        expect(writes.length).toBeLessThanOrEqual(2)
+        if (last.intent === 'move') {
+          expect(writes.length).toBeGreaterThan(0)
+          const status = await rig.run(b, ipmoveArgv(['status', '--project', 't18s', '--ip', IP, '--json']), {
+            env,
+          })
+          expect(status.code, status.stderr).toBe(0)
+          expect(JSON.parse(status.stdout)).toMatchObject({ holder: { name: 'bi-edge-sbg-2' } })
+        }
+        const superseded = calls.filter((c) => c.outcome === 'superseded').length
+        rounds.push(`last ${last.intent}, ${superseded} superseded, ${writes.length} write(s)`)
+      } finally {
+        await emulator.stop()
+        await rig.run(b, ['ip', 'addr', 'del', `${IP}/32`, 'dev', 'eth0'])
+      }
+    }
+    console.log(`latest intent: ${rounds.join('; ')}`)
+  }, 120_000)
+})
