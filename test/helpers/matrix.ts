@@ -103,7 +103,8 @@ export function emulatorState(emulator: MatrixEmulator): Promise<EmulatorState> 
 
 /**
  * Lock files left in `dir`: for each IP's chain, the highest generation must say
- * "free" (a pid there means a holder), and no scratch file may be left behind.
+ * "free" (a pid there means a holder), one arrival number per IP is kept, and no scratch file
+ * may be left behind.
  */
 export function heldLocks(dir: string): string[] {
   let names: string[]
@@ -114,7 +115,14 @@ export function heldLocks(dir: string): string[] {
   }
   const top = new Map<string, number>()
   const problems: string[] = []
+  const arrivals = new Map<string, number>()
   for (const name of names) {
+    // The arrival numbers of calls (latest intent wins): one file per IP stays, the newest.
+    const arrival = /^(.*\.seq\.)(\d+)$/.exec(name)
+    if (arrival) {
+      arrivals.set(arrival[1]!, (arrivals.get(arrival[1]!) ?? 0) + 1)
+      continue
+    }
     const match = /^(.*\.lock\.)(\d+)$/.exec(name)
     if (!match) {
       problems.push(`stray file ${name}`)
@@ -122,6 +130,7 @@ export function heldLocks(dir: string): string[] {
     }
     top.set(match[1]!, Math.max(top.get(match[1]!) ?? 0, Number(match[2])))
   }
+  for (const [prefix, count] of arrivals) if (count > 1) problems.push(`${count} arrival numbers ${prefix}*`)
   for (const [prefix, n] of top) {
     const text = readFileSync(join(dir, `${prefix}${n}`), 'utf8')
     if (text !== 'free') problems.push(`${prefix}${n} holds "${text}"`)
