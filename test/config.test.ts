@@ -117,7 +117,8 @@ ip = 2001:DB8::/64
   it('takes /dev/null, from IPMOVE_CONFIG or --config, for an empty config, whatever file exists', () => {
     mkdirSync(join(dir, 'xdg', 'ipmove'), { recursive: true })
     writeFileSync(join(dir, 'xdg', 'ipmove', 'ipmove.conf'), 'project = p1\n')
-    const empty = { defaults: {}, providers: {}, ips: {} }
+    const watch = { sections: new Map(), lines: new Map() }
+    const empty = { defaults: {}, providers: {}, ips: {}, watch }
     const env = { XDG_CONFIG_HOME: join(dir, 'xdg') }
     expect(loadConfig({ env: { ...env, IPMOVE_CONFIG: '/dev/null' }, home: dir, uid: 1000 })).toEqual(empty)
     expect(loadConfig({ env, path: '/dev/null', home: dir, uid: 1000 })).toEqual(empty)
