@@ -2,7 +2,7 @@
  * `ipmove status --watch` and `--clear-flap`, the built CLI against a real
  * control socket served by this process (the daemon's own module).
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -11,7 +11,7 @@ import { ExitCode } from '../src/exit-codes.js'
 import { MemoryLogger } from '../src/output.js'
 import { type ControlServer, startControlServer } from '../src/watch/control.js'
 import { renderSnapshot } from '../src/watch/snapshot.js'
-import { BIN, ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
+import { ipmove, isolatedEnv, json, requireBuild, SINGLE_FILE } from './helpers/cli.js'
 import { sampleSnapshot } from './helpers/snapshot.js'
 import { AS_NOBODY, describeRoot, exec } from './rig/netns.js'
 
@@ -94,8 +94,12 @@ describeRoot('ipmove status --watch as a user who is not root', () => {
   it('is refused by the socket’s mode (exit 3), even through directories it may enter', async () => {
     chmodSync(dir, 0o755)
     chmodSync(join(dir, 'run'), 0o755)
+    // nobody runs its own copy of the single file: the checkout, or the CLI under test, may be private.
+    const cli = join(dir, 'ipmove')
+    copyFileSync(SINGLE_FILE, cli)
+    chmodSync(cli, 0o755)
     try {
-      const run = await exec([...AS_NOBODY, process.execPath, BIN, 'status', '--watch', '--socket', socket], {
+      const run = await exec([...AS_NOBODY, process.execPath, cli, 'status', '--watch', '--socket', socket], {
         env: { HOME: '/nonexistent', IPMOVE_LOCK_DIR: '' },
       })
       expect(run.code).toBe(ExitCode.AUTH)
