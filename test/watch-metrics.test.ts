@@ -7,7 +7,13 @@ import { build } from 'esbuild'
 import { afterEach, describe, expect, it } from 'vitest'
 import { IpmoveError } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
-import { type MetricsServer, parseMetricsAddress, startMetrics } from '../src/watch/metrics.js'
+import {
+  type MetricsEndpoint,
+  type MetricsServer,
+  parseMetricsAddress,
+  reapplyMetrics,
+  startMetrics,
+} from '../src/watch/metrics.js'
 import type { DaemonSnapshot } from '../src/watch/snapshot.js'
 import { failure } from './helpers/errors.js'
 import { sampleSnapshot, T0 } from './helpers/snapshot.js'
@@ -163,6 +169,74 @@ describe('Prometheus endpoint', () => {
       expect(outputs[entryOut]?.imports.some((i) => i.kind === 'dynamic-import')).toBe(true)
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+/** A port free on loopback right now (taken and let go). */
+async function freePort(): Promise<number> {
+  const probe = createServer()
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve))
+  const { port } = probe.address() as { port: number }
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
+}
+
+/** Whether anything answers HTTP on loopback at `port`. */
+async function answers(port: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/metrics`)
+    await response.text()
+    return response.status === 200
+  } catch {
+    return false
+  }
+}
+
+describe('metrics endpoint on reload (SIGHUP)', () => {
+  let endpoint: MetricsEndpoint | undefined
+  afterEach(async () => {
+    await endpoint?.server.close()
+    endpoint = undefined
+  })
+  const snapshot = () => sampleSnapshot()
+
+  it('moves to a changed address, keeps an unchanged one, and closes when the address is gone', async () => {
+    const log = new MemoryLogger()
+    const [first, second] = [await freePort(), await freePort()]
+    endpoint = await reapplyMetrics(undefined, { host: '127.0.0.1', port: first }, snapshot, log)
+    expect(await answers(first)).toBe(true)
+    const same = await reapplyMetrics(endpoint, { host: '127.0.0.1', port: first }, snapshot, log)
+    expect(same).toBe(endpoint)
+    endpoint = await reapplyMetrics(endpoint, { host: '127.0.0.1', port: second }, snapshot, log)
+    expect([await answers(first), await answers(second)]).toEqual([false, true])
+    expect(endpoint?.server.address).toEqual({ host: '127.0.0.1', port: second })
+    endpoint = await reapplyMetrics(endpoint, undefined, snapshot, log)
+    expect(endpoint).toBeUndefined()
+    expect(await answers(second)).toBe(false)
+    expect(log.lines).toEqual([
+      `metrics: now served on 127.0.0.1:${first}`,
+      `metrics: now served on 127.0.0.1:${second}`,
+      'metrics: no longer served',
+    ])
+  })
+
+  it('keeps serving on the old address when the new one cannot be listened on, with a warning', async () => {
+    const log = new MemoryLogger()
+    const old = await freePort()
+    endpoint = await reapplyMetrics(undefined, { host: '127.0.0.1', port: old }, snapshot, log)
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const { port } = taken.address() as { port: number }
+    try {
+      endpoint = await reapplyMetrics(endpoint, { host: '127.0.0.1', port }, snapshot, log)
+      expect(endpoint?.wanted).toEqual({ host: '127.0.0.1', port: old })
+      expect(await answers(old)).toBe(true)
+      expect(log.lines).toContain(
+        `warning: metrics: cannot listen on 127.0.0.1:${port} (EADDRINUSE); kept on 127.0.0.1:${old}`,
+      )
+    } finally {
+      taken.close()
     }
   })
 })

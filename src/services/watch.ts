@@ -13,7 +13,7 @@ import type { Logger } from '../output.js'
 import { parseWatchConfig, type WatchConfig } from '../watch/config.js'
 import { controlSocketPath, startControlServer } from '../watch/control.js'
 import { WatchDaemon } from '../watch/daemon.js'
-import { type MetricsServer, startMetrics } from '../watch/metrics.js'
+import { type MetricsEndpoint, reapplyMetrics, startMetrics } from '../watch/metrics.js'
 import { summarizeSnapshot } from '../watch/snapshot.js'
 import { systemdNotifier } from '../watch/systemd.js'
 
@@ -71,7 +71,7 @@ export async function runWatch(options: WatchOptions, log: Logger): Promise<Watc
     handlers: { status: snapshot, clearFlap: (name) => daemon!.clearFlap(name) },
     log,
   })
-  let metrics: MetricsServer | undefined
+  let metrics: MetricsEndpoint | undefined
   try {
     daemon = new WatchDaemon({
       log,
@@ -84,14 +84,20 @@ export async function runWatch(options: WatchOptions, log: Logger): Promise<Watc
         return descriptor.load({ env, cache, log, settings })
       },
     })
-    if (config.metrics) metrics = await startMetrics(config.metrics, snapshot, log)
+    if (config.metrics)
+      metrics = { wanted: config.metrics, server: await startMetrics(config.metrics, snapshot, log) }
     await daemon.start(config.ips)
     log.info(`ipmove watch running: ${config.ips.map((w) => w.name).join(', ')} (pid ${process.pid})`)
     notifier.ready(summarizeSnapshot(snapshot()))
     notifier.startWatchdog()
-    await untilStopped(daemon, options, notifier, log)
+    // SIGHUP: the IPs, then the metrics endpoint, follow the file.
+    const reload = async (next: WatchConfig) => {
+      await daemon!.reload(next.ips)
+      metrics = await reapplyMetrics(metrics, next.metrics, snapshot, log)
+    }
+    await untilStopped(daemon, reload, options, notifier, log)
   } finally {
-    await metrics?.close()
+    await metrics?.server.close()
     await control.close()
     await notifier.close()
   }
@@ -102,6 +108,7 @@ export async function runWatch(options: WatchOptions, log: Logger): Promise<Watc
 /** Serve signals: SIGHUP reloads, SIGTERM and SIGINT stop (after a reload under way). */
 function untilStopped(
   daemon: WatchDaemon,
+  reload: (config: WatchConfig) => Promise<void>,
   options: WatchOptions,
   notifier: ReturnType<typeof systemdNotifier>,
   log: Logger,
@@ -113,7 +120,7 @@ function untilStopped(
         log.info('SIGHUP: reloading the config')
         notifier.reloading()
         try {
-          await daemon.reload(readWatchConfig(options).ips)
+          await reload(readWatchConfig(options))
         } catch (error) {
           log.warn(`config not reloaded, the running one is kept: ${(error as Error).message}`)
         }

@@ -5,6 +5,7 @@
  * configured, so a daemon without metrics starts as fast as before.
  */
 import { isIP } from 'node:net'
+import { isDeepStrictEqual } from 'node:util'
 import { usageError } from '../errors.js'
 import type { Logger } from '../output.js'
 import { shown } from '../validate.js'
@@ -40,4 +41,46 @@ export async function startMetrics(
 ): Promise<MetricsServer> {
   const { servePrometheus } = await import('./prometheus.js')
   return servePrometheus(address, snapshot, log)
+}
+
+/** A running endpoint and the address the config asked for (port 0 there, the chosen port in `server`). */
+export interface MetricsEndpoint {
+  wanted: MetricsAddress
+  server: MetricsServer
+}
+
+const shownAddress = (a: MetricsAddress) =>
+  a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`
+
+/**
+ * Follow a reloaded config (SIGHUP): open, move or close the endpoint. The
+ * old one closes first, so a new address on the same port can be taken; if
+ * the new address cannot be listened on, the old one is reopened and a
+ * warning says so, as a config with errors keeps the running one.
+ */
+export async function reapplyMetrics(
+  current: MetricsEndpoint | undefined,
+  wanted: MetricsAddress | undefined,
+  snapshot: () => DaemonSnapshot,
+  log: Logger,
+): Promise<MetricsEndpoint | undefined> {
+  if (isDeepStrictEqual(current?.wanted, wanted)) return current
+  await current?.server.close()
+  if (!wanted) {
+    log.info('metrics: no longer served')
+    return undefined
+  }
+  try {
+    const server = await startMetrics(wanted, snapshot, log)
+    log.info(`metrics: now served on ${shownAddress(server.address)}`)
+    return { wanted, server }
+  } catch (error) {
+    const message = (error as Error).message
+    if (!current) {
+      log.warn(`${message}; no metrics served`)
+      return undefined
+    }
+    log.warn(`${message}; kept on ${shownAddress(current.wanted)}`)
+    return reapplyMetrics(undefined, current.wanted, snapshot, log)
+  }
 }
