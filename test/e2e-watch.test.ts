@@ -186,6 +186,25 @@ ${probes}`
     return (JSON.parse(run.stdout).holder as { name: string }).name
   }
 
+  /**
+   * An operator (or a stray hook) moves the IP at the API from the client's node, behind the daemons' back;
+   * without waiting for the move to settle, since a daemon may rightly move it back before.
+   */
+  async function operatorMove(instance: string): Promise<void> {
+    const move = await rig.run(
+      rig.obs,
+      ipmoveArgv(['move', '--project', 't18s', '--ip', IP, '--instance', instance, '--no-wait']),
+      {
+        env: {
+          ...emulator!.env,
+          IPMOVE_CACHE_DIR: join(dir, 'cache-obs'),
+          IPMOVE_CONFIG: writeConfig('obs.conf', ''),
+        },
+      },
+    )
+    expect(move.code, move.stderr).toBe(0)
+  }
+
   /** A master on A (it holds the IP in the emulator's fixture) and a backup on B. */
   async function pair(a: string, b: string) {
     await emulate()
@@ -302,18 +321,7 @@ ${probes}`
 
   it('the API moved to the live peer behind the daemons’ back: A yields, B takes the role', async () => {
     const { da, db } = await pair('', '')
-    const move = await rig.run(
-      rig.obs,
-      ipmoveArgv(['move', '--project', 't18s', '--ip', IP, '--instance', INSTANCE.b]),
-      {
-        env: {
-          ...emulator!.env,
-          IPMOVE_CACHE_DIR: join(dir, 'cache-obs'),
-          IPMOVE_CONFIG: writeConfig('obs.conf', ''),
-        },
-      },
-    )
-    expect(move.code, move.stderr).toBe(0)
+    await operatorMove(INSTANCE.b)
     await da.waitFor(/\[web\] master → backup: the API routes the IP elsewhere/)
     await db.waitFor(/\[web\] backup → master/)
     await waitFor(
@@ -321,6 +329,51 @@ ${probes}`
       async () => ((await carries(rig.b)) && !(await carries(rig.a)) ? true : undefined),
       5000,
     )
+  })
+
+  it('the address removed by hand from the master: put back at the next API read, the API untouched', async () => {
+    const { da } = await pair('', '')
+    const removed = await exec(['ip', '-n', rig.a.ns, 'addr', 'del', `${IP}/32`, 'dev', 'eth0'])
+    expect(removed.code, removed.stderr).toBe(0)
+    await da.waitFor(/claiming 203\.0\.113\.10\/32: the API routes the IP here, but the address is missing/)
+    await waitFor('A to carry the IP again', async () => ((await carries(rig.a)) ? true : undefined), 5000)
+    expect(await answeredBy()).toBe('a')
+    expect(attaches()).toBe(0)
+    expect(da.lines().some((l) => l.includes('master → '))).toBe(false)
+  })
+
+  it('the API moved back to the dead old master by an operator: the new master re-asserts, once', async () => {
+    const { db } = await pair('', '')
+    await exec(['ip', '-n', rig.a.ns, 'link', 'set', 'eth0', 'down'])
+    await db.waitFor(/\[web\] backup → master/)
+    expect(attaches()).toBe(1)
+    // A stale hook, or an operator, routes the IP to A, whose link is still down.
+    await operatorMove(INSTANCE.a)
+    await db.waitFor(/the API routes the IP elsewhere while the peer is dead: re-asserting/)
+    await waitFor(
+      'the API to route the IP to B again',
+      async () => ((await holder()) === INSTANCE.b ? true : undefined),
+      10_000,
+      200,
+    )
+    expect(await carries(rig.b)).toBe(true)
+    expect(await answeredBy()).toBe('b')
+    // B's takeover, the operator's move, B's re-assertion; then it stays.
+    await new Promise((r) => setTimeout(r, 2500))
+    expect(attaches()).toBe(3)
+    expect(db.lines().filter((l) => l.includes('master → backup'))).toEqual([])
+  })
+
+  it('the API down: policy release drops the address, and nobody claims it without the API', async () => {
+    const { da, db } = await pair('api-unreachable = release', 'api-unreachable = release')
+    await emulator!.stop()
+    emulator = undefined
+    await da.waitFor(/\[web\] master → backup: the API is unreachable \(.*\); policy release/)
+    await waitFor('A to drop the IP', async () => ((await carries(rig.a)) ? undefined : true), 5000)
+    await db.waitFor(/cannot read the API/)
+    await new Promise((r) => setTimeout(r, 1500))
+    expect([await carries(rig.a), await carries(rig.b)]).toEqual([false, false])
+    expect(db.lines().some((l) => l.includes('backup → master'))).toBe(false)
   })
 
   it('the API down: policy hold keeps the address and claims nothing', async () => {
@@ -362,6 +415,35 @@ ${probes}`
     } finally {
       monitor.kill()
     }
+  })
+
+  it('SIGHUP with a changed metrics address moves the Prometheus endpoint', async () => {
+    await emulate()
+    const withMetrics = (port: number) => `[watch]\nmetrics = 127.0.0.1:${port}\n\n${ovhConfig('a', '')}`
+    /** A scrape from A's namespace, where the daemon's loopback is: the role lines, or undefined when nothing answers. */
+    const scrape = async (port: number) => {
+      const run = await rig.run(rig.a, [
+        process.execPath,
+        '-e',
+        `fetch('http://127.0.0.1:${port}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t), () => process.exit(1))`,
+      ])
+      return run.code === 0
+        ? run.stdout.split('\n').filter((l) => l.startsWith('ipmove_watch_role{'))
+        : undefined
+    }
+    const da = daemon(rig.a, withMetrics(9479))
+    await da.waitFor(/\[web\] backup → master/)
+    expect(await scrape(9479)).toContain(
+      'ipmove_watch_role{ip="web",address="203.0.113.10/32",role="master"} 1',
+    )
+    writeConfig('a.conf', withMetrics(9480))
+    da.signal('SIGHUP')
+    await da.waitFor(/metrics: now served on 127\.0\.0\.1:9480/)
+    expect(await scrape(9479)).toBeUndefined()
+    expect(await scrape(9480)).toContain(
+      'ipmove_watch_role{ip="web",address="203.0.113.10/32",role="master"} 1',
+    )
+    expect(da.lines()).toContain('reloaded: kept web')
   })
 
   it('a config with errors starts nothing and names the line', async () => {
