@@ -2,11 +2,16 @@
 // (nodes a and b, a client obs, one bridge): A is master, B backup, both
 // running the built daemon; A's link dies.
 //  - the gap the client sees in its pings (every 10 ms) to the failover IP,
-//    local provider, default timings and the fast profile;
+//    local provider, default timings and the fast profile, each side by side
+//    with keepalived in the same rig and run (bench-keepalived.mjs): the
+//    defaults against keepalived's default (VRRPv2, advert_int 1), the fast
+//    profile against VRRPv3 with 100 ms adverts, rounds interleaved;
 //  - with the OVH emulator (no pending delay) on the client's address: link
 //    death → attach request received, against deadtime + 0.2 s.
 // Needs root; skips with a message otherwise. Run alone with
-// `node scripts/bench-watch.mjs` (after `npm run build`).
+// `node scripts/bench-watch.mjs` (after `npm run build`); `npm run
+// bench:failover` runs the comparison with keepalived alone
+// (`node scripts/bench-watch.mjs failover [defaults|fast] [--json]`).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,6 +19,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
+import { keepalivedProblem, keepalivedVersion, startKeepalived } from './bench-keepalived.mjs'
 import { destroy, inNs, must, NODES, ns, problem, run, setup } from './bench-local.mjs'
 import { BIN, isolatedEnv, startEmulator } from './emulator-process.mjs'
 
@@ -97,7 +103,7 @@ target = ${peer.ipv4}
 `
 }
 
-/** The client pings `ip` every 10 ms; `gapAfter(t)` is the longest silence between replies after t (ms). */
+/** The client pings `ip` every 10 ms, timestamps from ping itself (-D). */
 function clientPings(ip) {
   const child = spawn('ip', ['netns', 'exec', ns(OBS.name), 'ping', '-n', '-D', '-i', '0.01', ip], {
     stdio: ['ignore', 'pipe', 'ignore'],
@@ -109,6 +115,7 @@ function clientPings(ip) {
   })
   return {
     replies,
+    /** The longest silence between two replies, counting only silences that end after `epochMs`. */
     gapAfter(epochMs) {
       let gap = 0
       for (let i = 1; i < replies.length; i++) {
@@ -126,28 +133,85 @@ async function resetLinks(ip) {
   await run(['ip', '-n', ns(OBS.name), 'neigh', 'flush', 'to', ip, 'dev', 'eth0'])
 }
 
-/** One failover with the local provider: the ping gap the client saw. */
-async function lanGap(extra) {
+async function carries(node, ip) {
+  const out = await must(['ip', '-n', ns(node.name), '-j', 'addr', 'show', 'dev', 'eth0'])
+  return JSON.parse(out).some((link) => (link.addr_info ?? []).some((a) => a.local === ip))
+}
+
+async function until(what, check, timeoutMs) {
+  const deadline = performance.now() + timeoutMs
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(20)
+  }
+}
+
+/**
+ * The failover pairs measured, each on LAN_IP with A preferred: `start()`
+ * resolves once A carries the address and B is a ready backup, with a
+ * `stop()` for both nodes.
+ */
+const PAIRS = {
+  ipmove(extra) {
+    return async () => {
+      const env = isolatedEnv()
+      const provider = 'provider = local\n'
+      const da = daemon(A, watchConfig(A, B, LAN_IP, provider, extra), env)
+      const db = daemon(B, watchConfig(B, A, LAN_IP, provider, extra), env)
+      const stop = async () => {
+        await da.stop()
+        await db.stop()
+      }
+      try {
+        await da.line(/\[web\] backup → master/)
+        await db.line(/\[web\] peer check: up/)
+      } catch (error) {
+        await stop()
+        throw error
+      }
+      return { stop }
+    }
+  },
+  keepalived(advertS, vrrpVersion) {
+    return async () => {
+      const [ka, kb] = [A, B].map((node) =>
+        startKeepalived(node, { address: LAN_IP, priority: node === A ? 150 : 100, advertS, vrrpVersion }),
+      )
+      const stop = async () => {
+        await ka.stop()
+        await kb.stop()
+      }
+      try {
+        await until('keepalived to make A master', () => carries(A, LAN_IP), 15_000)
+        // B has heard A's adverts for a while: a settled backup, as ipmove's B is once its peer check is up.
+        await sleep(Math.max(1500, 3000 * advertS))
+        if (await carries(B, LAN_IP)) throw new Error(`keepalived made both nodes master:\n${kb.log()}`)
+      } catch (error) {
+        await stop()
+        throw error
+      }
+      return { stop }
+    }
+  },
+}
+
+/** One failover of `start`'s pair: A's link dies; the longest gap in the client's pings until B answers. */
+async function lanGap(start) {
   await resetLinks(LAN_IP)
-  const env = isolatedEnv()
-  const provider = 'provider = local\n'
-  const da = daemon(A, watchConfig(A, B, LAN_IP, provider, extra), env)
-  const db = daemon(B, watchConfig(B, A, LAN_IP, provider, extra), env)
+  const pair = await start()
+  const pings = clientPings(LAN_IP)
   try {
-    await da.line(/\[web\] backup → master/)
-    await db.line(/\[web\] peer check: up/)
-    const pings = clientPings(LAN_IP)
     await sleep(500)
     if (pings.replies.length === 0) throw new Error('the client gets no replies from the master')
     const died = Date.now()
     await must(['ip', '-n', ns(A.name), 'link', 'set', 'eth0', 'down'])
-    await db.line(/\[web\] backup → master/)
-    await sleep(300)
-    pings.stop()
+    await until('B to carry the address', () => carries(B, LAN_IP), 15_000)
+    const carried = Date.now()
+    await until('the client’s pings to resume', async () => (pings.replies.at(-1) ?? 0) > carried, 5000)
     return pings.gapAfter(died)
   } finally {
-    await da.stop()
-    await db.stop()
+    pings.stop()
+    await pair.stop()
   }
 }
 
@@ -279,8 +343,7 @@ async function soak(seconds) {
   } finally {
     await da.stop()
     await db.stop()
-    for (const n of [A, B])
-      await run(['ip', 'netns', 'exec', ns(n.name), 'tc', 'qdisc', 'del', 'dev', 'eth0', 'root'])
+    for (const n of [A, B]) await run(inNs(n.name, ['nft', 'delete', 'table', 'inet', 'benchloss']))
   }
 }
 
@@ -295,22 +358,94 @@ async function samples(fn) {
   return values
 }
 
-export async function benchWatch() {
+/** Each comparison: ipmove watch with timings against keepalived's nearest setting, in the same rig. */
+const COMPARISONS = {
+  defaults: {
+    targetMs: 1000,
+    ipmove: { label: 'ipmove watch, defaults', start: PAIRS.ipmove('') },
+    keepalived: { label: 'keepalived, advert_int 1 (VRRPv2, its default)', start: PAIRS.keepalived(1, 2) },
+  },
+  fast: {
+    targetMs: 250,
+    // The fast profile, and the local provider's link probe shortened to match (it runs in the claim).
+    ipmove: {
+      label: 'ipmove watch, profile = fast',
+      start: PAIRS.ipmove('profile = fast\n\n[local]\nprobe-timeout = 0.02'),
+    },
+    keepalived: { label: 'keepalived, VRRPv3 advert_int 0.1', start: PAIRS.keepalived(0.1, 3) },
+  },
+}
+
+/**
+ * ipmove and keepalived failovers, rounds interleaved so that a slow moment
+ * of the machine weighs on both alike. The rig must be set up.
+ */
+async function compare(name) {
+  const { ipmove, keepalived, targetMs } = COMPARISONS[name]
+  const skipped = await keepalivedProblem()
+  const gaps = { ipmove: [], keepalived: [] }
+  for (let i = 0; i < RUNS; i++) {
+    gaps.ipmove.push(await lanGap(ipmove.start))
+    if (!skipped) gaps.keepalived.push(await lanGap(keepalived.start))
+  }
+  const figure = (label, values) => ({
+    label,
+    medianMs: Math.round(median(values)),
+    samplesMs: values.map(Math.round),
+  })
+  const result = { name, targetMs, ipmove: figure(ipmove.label, gaps.ipmove) }
+  if (skipped) result.keepalivedSkipped = skipped
+  else {
+    result.keepalived = { ...figure(keepalived.label, gaps.keepalived), version: await keepalivedVersion() }
+    result.ratio = Number((result.keepalived.medianMs / result.ipmove.medianMs).toFixed(2))
+  }
+  return result
+}
+
+function showComparison(r) {
+  const show = (f) => `${f.label} ${f.medianMs} ms (${f.samplesMs.join(', ')})`
+  const other = r.keepalived
+    ? `${show(r.keepalived)} [${r.keepalived.version}]; keepalived/ipmove ${r.ratio}x`
+    : `keepalived: skipped (${r.keepalivedSkipped})`
+  return (
+    `LAN failover, ${r.name}: client ping gap after A's link dies, median of ${RUNS}: ` +
+    `${show(r.ipmove)} (target <= ${r.targetMs} ms); ${other}`
+  )
+}
+
+/** The rig for the duration of `fn`, or a skip message. */
+async function withRig(what, fn) {
   const why = await problem()
   if (why) {
-    console.log(`ipmove watch failover: skipped (${why})`)
+    console.log(`${what}: skipped (${why})`)
     return
   }
   try {
     await setup()
+    await fn()
+  } finally {
+    destroy()
+  }
+}
+
+/** `npm run bench:failover`: the comparisons alone, as lines or (--json) one JSON object. */
+export async function benchFailover(names = Object.keys(COMPARISONS), json = false) {
+  await withRig('ipmove watch vs keepalived', async () => {
+    const results = []
+    for (const name of names) {
+      results.push(await compare(name))
+      if (!json) console.log(showComparison(results.at(-1)))
+    }
+    if (json) console.log(JSON.stringify({ runs: RUNS, comparisons: results }))
+  })
+}
+
+export async function benchWatch() {
+  await withRig('ipmove watch failover', async () => {
     await must(inNs(OBS.name, ['ip', 'route', 'add', `${OVH_IP}/32`, 'dev', 'eth0']))
+    for (const name of Object.keys(COMPARISONS)) console.log(showComparison(await compare(name)))
     const show = (values) =>
       `median ${median(values).toFixed(0)} ms of ${values.map((v) => v.toFixed(0)).join(', ')}`
-    const defaults = await samples(() => lanGap(''))
-    console.log(`ipmove watch, LAN, defaults: client ping gap ${show(defaults)} (target <= 1000 ms)`)
-    // The fast profile, and the local provider's link probe shortened to match (it runs in the claim).
-    const fast = await samples(() => lanGap('profile = fast\n\n[local]\nprobe-timeout = 0.02'))
-    console.log(`ipmove watch, LAN, fast profile: client ping gap ${show(fast)} (target <= 250 ms)`)
     const attach = await samples(ovhAttach)
     console.log(
       `ipmove watch, OVH emulator: link death → attach received ${show(attach)} (target <= 700 + 200 ms)`,
@@ -330,9 +465,20 @@ export async function benchWatch() {
     } else {
       console.log('ipmove watch soak under packet loss: skipped (set BENCH_WATCH_SOAK_S=600 to run it)')
     }
-  } finally {
-    destroy()
-  }
+  })
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await benchWatch()
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [what, ...rest] = process.argv.slice(2)
+  if (what === 'failover') {
+    const names = rest.filter((a) => a !== '--json')
+    const unknown = names.filter((n) => !(n in COMPARISONS))
+    if (unknown.length > 0) {
+      console.error(
+        `bench-watch: unknown comparison ${unknown.join(', ')} (${Object.keys(COMPARISONS).join(', ')})`,
+      )
+      process.exit(2)
+    }
+    await benchFailover(names.length > 0 ? names : undefined, rest.includes('--json'))
+  } else await benchWatch()
+}
