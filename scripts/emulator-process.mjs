@@ -13,6 +13,11 @@ export const BIN = fileURLToPath(
   new URL(process.env.IPMOVE_TEST_BIN || 'bin/run.js', new URL('../', import.meta.url)),
 )
 
+const isolatedDirs = []
+function removeIsolatedDirs() {
+  for (const dir of isolatedDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+}
+
 /**
  * An environment that shields a run from this machine's own ipmove config
  * and id cache: an empty config file and a fresh cache directory, both
@@ -20,7 +25,9 @@ export const BIN = fileURLToPath(
  */
 export function isolatedEnv(extra = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-run-'))
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }))
+  // One exit listener for them all: `npm run bench` makes more than Node's warning limit of 10.
+  if (isolatedDirs.length === 0) process.once('exit', removeIsolatedDirs)
+  isolatedDirs.push(dir)
   const config = join(dir, 'ipmove.conf')
   writeFileSync(config, '', { mode: 0o600 })
   return { ...process.env, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
