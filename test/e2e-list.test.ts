@@ -19,7 +19,8 @@ beforeAll(async () => {
     key: 'lister-ck',
     rules: [...minimal.rules, { method: 'GET', path: '/ip' }],
   })
-  emulator = await startOvhEmulator({ pendingMs: 300, fixture })
+  // Long enough that the list run after a --no-wait move still sees it pending on a loaded machine.
+  emulator = await startOvhEmulator({ pendingMs: 5000, fixture })
 })
 
 afterAll(async () => {
