@@ -278,7 +278,8 @@ describeRoot('probes against the real kernel (network namespaces)', () => {
       expect(first(8080)).toMatchObject({ ok: true, detail: 'connected' })
       expect(first(8081)).toMatchObject({ ok: false, detail: expect.stringMatching(/ECONNREFUSED/) })
       expect(first(8082)).toMatchObject({ ok: false, detail: 'no answer within 200 ms' })
-      expect(first(8082).ms).toBeGreaterThanOrEqual(200)
+      // Node's timers run on the loop's cached clock, so a 200 ms timeout can measure 199.x ms by performance.now().
+      expect(first(8082).ms).toBeGreaterThanOrEqual(195)
       expect(first(8082).ms).toBeLessThan(400)
     } finally {
       await undo()
