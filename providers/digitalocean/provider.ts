@@ -8,7 +8,6 @@
  * Least privilege: a custom-scoped token with `reserved_ip:read`,
  * `reserved_ip:update`, `droplet:read` and `actions:read`.
  */
-import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
@@ -18,13 +17,8 @@ import type {
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { registerSecret } from '../../src/output.js'
-import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import { BearerApiProvider, parseJson, type TokenApiSpec } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
-import { apiBaseUrl } from '../token-settings.js'
-
-const DEFAULT_ENDPOINT = 'https://api.digitalocean.com'
-const METADATA_URL = 'http://169.254.169.254/metadata/v1.json'
 
 interface Droplet {
   id: number
@@ -51,64 +45,31 @@ interface DigitalOceanErrorBody {
   request_id?: string
 }
 
-export class DigitalOceanProvider implements Provider {
-  readonly name = 'digitalocean'
-  readonly hasCloudApi = true
-  private readonly api: BearerApi
+const SPEC: TokenApiSpec = {
+  title: 'DigitalOcean API',
+  tag: 'digitalocean',
+  token: { variable: 'DIGITALOCEAN_ACCESS_TOKEN', setting: 'token' },
+  missingToken:
+    'no DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN or token= in the [digitalocean] section of the config file',
+  authHeaders: (token) => ({ Authorization: `Bearer ${token}` }),
+  endpoint: { variable: 'DIGITALOCEAN_API_URL', default: 'https://api.digitalocean.com' },
+  metadataVariable: 'IPMOVE_DIGITALOCEAN_METADATA_URL',
+  // The variable names the metadata root, as the emulator prints it; the JSON document sits beside it.
+  metadataUrl: (fromEnv) =>
+    fromEnv === undefined ? 'http://169.254.169.254/metadata/v1.json' : `${fromEnv}.json`,
+  toError: apiError,
+  rateLimitWaitMs: rateLimitWait,
+}
 
-  private constructor(
-    baseUrl: string,
-    token: string,
-    private readonly metadataUrl: URL,
-    private readonly cache: IdCache,
-    log: ProviderContext['log'],
-  ) {
-    this.api = new BearerApi({
-      baseUrl,
-      authHeaders: { Authorization: `Bearer ${token}` },
-      log,
-      title: 'DigitalOcean API',
-      tag: 'digitalocean',
-      toError: apiError,
-      rateLimitWaitMs: rateLimitWait,
-    })
-  }
+export class DigitalOceanProvider extends BearerApiProvider implements Provider {
+  readonly name = 'digitalocean'
 
   static async create(context: ProviderContext): Promise<DigitalOceanProvider> {
-    const { env, settings } = context
-    const token = env.DIGITALOCEAN_ACCESS_TOKEN || settings.token
-    if (!token) {
-      throw usageError(
-        'no DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN or token= in the [digitalocean] section of the config file',
-      )
-    }
-    registerSecret(token)
-    const where = env.DIGITALOCEAN_API_URL ? 'DIGITALOCEAN_API_URL' : 'endpoint='
-    const base = apiBaseUrl(env.DIGITALOCEAN_API_URL || settings.endpoint || DEFAULT_ENDPOINT, where)
-    const metadata = urlFrom(
-      env.IPMOVE_DIGITALOCEAN_METADATA_URL ? `${env.IPMOVE_DIGITALOCEAN_METADATA_URL}.json` : METADATA_URL,
-      'IPMOVE_DIGITALOCEAN_METADATA_URL',
-    )
-    return new DigitalOceanProvider(
-      base.href.replace(/\/+$/, ''),
-      token,
-      metadata,
-      context.cache,
-      context.log,
-    )
+    return new DigitalOceanProvider(context)
   }
 
-  get requests(): number {
-    return this.api.requests
-  }
-
-  get roundTrips(): number {
-    return this.api.roundTrips
-  }
-
-  close(): void {
-    this.cache.save()
-    this.api.close()
+  private constructor(context: ProviderContext) {
+    super(context, SPEC)
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {

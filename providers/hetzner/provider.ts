@@ -7,7 +7,6 @@
  * Least privilege: a project token with Read & Write (a Read token cannot
  * assign, and the API has no finer scopes). The project scopes what it reaches.
  */
-import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
@@ -17,15 +16,11 @@ import type {
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp, shown } from '../../src/validate.js'
-import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import { BearerApiProvider, parseJson, type TokenApiSpec } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
 import { network64 } from '../ipv6.js'
-import { apiBaseUrl } from '../token-settings.js'
 
-const DEFAULT_ENDPOINT = 'https://api.hetzner.cloud/v1'
-const METADATA_URL = 'http://169.254.169.254/hetzner/v1/metadata'
 /** The most the list endpoints give per page. */
 const PER_PAGE = 50
 
@@ -60,58 +55,31 @@ interface HetznerErrorBody {
 /** The API's error codes that mean "another operation holds the resource: wait and decide again". */
 const BUSY_CODES = new Set(['locked', 'conflict'])
 
-export class HetznerProvider implements Provider {
+const SPEC: TokenApiSpec = {
+  title: 'Hetzner Cloud API',
+  tag: 'hetzner',
+  token: { variable: 'HCLOUD_TOKEN', setting: 'token' },
+  missingToken:
+    'no Hetzner Cloud API token: set HCLOUD_TOKEN or token= in the [hetzner] section of the config file',
+  authHeaders: (token) => ({ Authorization: `Bearer ${token}` }),
+  endpoint: { variable: 'HCLOUD_ENDPOINT', default: 'https://api.hetzner.cloud/v1' },
+  metadataVariable: 'IPMOVE_HETZNER_METADATA_URL',
+  metadataUrl: (fromEnv) => fromEnv ?? 'http://169.254.169.254/hetzner/v1/metadata',
+  toError: apiError,
+  rateLimitWaitMs: rateLimitWait,
+}
+
+export class HetznerProvider extends BearerApiProvider implements Provider {
   readonly name = 'hetzner'
-  readonly hasCloudApi = true
-  private readonly api: BearerApi
   /** Server names by id, for reports: from the metadata service, lookups and the cache. */
   private readonly serverNames = new Map<string, string>()
 
-  private constructor(
-    api: Omit<ConstructorParameters<typeof BearerApi>[0], 'title' | 'tag' | 'toError' | 'rateLimitWaitMs'>,
-    private readonly metadataUrl: URL,
-    private readonly cache: IdCache,
-  ) {
-    this.api = new BearerApi({
-      ...api,
-      title: 'Hetzner Cloud API',
-      tag: 'hetzner',
-      toError: apiError,
-      rateLimitWaitMs: rateLimitWait,
-    })
-  }
-
   static async create(context: ProviderContext): Promise<HetznerProvider> {
-    const { env, settings } = context
-    const token = env.HCLOUD_TOKEN || settings.token
-    if (!token) {
-      throw usageError(
-        'no Hetzner Cloud API token: set HCLOUD_TOKEN or token= in the [hetzner] section of the config file',
-      )
-    }
-    registerSecret(token)
-    const where = env.HCLOUD_ENDPOINT ? 'HCLOUD_ENDPOINT' : 'endpoint='
-    const base = apiBaseUrl(env.HCLOUD_ENDPOINT || settings.endpoint || DEFAULT_ENDPOINT, where)
-    const metadata = urlFrom(env.IPMOVE_HETZNER_METADATA_URL || METADATA_URL, 'IPMOVE_HETZNER_METADATA_URL')
-    const baseUrl = base.href.replace(/\/+$/, '')
-    return new HetznerProvider(
-      { baseUrl, authHeaders: { Authorization: `Bearer ${token}` }, log: context.log },
-      metadata,
-      context.cache,
-    )
+    return new HetznerProvider(context)
   }
 
-  get requests(): number {
-    return this.api.requests
-  }
-
-  get roundTrips(): number {
-    return this.api.roundTrips
-  }
-
-  close(): void {
-    this.cache.save()
-    this.api.close()
+  private constructor(context: ProviderContext) {
+    super(context, SPEC)
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
