@@ -11,6 +11,8 @@
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
@@ -61,6 +63,10 @@ const SPEC: TokenApiSpec = {
   rateLimitWaitMs: rateLimitWait,
 }
 
+const NO_PROJECTS = '--project does not apply to DigitalOcean'
+/** The most a list page holds. */
+const PER_PAGE = 200
+
 export class DigitalOceanProvider extends BearerApiProvider implements Provider {
   readonly name = 'digitalocean'
 
@@ -73,7 +79,7 @@ export class DigitalOceanProvider extends BearerApiProvider implements Provider 
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project) throw usageError('--project does not apply to DigitalOcean')
+    if (request.project) throw usageError(NO_PROJECTS)
     if (request.ipId !== undefined)
       throw usageError('DigitalOcean knows a reserved IP by its address: use --ip')
     const ip = request.ip!
@@ -139,6 +145,21 @@ export class DigitalOceanProvider extends BearerApiProvider implements Provider 
         }
       },
     }
+  }
+
+  /** The account's reserved IPs with their droplets (names included): one request per 200 IPs. */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    const found: ReservedIp[] = []
+    for (let page = 1; ; page++) {
+      const answer = await this.api.call<{
+        reserved_ips: ReservedIp[]
+        links?: { pages?: { next?: string } }
+      }>('GET', `/v2/reserved_ips?page=${page}&per_page=${PER_PAGE}`, signal)
+      found.push(...answer.reserved_ips)
+      if (!answer.links?.pages?.next) break
+    }
+    return found.map((reserved) => ({ ip: `${reserved.ip}/32`, kind: 'reserved', ...state(reserved) }))
   }
 
   private async reservedIp(address: string, signal: AbortSignal): Promise<ReservedIp> {

@@ -10,6 +10,8 @@
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
@@ -52,6 +54,8 @@ interface HetznerErrorBody {
   error?: { code?: string; message?: string }
 }
 
+const NO_PROJECTS = '--project does not apply to Hetzner Cloud: a token belongs to one project'
+
 /** The API's error codes that mean "another operation holds the resource: wait and decide again". */
 const BUSY_CODES = new Set(['locked', 'conflict'])
 
@@ -83,8 +87,7 @@ export class HetznerProvider extends BearerApiProvider implements Provider {
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project)
-      throw usageError('--project does not apply to Hetzner Cloud: a token belongs to one project')
+    if (request.project) throw usageError(NO_PROJECTS)
     // The target and the IP are independent: look both up side by side (one round trip).
     const target = !request.needTarget
       ? Promise.resolve(undefined)
@@ -148,6 +151,41 @@ export class HetznerProvider extends BearerApiProvider implements Provider {
     }
   }
 
+  /**
+   * The project's floating IPs: one request a page (50 IPs). The list names
+   * holders by id only; names come from the cache, else from one list of the
+   * project's servers. An assign in progress does not show in the list.
+   */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    const floating: FloatingIp[] = []
+    for await (const page of this.pages<FloatingIp>('floating_ips', signal)) floating.push(...page)
+    if (floating.some((f) => f.server !== null && !this.holder(f.server)?.name)) {
+      for await (const page of this.pages<Server>('servers', signal)) {
+        for (const server of page) this.cache.set(`server-name:${server.id}`, server.name)
+      }
+    }
+    return floating.map((f) => ({
+      ip: f.ip.includes('/') ? f.ip : `${f.ip}/32`,
+      kind: f.type,
+      id: String(f.id),
+      ...this.state(f),
+    }))
+  }
+
+  /** A list endpoint's items, one page (the most it gives) at a time. */
+  private async *pages<T>(collection: string, signal: AbortSignal): AsyncGenerator<T[]> {
+    for (let page = 1; ; page++) {
+      const list = await this.api.call<Paged & Record<string, unknown>>(
+        'GET',
+        `/${collection}?page=${page}&per_page=${PER_PAGE}`,
+        signal,
+      )
+      yield (list[collection] as T[] | undefined) ?? []
+      if (!list.meta?.pagination?.next_page) return
+    }
+  }
+
   private state(floating: FloatingIp): IpState {
     return { holder: this.holder(floating.server), pending: false }
   }
@@ -186,18 +224,12 @@ export class HetznerProvider extends BearerApiProvider implements Provider {
       this.cache.delete(key)
     }
     // The API cannot filter floating IPs by address: list them, page by page.
-    for (let page = 1; ; page++) {
-      const list = await this.api.call<{ floating_ips: FloatingIp[] } & Paged>(
-        'GET',
-        `/floating_ips?page=${page}&per_page=${PER_PAGE}`,
-        signal,
-      )
-      const found = list.floating_ips.find((f) => holdsAddress(f, address))
+    for await (const page of this.pages<FloatingIp>('floating_ips', signal)) {
+      const found = page.find((f) => holdsAddress(f, address))
       if (found) {
         this.cache.set(key, String(found.id))
         return found
       }
-      if (!list.meta?.pagination?.next_page) break
     }
     throw notFound(`${address.address} is not a floating IP of this Hetzner Cloud project`)
   }

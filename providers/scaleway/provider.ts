@@ -13,6 +13,8 @@
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
@@ -58,6 +60,10 @@ const SPEC: TokenApiSpec = {
   toError: apiError,
 }
 
+const NO_PROJECTS = '--project does not apply to Scaleway: the key and the zone scope the IP'
+/** The most a list page holds. */
+const PER_PAGE = 100
+
 export class ScalewayProvider extends BearerApiProvider implements Provider {
   readonly name = 'scaleway'
   /** The zone of the IP, when set; else this host's zone, from the metadata service. */
@@ -76,8 +82,7 @@ export class ScalewayProvider extends BearerApiProvider implements Provider {
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project)
-      throw usageError('--project does not apply to Scaleway: the key and the zone scope the IP')
+    if (request.project) throw usageError(NO_PROJECTS)
     if (request.ipId !== undefined)
       throw usageError('use --ip: ipmove finds a Scaleway flexible IP by its address')
     const ip = request.ip!
@@ -112,6 +117,30 @@ export class ScalewayProvider extends BearerApiProvider implements Provider {
       write: async (to, writeSignal) =>
         state((await this.api.call<{ ip: ScalewayIp }>('PATCH', path, writeSignal, { server: to.id })).ip),
     }
+  }
+
+  /**
+   * The zone's IPv4 flexible IPs (those ipmove moves) with their servers' names:
+   * one request per 100 IPs. The zone is the configured one: a listing has no
+   * IP whose zone this host's could stand for.
+   */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    if (this.zone === undefined)
+      throw usageError('no Scaleway zone to list: set SCW_DEFAULT_ZONE or zone= in [scaleway]')
+    const found: ScalewayIp[] = []
+    for (let page = 1; ; page++) {
+      const answer = await this.api.call<{ ips: ScalewayIp[]; total_count: number }>(
+        'GET',
+        `/instance/v1/zones/${this.zone}/ips?page=${page}&per_page=${PER_PAGE}`,
+        signal,
+      )
+      found.push(...answer.ips)
+      if (answer.ips.length === 0 || found.length >= answer.total_count) break
+    }
+    return found
+      .filter((ip) => /^\d{1,3}(?:\.\d{1,3}){3}$/.test(ip.address))
+      .map((ip) => ({ ip: `${ip.address}/32`, kind: 'flexible', id: ip.id, ...state(ip) }))
   }
 
   private async readIp(
