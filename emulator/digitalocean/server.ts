@@ -25,12 +25,15 @@
  *   after it is made; `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`
  *   (when the oldest counted request expires) on every answer; 250 per minute
  *   burst, whose 429 carries `retry-after`;
+ * - reserved IPs are regional: "can only be assigned to Droplets within the same
+ *   datacenter" (docs.digitalocean.com/products/networking/floating-ips/);
  * - metadata at `http://169.254.169.254/metadata/v1/…` (id, hostname, region, the
  *   public interface's ipv4 and anchor_ipv4 addresses) and `/metadata/v1.json`.
  *
  * Unconfirmed, chosen here:
  * - 422 `unprocessable_entity` for a missing or wrong `type`/`droplet_id`, an
- *   unknown droplet, a droplet in another region, and an IP with a pending action
+ *   unknown droplet, a droplet in another region (the status and words the API
+ *   gives are not published), and an IP with a pending action
  *   (`locked`), and every message text but the reference's examples;
  * - assigning to the droplet already holding the IP runs a normal action;
  * - the assignment shows in GET answers once the action completes;

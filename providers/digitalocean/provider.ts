@@ -63,6 +63,9 @@ const SPEC: TokenApiSpec = {
   rateLimitWaitMs: rateLimitWait,
 }
 
+/** A droplet found for --instance or this host, with its region slug when known. */
+type Located = Holder & { region?: string }
+
 const NO_PROJECTS = '--project does not apply to DigitalOcean'
 /** The most a list page holds. */
 const PER_PAGE = 200
@@ -92,7 +95,15 @@ export class DigitalOceanProvider extends BearerApiProvider implements Provider 
         ? this.dropletByNameOrId(request.instance, signal)
         : this.thisDroplet(signal)
     target.catch(() => {}) // awaited below
-    const [reserved, holder] = await Promise.all([this.reservedIp(ip.address, signal), target])
+    const [reserved, found] = await Promise.all([this.reservedIp(ip.address, signal), target])
+    // Reserved IPs are regional: the API would refuse the assign; refuse it before writing.
+    const ipRegion = reserved.region?.slug
+    if (found && ipRegion && found.region && found.region !== ipRegion) {
+      throw usageError(
+        `droplet ${found.name ?? found.id} is in ${found.region}, reserved IP ${ip.address} in ${ipRegion}: a reserved IP moves only within its region`,
+      )
+    }
+    const holder = found && { id: found.id, name: found.name }
     /** Our assign action, once written: reads follow it. */
     let action: number | undefined
     return {
@@ -173,11 +184,19 @@ export class DigitalOceanProvider extends BearerApiProvider implements Provider 
     }
   }
 
-  /** --instance: a droplet name (exact, case-insensitive as the API matches; ambiguity refused) or a numeric id. */
-  private async dropletByNameOrId(instance: string, signal: AbortSignal): Promise<Holder> {
+  /**
+   * --instance: a droplet name (exact, case-insensitive as the API matches;
+   * ambiguity refused) or a numeric id, with its region. A cached id comes
+   * with its cached region; a cache entry from before regions were kept is
+   * looked up again.
+   */
+  private async dropletByNameOrId(instance: string, signal: AbortSignal): Promise<Located> {
     const key = `droplet:${instance}`
     const cached = this.cache.get(key)
-    if (cached) return { id: cached, name: this.cache.get(`droplet-name:${cached}`) ?? instance }
+    const cachedRegion = cached && this.cache.get(`droplet-region:${cached}`)
+    if (cached && cachedRegion) {
+      return { id: cached, name: this.cache.get(`droplet-name:${cached}`) ?? instance, region: cachedRegion }
+    }
     const { droplets } = await this.api.call<{ droplets: Droplet[] }>(
       'GET',
       `/v2/droplets?name=${encodeURIComponent(instance)}`,
@@ -195,19 +214,21 @@ export class DigitalOceanProvider extends BearerApiProvider implements Provider 
     if (!found) throw notFound(`no droplet ${JSON.stringify(instance)} in this DigitalOcean account`)
     this.cache.set(key, String(found.id))
     this.cache.set(`droplet-name:${found.id}`, found.name)
-    return { id: String(found.id), name: found.name }
+    if (found.region?.slug) this.cache.set(`droplet-region:${found.id}`, found.region.slug)
+    return { id: String(found.id), name: found.name, region: found.region?.slug }
   }
 
-  /** This host: the droplet metadata's JSON gives the id and the name in one request. */
-  private async thisDroplet(signal: AbortSignal): Promise<Holder> {
+  /** This host: the droplet metadata's JSON gives the id, the name and the region in one request. */
+  private async thisDroplet(signal: AbortSignal): Promise<Located> {
     const response = await this.api.metadata(this.metadataUrl, signal)
-    const body = parseJson<{ droplet_id?: number; hostname?: string }>(response.text)
+    const body = parseJson<{ droplet_id?: number; hostname?: string; region?: unknown }>(response.text)
     if (response.status !== 200 || !Number.isSafeInteger(body?.droplet_id)) {
       throw usageError(
         `--instance was omitted and the metadata service at ${this.metadataUrl.host} gave no droplet id`,
       )
     }
-    return { id: String(body!.droplet_id), name: body!.hostname }
+    const region = typeof body!.region === 'string' ? body!.region : undefined
+    return { id: String(body!.droplet_id), name: body!.hostname, region }
   }
 }
 
