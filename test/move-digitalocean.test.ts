@@ -32,6 +32,15 @@ function api() {
   return nock(API, { reqheaders: { authorization: `Bearer ${TOKEN}` } })
 }
 
+/** web-1 looked up by name, beside the IP it already holds. */
+function webOneByName() {
+  api()
+    .get('/v2/droplets?name=web-1')
+    .reply(200, { droplets: [droplet(WEB1, 'web-1')] })
+    .get(`/v2/reserved_ips/${IP}`)
+    .reply(200, reserved([WEB1, 'web-1']))
+}
+
 function metadata(id = WEB2, hostname = 'web-2', region = 'fra1') {
   return nock(METADATA).get('/metadata/v1.json').reply(200, { droplet_id: id, hostname, region })
 }
@@ -103,11 +112,7 @@ describe('move on DigitalOcean', () => {
 
   it('resolves --instance by name (cached for the next run) and refuses an ambiguous name', async () => {
     const env = testEnv()
-    api()
-      .get('/v2/droplets?name=web-1')
-      .reply(200, { droplets: [droplet(WEB1, 'web-1')] })
-      .get(`/v2/reserved_ips/${IP}`)
-      .reply(200, reserved([WEB1, 'web-1']))
+    webOneByName()
     expect(await moveIp(options(env, { instance: 'web-1' }), new MemoryLogger())).toMatchObject({
       outcome: 'in-place',
     })
@@ -160,11 +165,7 @@ describe('move on DigitalOcean', () => {
 
   it('looks a cached droplet up again when its region was not cached (a cache from an older ipmove)', async () => {
     const env = testEnv()
-    api()
-      .get('/v2/droplets?name=web-1')
-      .reply(200, { droplets: [droplet(WEB1, 'web-1')] })
-      .get(`/v2/reserved_ips/${IP}`)
-      .reply(200, reserved([WEB1, 'web-1']))
+    webOneByName()
     await moveIp(options(env, { instance: 'web-1' }), new MemoryLogger())
     const cacheDir = env.IPMOVE_CACHE_DIR!
     for (const file of readdirSync(cacheDir)) {
@@ -174,11 +175,7 @@ describe('move on DigitalOcean', () => {
       delete entries[`droplet-region:${WEB1}`]
       writeFileSync(path, JSON.stringify(entries))
     }
-    api()
-      .get('/v2/droplets?name=web-1')
-      .reply(200, { droplets: [droplet(WEB1, 'web-1')] })
-      .get(`/v2/reserved_ips/${IP}`)
-      .reply(200, reserved([WEB1, 'web-1']))
+    webOneByName()
     const again = await moveIp(options(env, { instance: 'web-1' }), new MemoryLogger())
     expect(again).toMatchObject({ outcome: 'in-place', requests: 2 })
   })
