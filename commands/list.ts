@@ -8,7 +8,7 @@ export default class List extends BaseCommand {
   static override summary =
     'List the failover IPs the credentials can see, with holder, kind and pending state.'
   static override description =
-    'Reads only. On OVH: the failover IPs of every Public Cloud project (or of --project), then the classic failover IPs of the account (/ip). On AWS: the Elastic IPs of the region. Each line names what a hook line needs: the IP, its project, its id for --ip-id, and where it is now.'
+    'Reads only. On OVH: the failover IPs of every Public Cloud project (or of --project), then the classic failover IPs of the account (/ip). On AWS: the Elastic IPs of the region. On Hetzner Cloud: the floating IPs of the project; on Hetzner Robot: the failover IPs of the account; on DigitalOcean: the reserved IPs of the account; on Scaleway: the IPv4 flexible IPs of the zone (SCW_DEFAULT_ZONE or zone=). Each line names what a hook line needs: the IP, its project, its id for --ip-id, and where it is now.'
   static override examples = [
     '<%= config.bin %> list',
     '<%= config.bin %> list --project t18s --json',

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { usageError } from '../src/errors.js'
 import { shown } from '../src/validate.js'
-import { EmulatorServer, type RecordedRequestBase } from './server.js'
+import { EmulatorServer, type RecordedRequestBase, type RunningEmulator } from './server.js'
 
 /** An answer other than success, in the API's own format; thrown by handlers. */
 export class RestError extends Error {
@@ -54,6 +54,9 @@ export interface RestRecordedRequest extends RecordedRequestBase {
   /** The Authorization (or API key) header as sent, for tests of what the client sends. */
   authorization?: string
 }
+
+/** A REST emulator once it listens on loopback; `env` points a client (ipmove) at it. */
+export type RunningRestEmulator<State> = RunningEmulator<State, RestRecordedRequest>
 
 /**
  * A budget of `limit` requests per `windowSeconds` that refills one request at a
@@ -145,8 +148,34 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
     return value as Record<string, unknown>
   }
 
-  /** The part of the state /_emulator/state shows (credentials left out). */
-  protected abstract stateView(): unknown
+  /** The state's key holding credentials: /_emulator/state shows everything else. */
+  protected abstract readonly credentialsKey: keyof State
+
+  /** Name prefix of the temporary directory env.sh goes to when no `dir` is given. */
+  protected abstract readonly dirPrefix: string
+
+  /** The environment that points a client at the emulator listening on `origin`. */
+  protected abstract clientEnv(origin: string): Record<string, string>
+
+  /** The API's URL as tests and env.sh name it (the origin, or below the API's prefix). */
+  protected apiUrl(origin: string): string {
+    return origin
+  }
+
+  /** Listen on plain HTTP and write env.sh. */
+  start(): Promise<RunningEmulator<State, Recorded>> {
+    return this.listen({
+      tls: false,
+      dirPrefix: this.dirPrefix,
+      url: (origin) => this.apiUrl(origin),
+      env: (origin) => this.clientEnv(origin),
+    })
+  }
+
+  private stateView(): unknown {
+    const { [this.credentialsKey]: _credentials, ...rest } = this.state
+    return rest
+  }
 
   /** Resolves after `ms`; never, if the emulator closes first (its sockets are destroyed then). */
   protected delay(ms: number): Promise<void> {
@@ -297,23 +326,53 @@ export function bearerToken(request: IncomingMessage): string | undefined {
   return match?.[1]
 }
 
+/** The fixture entry whose token a request carries as `Authorization: Bearer …`; else `unauthorized()`. */
+export function bearerHolder<T extends { token: string }>(
+  request: IncomingMessage,
+  entries: readonly T[],
+  unauthorized: () => RestError,
+): T {
+  const token = bearerToken(request)
+  const found = token === undefined ? undefined : entries.find((entry) => entry.token === token)
+  if (!found) throw unauthorized()
+  return found
+}
+
+/** One page of a list. */
+export interface Page<T> {
+  items: T[]
+  page: number
+  perPage: number
+  /** At least 1, also for an empty list. */
+  lastPage: number
+}
+
 /**
- * `page` and `per_page` from a list request: the defaults when absent, at most
- * `maxPerPage`, and the API's own error (`invalid(name)`) when not a positive integer.
+ * The page of `items` a list request asks for with `page` and `per_page`:
+ * `defaultPerPage` when absent, at most `maxPerPage`, and the API's own error
+ * (`invalid(name)`) when either is not a positive integer.
  */
-export function pageParams(
+export function pageOf<T>(
+  items: readonly T[],
   query: URLSearchParams,
   defaultPerPage: number,
   maxPerPage: number,
   invalid: (name: string) => RestError,
-): { page: number; perPage: number } {
+): Page<T> {
   const number = (name: string, fallback: number, max: number) => {
     const text = query.get(name)
     if (text === null) return fallback
     if (!/^\d{1,6}$/.test(text) || Number(text) < 1) throw invalid(name)
     return Math.min(Number(text), max)
   }
-  return { perPage: number('per_page', defaultPerPage, maxPerPage), page: number('page', 1, 1_000_000) }
+  const perPage = number('per_page', defaultPerPage, maxPerPage)
+  const page = number('page', 1, 1_000_000)
+  return {
+    items: items.slice((page - 1) * perPage, page * perPage),
+    page,
+    perPage,
+    lastPage: Math.max(1, Math.ceil(items.length / perPage)),
+  }
 }
 
 /** A whole number from a JSON body field (numbers only, as the APIs' schemas say). */

@@ -2,10 +2,14 @@
  * What the token-authenticated JSON APIs (Hetzner Cloud, DigitalOcean, Scaleway)
  * share: one HttpClient, the token header, transport failures turned into ipmove's
  * error kinds, the API's own error answers mapped by the provider, and the
- * link-local metadata service that tells "this host".
+ * link-local metadata service that tells "this host". BearerApiProvider is the
+ * base their providers extend: credential, endpoint and metadata URL from the
+ * environment or the config section, and the request counters.
  */
+import type { IdCache } from '../src/cache.js'
+import type { ProviderContext } from '../src/core/provider.js'
 import { IpmoveError, usageError } from '../src/errors.js'
-import type { Logger } from '../src/output.js'
+import { type Logger, registerSecret } from '../src/output.js'
 import {
   HttpClient,
   type HttpClientOptions,
@@ -14,6 +18,7 @@ import {
   TransportError,
   unreachable,
 } from './http.js'
+import { apiBaseUrl } from './token-settings.js'
 
 export interface BearerApiOptions {
   /** How messages name the API, e.g. "Hetzner Cloud API". */
@@ -91,6 +96,67 @@ export class BearerApi {
       }
       throw error
     }
+  }
+}
+
+/** Where a token API's provider finds its credential, endpoint and metadata service, and how it names them. */
+export interface TokenApiSpec
+  extends Pick<BearerApiOptions, 'title' | 'tag' | 'toError' | 'rateLimitWaitMs'> {
+  /** The environment variable and the config key holding the credential (the cloud's own CLI's name first). */
+  token: { variable: string; setting: string }
+  /** The one-line error when neither holds a credential. */
+  missingToken: string
+  /** The credential as the API wants it sent. */
+  authHeaders(token: string): Record<string, string>
+  /** The environment variable that overrides `endpoint=`, and the API's own base URL. */
+  endpoint: { variable: string; default: string }
+  /** The environment variable that points at another metadata service (an emulator's). */
+  metadataVariable: string
+  /** The metadata URL asked for "this host", from that variable's value (undefined when unset). */
+  metadataUrl(fromEnv: string | undefined): string
+}
+
+/** The shared half of the Hetzner Cloud, DigitalOcean and Scaleway providers. */
+export abstract class BearerApiProvider {
+  readonly hasCloudApi = true
+  protected readonly api: BearerApi
+  protected readonly metadataUrl: URL
+  protected readonly cache: IdCache
+
+  protected constructor(context: ProviderContext, spec: TokenApiSpec) {
+    const { env, settings } = context
+    const token = env[spec.token.variable] || settings[spec.token.setting]
+    if (!token) throw usageError(spec.missingToken)
+    registerSecret(token)
+    const where = env[spec.endpoint.variable] ? spec.endpoint.variable : 'endpoint='
+    const base = apiBaseUrl(env[spec.endpoint.variable] || settings.endpoint || spec.endpoint.default, where)
+    this.metadataUrl = urlFrom(
+      spec.metadataUrl(env[spec.metadataVariable] || undefined),
+      spec.metadataVariable,
+    )
+    this.cache = context.cache
+    this.api = new BearerApi({
+      title: spec.title,
+      tag: spec.tag,
+      toError: spec.toError,
+      rateLimitWaitMs: spec.rateLimitWaitMs,
+      baseUrl: base.href.replace(/\/+$/, ''),
+      authHeaders: spec.authHeaders(token),
+      log: context.log,
+    })
+  }
+
+  get requests(): number {
+    return this.api.requests
+  }
+
+  get roundTrips(): number {
+    return this.api.roundTrips
+  }
+
+  close(): void {
+    this.cache.save()
+    this.api.close()
   }
 }
 

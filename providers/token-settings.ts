@@ -1,9 +1,10 @@
 /**
- * Settings helpers for the bearer-token clouds (Hetzner Cloud, DigitalOcean),
+ * Settings helpers for the bearer-token clouds (Hetzner Cloud, DigitalOcean, Scaleway),
  * kept apart from http.ts so that the registry's descriptors load nothing of
  * the HTTP stack.
  */
 import { createHash } from 'node:crypto'
+import type { ProviderSettingsSchema } from '../src/core/provider.js'
 import { usageError } from '../src/errors.js'
 import { shown } from '../src/validate.js'
 
@@ -33,4 +34,14 @@ export function apiBaseUrl(value: string, where: string): URL {
 export function tokenAccountKey(endpoint: string, token: string): string {
   const digest = token ? createHash('sha256').update(token).digest('hex').slice(0, 16) : ''
   return `${endpoint}|${digest}`
+}
+
+/** The config section of a cloud known by a token alone: `token=` (a secret) and `endpoint=`. */
+export const TOKEN_SETTINGS: ProviderSettingsSchema = {
+  keys: ['token', 'endpoint'],
+  secrets: ['token'],
+  check(key, value, where) {
+    if (key === 'endpoint') apiBaseUrl(value, where)
+    else if (!value) throw usageError(`${where} is empty`)
+  },
 }

@@ -48,7 +48,7 @@ describe('ipmove --provider digitalocean against the DigitalOcean emulator', () 
     expect(json(second)).toMatchObject({ outcome: 'in-place', changed: false, requests: 2, roundTrips: 1 })
   })
 
-  it('exits 3 for a token without reserved_ip:update, 4 for an ambiguous droplet name, 1 across regions', async () => {
+  it('exits 3 for a token without reserved_ip:update, 4 for an ambiguous droplet name, 2 across regions (nothing written)', async () => {
     const readOnly = await ipmove(
       digitalocean('--instance', 'web-1'),
       env({ DIGITALOCEAN_ACCESS_TOKEN: DIGITALOCEAN_TOKENS.readOnly }),
@@ -57,8 +57,13 @@ describe('ipmove --provider digitalocean against the DigitalOcean emulator', () 
     expect(readOnly.stderr).toMatch(/\(forbidden\)/)
     const twin = await ipmove(digitalocean('--instance', 'twin'), env())
     expect(twin.code).toBe(4)
+    const writes = () => emulator.requests.filter((r) => r.method === 'POST').length
+    const before = writes()
     const nyc = await ipmove(digitalocean('--instance', 'web-nyc'), env())
-    expect(nyc.code).toBe(1)
-    expect(nyc.stderr).toMatch(/same region/)
+    expect(nyc.code).toBe(2)
+    expect(nyc.stderr).toBe(
+      `ipmove: error: droplet web-nyc is in nyc3, reserved IP ${IP} in fra1: a reserved IP moves only within its region\n`,
+    )
+    expect(writes()).toBe(before)
   })
 })

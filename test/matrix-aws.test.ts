@@ -9,7 +9,15 @@ import { beforeAll, describe } from 'vitest'
 import { WEB1, WEB2, WEB3 } from '../emulator/aws/fixture.js'
 import { type Ec2EmulatorOptions, type RunningEc2Emulator, startEc2Emulator } from '../emulator/aws/server.js'
 import { requireBuild } from './helpers/cli.js'
-import { type EmulatorState, type MatrixCase, type MatrixKind, matrix } from './helpers/matrix.js'
+import {
+  type EmulatorState,
+  faultBody,
+  HTML,
+  type MatrixCase,
+  type MatrixKind,
+  matrix,
+  matrixRow,
+} from './helpers/matrix.js'
 
 type Case = MatrixCase<RunningEc2Emulator, Ec2EmulatorOptions>
 type Kind = MatrixKind<RunningEc2Emulator, Ec2EmulatorOptions>
@@ -91,13 +99,11 @@ const route: Kind = {
 /** No cache entry of the AWS provider holds an id (only names, for reports). */
 const NO_CACHED_IDS = /^$/
 
-const body = (text: string) => `body=${encodeURIComponent(text)}`
-const HTML = body('<html><body><h1>502 Bad Gateway</h1></body></html>')
-const EMPTY_ADDRESSES = body(
+const EMPTY_ADDRESSES = faultBody(
   '<?xml version="1.0" encoding="UTF-8"?>\n<DescribeAddressesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>00000000-0000-4000-8000-000000000000</requestId></DescribeAddressesResponse>',
 )
 /** EC2's answer for a resource in the middle of another change. */
-const BUSY = `status=400,${body(
+const BUSY = `status=400,${faultBody(
   '<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>IncorrectInstanceState</Code><Message>The instance is not in a state that allows this</Message></Error></Errors><RequestID>00000000-0000-4000-8000-000000000001</RequestID></Response>',
 )}`
 const READONLY = {
@@ -107,18 +113,7 @@ const READONLY = {
 /** The first request passes (the look-up), every later one matches the next fault. */
 const FIRST_PASSES = 'slow=0'
 
-/** A row: name, faults, --timeout, exit code, holder after the run, move requests sent, other fields. */
-function row(
-  name: string,
-  faults: string[],
-  timeout: number,
-  exit: number,
-  holder: Case['holder'],
-  writes?: number,
-  more: Partial<Case> = {},
-): Case {
-  return { name, faults, timeout, exit, holder, writes, ...more }
-}
+const row = matrixRow<RunningEc2Emulator, Ec2EmulatorOptions>
 
 // biome-ignore format: a matrix reads best one row per line
 const eipCases: Case[] = [
@@ -154,12 +149,12 @@ const eipCases: Case[] = [
   row('reset forever on DescribeAddresses', ['path=/DescribeAddresses,reset,times=0'], 12, 8, 'from', 0),
   row('every request hangs', ['hang,times=0'], 3, 5, 'from', 0),
   // Answers ipmove cannot use: exit 9, nothing written after them.
-  row('malformed XML for DescribeAddresses', [`path=/DescribeAddresses,${body('<?xml version="1.0"?><DescribeAddressesResponse><addressesSet><item>')}`], 5, 9, 'from', 0),
+  row('malformed XML for DescribeAddresses', [`path=/DescribeAddresses,${faultBody('<?xml version="1.0"?><DescribeAddressesResponse><addressesSet><item>')}`], 5, 9, 'from', 0),
   row('an HTML page with 200 for DescribeInstances', [`path=/DescribeInstances,${HTML}`], 5, 9, 'from', 0),
-  row('an empty 200 for DescribeAddresses', [`path=/DescribeAddresses,${body('')}`], 5, 9, 'from', 0),
+  row('an empty 200 for DescribeAddresses', [`path=/DescribeAddresses,${faultBody('')}`], 5, 9, 'from', 0),
   row('DescribeAddresses without its address list', [`path=/DescribeAddresses,${EMPTY_ADDRESSES}`], 5, 9, 'from', 0),
   row('an HTML page with 200 for AssociateAddress (not applied)', [`path=/AssociateAddress,${HTML}`], 5, 9, 'from', 1),
-  row('JSON {} for AssociateAddress (not applied)', [`path=/AssociateAddress,${body('{}')}`], 5, 9, 'from', 1),
+  row('JSON {} for AssociateAddress (not applied)', [`path=/AssociateAddress,${faultBody('{}')}`], 5, 9, 'from', 1),
   row('a 5 MiB DescribeAddresses', ['path=/DescribeAddresses,size=5'], 5, 9, 'from', 0),
   row('a 5 MiB poll answer', [`path=/DescribeAddresses,${FIRST_PASSES}`, 'path=/DescribeAddresses,size=5'], 5, 9, 'to', 1),
   // Credentials.
@@ -183,7 +178,7 @@ const privateCases: Case[] = [
   row('500 forever on AssignPrivateIpAddresses', ['path=/AssignPrivateIpAddresses,status=500,times=0'], 10, 8, 'from', 2),
   row('reset after the assignment landed', ['path=/AssignPrivateIpAddresses,reset-after'], 10, 0, 'to', 2, { emulator: { pendingMs: 1500 } }),
   row('hang on DescribeNetworkInterfaces', ['path=/DescribeNetworkInterfaces,hang'], 2, 5, 'from', 0),
-  row('malformed XML for DescribeNetworkInterfaces', [`path=/DescribeNetworkInterfaces,${body('<DescribeNetworkInterfacesResponse><networkInterfaceSet><item>')}`], 5, 9, 'from', 0),
+  row('malformed XML for DescribeNetworkInterfaces', [`path=/DescribeNetworkInterfaces,${faultBody('<DescribeNetworkInterfacesResponse><networkInterfaceSet><item>')}`], 5, 9, 'from', 0),
   row('an HTML page with 200 for AssignPrivateIpAddresses (not applied)', [`path=/AssignPrivateIpAddresses,${HTML}`], 5, 9, 'from', 1),
   row('a read-only key refused the assignment', [], 5, 3, 'from', 1, { env: READONLY }),
   row('clock skew -10 min', [], 10, 0, 'to', 1, { emulator: { clockSkewSeconds: -600 } }),

@@ -9,7 +9,15 @@ import { beforeAll, describe } from 'vitest'
 import { OVH_IDS } from '../emulator/ovh/fixture.js'
 import { type OvhEmulatorOptions, type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh/server.js'
 import { ipmove, isolatedEnv, requireBuild } from './helpers/cli.js'
-import { type EmulatorState, type MatrixCase, type MatrixKind, matrix } from './helpers/matrix.js'
+import {
+  type EmulatorState,
+  faultBody,
+  HTML,
+  type MatrixCase,
+  type MatrixKind,
+  matrix,
+  matrixRow,
+} from './helpers/matrix.js'
 
 type Case = MatrixCase<RunningOvhEmulator, OvhEmulatorOptions>
 
@@ -72,9 +80,6 @@ const TASKS = '/ip/*/task'
 const TASK = '/ip/*/task/*'
 const MOVE = '/ip/*/move,method=POST'
 
-const body = (text: string) => `body=${encodeURIComponent(text)}`
-const HTML = body('<html><body><h1>502 Bad Gateway</h1></body></html>')
-
 /** An OAuth2 service account instead of the application key. */
 const OAUTH2 = {
   OVH_CLIENT_ID: 'emulator-client',
@@ -98,18 +103,7 @@ async function warmCache(_emulator: RunningOvhEmulator, env: NodeJS.ProcessEnv):
 
 const REBUILT = 'c1a5e0b2-0000-4000-8000-00000000beef'
 
-/** A row: name, faults, --timeout, exit code, holder after the run, move requests sent, other fields. */
-function row(
-  name: string,
-  faults: string[],
-  timeout: number,
-  exit: number,
-  holder: Case['holder'],
-  writes?: number,
-  more: Partial<Case> = {},
-): Case {
-  return { name, faults, timeout, exit, holder, writes, ...more }
-}
+const row = matrixRow<RunningOvhEmulator, OvhEmulatorOptions>
 
 // biome-ignore format: a matrix reads best one row per line
 const cloudCases: Case[] = [
@@ -152,13 +146,13 @@ const cloudCases: Case[] = [
   row('a slow drip on the failover list', [`path=${FIPS},drip=200`], 2, 5, 'from', 0),
   row('a drip that finishes in time', [`path=${PROJECT},drip=3`], 10, 0, 'to'),
   // Answers ipmove cannot use: exit 9, nothing written after them.
-  row('malformed JSON for the failover list', [`path=${FIPS},${body('[{"id": "5e0b')}`], 5, 9, 'from', 0),
+  row('malformed JSON for the failover list', [`path=${FIPS},${faultBody('[{"id": "5e0b')}`], 5, 9, 'from', 0),
   row('an HTML page with 200 for the project list', [`path=${PROJECTS},${HTML}`], 5, 9, 'from', 0),
-  row('an empty 200 for the project', [`path=${PROJECT},${body('')}`], 5, 9, 'from', 0),
-  row('null for the instance list', [`path=${INSTANCES},${body('null')}`], 5, 9, 'from', 0),
-  row('a string where the failover list belongs', [`path=${FIPS},${body('"5e0b8f1a"')}`], 5, 9, 'from', 0),
-  row('{} for the attach (not applied)', [`path=${ATTACH},${body('{}')}`], 5, 9, 'from', 1),
-  row('a wrong-shape poll answer', [`path=${FIP},method=GET,${body('{"routedTo": 42}')}`], 5, 9, 'to', 1),
+  row('an empty 200 for the project', [`path=${PROJECT},${faultBody('')}`], 5, 9, 'from', 0),
+  row('null for the instance list', [`path=${INSTANCES},${faultBody('null')}`], 5, 9, 'from', 0),
+  row('a string where the failover list belongs', [`path=${FIPS},${faultBody('"5e0b8f1a"')}`], 5, 9, 'from', 0),
+  row('{} for the attach (not applied)', [`path=${ATTACH},${faultBody('{}')}`], 5, 9, 'from', 1),
+  row('a wrong-shape poll answer', [`path=${FIP},method=GET,${faultBody('{"routedTo": 42}')}`], 5, 9, 'to', 1),
   row('a 5 MiB failover list', [`path=${FIPS},size=5`], 5, 9, 'from', 0),
   row('a 5 MiB poll answer', [`path=${FIP},method=GET,size=5`], 5, 9, 'to', 1),
   // Credentials.
@@ -180,12 +174,12 @@ const cloudCases: Case[] = [
     holder: 'from',
     writes: 0,
   },
-  row('a malformed /auth/time while the clock is off', [`path=/auth/time,${body('"soon"')}`], 5, 9, 'from', 0, { emulator: { clockSkewSeconds: 120 } }),
+  row('a malformed /auth/time while the clock is off', [`path=/auth/time,${faultBody('"soon"')}`], 5, 9, 'from', 0, { emulator: { clockSkewSeconds: 120 } }),
   row('500 forever on /auth/time while the clock is off', ['path=/auth/time,status=500,times=0'], 10, 8, 'from', 0, { emulator: { clockSkewSeconds: 120 } }),
   // OAuth2 service accounts: the token request is no move, and is retried like a read.
   row('OAuth2: reset once on the token request', ['path=/auth/oauth2/token,reset'], 10, 0, 'to', 1, { env: OAUTH2 }),
   row('OAuth2: 503 once on the token request', ['path=/auth/oauth2/token,status=503'], 10, 0, 'to', 1, { env: OAUTH2 }),
-  row('OAuth2: a malformed token answer', [`path=/auth/oauth2/token,${body('{"access_token": 42}')}`], 5, 9, 'from', 0, { env: OAUTH2 }),
+  row('OAuth2: a malformed token answer', [`path=/auth/oauth2/token,${faultBody('{"access_token": 42}')}`], 5, 9, 'from', 0, { env: OAUTH2 }),
   row('OAuth2: an HTML page for the token', [`path=/auth/oauth2/token,${HTML}`], 5, 9, 'from', 0, { env: OAUTH2 }),
   row('400 on the attach (the provider refused the move)', [`path=${ATTACH},status=400`], 5, 1, 'from', 1),
   row('401 on the attach', [`path=${ATTACH},status=401`], 5, 3, 'from', 1),
@@ -303,11 +297,11 @@ const classicCases: Case[] = [
   row('hang on every task poll', [`path=${TASK},hang,times=0`], 2, 5, 'to', 1),
   row('slow answers (400 ms each)', ['slow=400,times=0'], 10, 0, 'to', 1),
   row('a slow drip on the IP', [`path=${BLOCK},drip=200`], 2, 5, 'from', 0),
-  row('malformed JSON for the IP', [`path=${BLOCK},${body('{"ip": "198.51')}`], 5, 9, 'from', 0),
+  row('malformed JSON for the IP', [`path=${BLOCK},${faultBody('{"ip": "198.51')}`], 5, 9, 'from', 0),
   row('an HTML page with 200 for a task list', [`path=${TASKS},${HTML}`], 5, 9, 'from', 0),
-  row('a string where a task list belongs', [`path=${TASKS},${body('"none"')}`], 5, 9, 'from', 0),
-  row('{} for the move (not applied)', [`path=${MOVE},${body('{}')}`], 5, 9, 'from', 1),
-  row('null for the task', [`path=${TASK},${body('null')}`], 5, 9, 'to', 1),
+  row('a string where a task list belongs', [`path=${TASKS},${faultBody('"none"')}`], 5, 9, 'from', 0),
+  row('{} for the move (not applied)', [`path=${MOVE},${faultBody('{}')}`], 5, 9, 'from', 1),
+  row('null for the task', [`path=${TASK},${faultBody('null')}`], 5, 9, 'to', 1),
   row('a 5 MiB answer for the IP', [`path=${BLOCK},size=5`], 5, 9, 'from', 0),
   row('an expired (unknown) consumer key', [], 5, 3, 'from', 0, { env: { OVH_CONSUMER_KEY: 'expired-consumer-key-0001' } }),
   row('a consumer key refused the move', [], 5, 3, 'from', 1, { env: { OVH_CONSUMER_KEY: 'emulator-ck-readonly' } }),

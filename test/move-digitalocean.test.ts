@@ -3,6 +3,8 @@
  * API and the droplet metadata faked at the HTTP level by nock, checking the
  * token as the API does.
  */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import nock from 'nock'
 import { describe, expect, it } from 'vitest'
 import { MemoryLogger } from '../src/output.js'
@@ -20,7 +22,7 @@ const WEB1 = 3164441
 const WEB2 = 3164442
 const FAST = { first: 10, max: 40 }
 
-const droplet = (id: number, name: string) => ({ id, name, region: { slug: 'fra1' } })
+const droplet = (id: number, name: string, region = 'fra1') => ({ id, name, region: { slug: region } })
 const reserved = (on: [number, string] | null, locked = false) => ({
   reserved_ip: { ip: IP, region: { slug: 'fra1' }, droplet: on && droplet(...on), locked },
 })
@@ -30,8 +32,17 @@ function api() {
   return nock(API, { reqheaders: { authorization: `Bearer ${TOKEN}` } })
 }
 
-function metadata(id = WEB2, hostname = 'web-2') {
-  return nock(METADATA).get('/metadata/v1.json').reply(200, { droplet_id: id, hostname, region: 'fra1' })
+/** web-1 looked up by name, beside the IP it already holds. */
+function webOneByName() {
+  api()
+    .get('/v2/droplets?name=web-1')
+    .reply(200, { droplets: [droplet(WEB1, 'web-1')] })
+    .get(`/v2/reserved_ips/${IP}`)
+    .reply(200, reserved([WEB1, 'web-1']))
+}
+
+function metadata(id = WEB2, hostname = 'web-2', region = 'fra1') {
+  return nock(METADATA).get('/metadata/v1.json').reply(200, { droplet_id: id, hostname, region })
 }
 
 function options(env: NodeJS.ProcessEnv, extra: Partial<MoveOptions> = {}): MoveOptions {
@@ -101,11 +112,7 @@ describe('move on DigitalOcean', () => {
 
   it('resolves --instance by name (cached for the next run) and refuses an ambiguous name', async () => {
     const env = testEnv()
-    api()
-      .get('/v2/droplets?name=web-1')
-      .reply(200, { droplets: [droplet(WEB1, 'web-1')] })
-      .get(`/v2/reserved_ips/${IP}`)
-      .reply(200, reserved([WEB1, 'web-1']))
+    webOneByName()
     expect(await moveIp(options(env, { instance: 'web-1' }), new MemoryLogger())).toMatchObject({
       outcome: 'in-place',
     })
@@ -123,6 +130,54 @@ describe('move on DigitalOcean', () => {
     const ambiguous = await failure(moveIp(options(testEnv(), { instance: 'twin' }), new MemoryLogger()))
     expect(ambiguous.kind).toBe('not-found')
     expect(ambiguous.message).toMatch(/ambiguous: 1 \(fra1\), 2 \(fra1\)/)
+  })
+
+  it('refuses a droplet in another region than the IP before any write (exit 2), by name, cached id or this host', async () => {
+    const env = testEnv()
+    // No POST is set up: guardNock fails the test on any request not listed here.
+    api()
+      .get('/v2/droplets?name=web-nyc')
+      .reply(200, { droplets: [droplet(3164445, 'web-nyc', 'nyc3')] })
+      .get(`/v2/reserved_ips/${IP}`)
+      .reply(200, reserved([WEB1, 'web-1']))
+    const byName = await failure(moveIp(options(env, { instance: 'web-nyc' }), new MemoryLogger()))
+    expect(byName.kind).toBe('usage')
+    expect(byName.message).toBe(
+      `droplet web-nyc is in nyc3, reserved IP ${IP} in fra1: a reserved IP moves only within its region`,
+    )
+    // Warm: the droplet's region comes from the cache with its id (one request, still refused).
+    api()
+      .get(`/v2/reserved_ips/${IP}`)
+      .reply(200, reserved([WEB1, 'web-1']))
+    const warm = await failure(
+      moveIp(options(env, { instance: 'web-nyc', dryRun: true }), new MemoryLogger()),
+    )
+    expect(warm.kind).toBe('usage')
+
+    metadata(3164445, 'web-nyc', 'nyc3')
+    api()
+      .get(`/v2/reserved_ips/${IP}`)
+      .reply(200, reserved([WEB1, 'web-1']))
+    const thisHost = await failure(moveIp(options(testEnv()), new MemoryLogger()))
+    expect(thisHost.kind).toBe('usage')
+    expect(thisHost.message).toMatch(/is in nyc3, .* in fra1/)
+  })
+
+  it('looks a cached droplet up again when its region was not cached (a cache from an older ipmove)', async () => {
+    const env = testEnv()
+    webOneByName()
+    await moveIp(options(env, { instance: 'web-1' }), new MemoryLogger())
+    const cacheDir = env.IPMOVE_CACHE_DIR!
+    for (const file of readdirSync(cacheDir)) {
+      const path = join(cacheDir, file)
+      const entries = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>
+      expect(Object.keys(entries)).toContain(`droplet-region:${WEB1}`)
+      delete entries[`droplet-region:${WEB1}`]
+      writeFileSync(path, JSON.stringify(entries))
+    }
+    webOneByName()
+    const again = await moveIp(options(env, { instance: 'web-1' }), new MemoryLogger())
+    expect(again).toMatchObject({ outcome: 'in-place', requests: 2 })
   })
 
   it('maps errors: 401 auth, an unknown IP not-found, an errored action provider-failed; no token is usage', async () => {

@@ -25,12 +25,15 @@
  *   after it is made; `ratelimit-limit`, `ratelimit-remaining`, `ratelimit-reset`
  *   (when the oldest counted request expires) on every answer; 250 per minute
  *   burst, whose 429 carries `retry-after`;
+ * - reserved IPs are regional: "can only be assigned to Droplets within the same
+ *   datacenter" (docs.digitalocean.com/products/networking/floating-ips/);
  * - metadata at `http://169.254.169.254/metadata/v1/…` (id, hostname, region, the
  *   public interface's ipv4 and anchor_ipv4 addresses) and `/metadata/v1.json`.
  *
  * Unconfirmed, chosen here:
  * - 422 `unprocessable_entity` for a missing or wrong `type`/`droplet_id`, an
- *   unknown droplet, a droplet in another region, and an IP with a pending action
+ *   unknown droplet, a droplet in another region (the status and words the API
+ *   gives are not published), and an IP with a pending action
  *   (`locked`), and every message text but the reference's examples;
  * - assigning to the droplet already holding the IP runs a normal action;
  * - the assignment shows in GET answers once the action completes;
@@ -43,19 +46,21 @@ import { usageError } from '../../src/errors.js'
 import { parseIp, shown } from '../../src/validate.js'
 import { type EmulateFlags, emulateServices } from '../emulate.js'
 import {
+  bearerHolder,
   bearerToken,
   integerField,
-  pageParams,
+  pageOf,
   type RestAnswer,
   RestEmulator,
   RestError,
   type RestRecordedRequest,
   type RestRequest,
   type RestRoute,
+  type RunningRestEmulator,
   resolveThisHost,
   SlidingWindowLimit,
 } from '../rest.js'
-import type { EmulatorOptions, RunningEmulator } from '../server.js'
+import type { EmulatorOptions } from '../server.js'
 import {
   type DigitalOceanFixture,
   type DigitalOceanFixtureDroplet,
@@ -64,12 +69,8 @@ import {
   parseDigitalOceanFixture,
 } from './fixture.js'
 
-export interface DigitalOceanEmulatorOptions extends EmulatorOptions<DigitalOceanFixture> {
-  /** How long an action stays in progress, ms. Default 1000. */
-  pendingMs?: number
-  /** Where to write env.sh; default a fresh temporary directory, removed on close. */
-  dir?: string
-}
+/** `pendingMs`: how long an action stays in progress, ms; default 1000. */
+export type DigitalOceanEmulatorOptions = EmulatorOptions<DigitalOceanFixture>
 
 export interface DigitalOceanAction {
   id: number
@@ -96,15 +97,8 @@ export interface DigitalOceanEmulatorState {
   thisHost: number | undefined
 }
 
-export type RecordedDigitalOceanRequest = RestRecordedRequest
-
-export interface RunningDigitalOceanEmulator
-  extends RunningEmulator<DigitalOceanEmulatorState, RecordedDigitalOceanRequest> {
-  /** e.g. http://127.0.0.1:PORT (paths start with /v2) */
-  url: string
-  /** DIGITALOCEAN_API_URL, DIGITALOCEAN_ACCESS_TOKEN, IPMOVE_DIGITALOCEAN_METADATA_URL. */
-  env: Record<string, string>
-}
+/** `url`: e.g. http://127.0.0.1:PORT (paths start with /v2); `env`: DIGITALOCEAN_API_URL, DIGITALOCEAN_ACCESS_TOKEN, IPMOVE_DIGITALOCEAN_METADATA_URL. */
+export type RunningDigitalOceanEmulator = RunningRestEmulator<DigitalOceanEmulatorState>
 
 const METADATA = ['metadata', 'v1']
 const CREATED = '2026-01-05T09:00:00Z'
@@ -158,10 +152,12 @@ export async function startDigitalOceanEmulator(
   return new DigitalOceanEmulator(options).start()
 }
 
-class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, RecordedDigitalOceanRequest> {
+class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, RestRecordedRequest> {
   readonly state: DigitalOceanEmulatorState
   protected readonly prefix = ['v2']
   protected readonly routes: readonly RestRoute[]
+  protected readonly credentialsKey = 'tokens'
+  protected readonly dirPrefix = 'ipmove-digitalocean-emulator-'
   /** One window per token, as the API limits per token; unauthenticated requests share one. */
   private readonly windows = new Map<string, SlidingWindowLimit>()
   private readonly fixtureLimits: { perHour: number; perMinute: number }
@@ -187,17 +183,12 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
     this.routes = this.buildRoutes()
   }
 
-  async start(): Promise<RunningDigitalOceanEmulator> {
-    return this.listen({
-      tls: false,
-      dirPrefix: 'ipmove-digitalocean-emulator-',
-      url: (origin) => origin,
-      env: (origin) => ({
-        DIGITALOCEAN_API_URL: origin,
-        DIGITALOCEAN_ACCESS_TOKEN: this.state.tokens.find((t) => t.scopes.includes('*'))?.token ?? '',
-        IPMOVE_DIGITALOCEAN_METADATA_URL: `${origin}/${METADATA.join('/')}`,
-      }),
-    })
+  protected clientEnv(origin: string): Record<string, string> {
+    return {
+      DIGITALOCEAN_API_URL: origin,
+      DIGITALOCEAN_ACCESS_TOKEN: this.state.tokens.find((t) => t.scopes.includes('*'))?.token ?? '',
+      IPMOVE_DIGITALOCEAN_METADATA_URL: `${origin}/${METADATA.join('/')}`,
+    }
   }
 
   protected errorAnswer(status: number, reason: 'fault' | 'not_found' | 'bad_body'): RestError {
@@ -207,10 +198,9 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
   }
 
   protected authenticate(request: IncomingMessage): void {
-    const token = bearerToken(request)
-    const found = token === undefined ? undefined : this.state.tokens.find((t) => t.token === token)
-    if (!found) throw apiError(401, 'unauthorized', 'Unable to authenticate you.')
-    this.scopes = found.scopes
+    this.scopes = bearerHolder(request, this.state.tokens, () =>
+      apiError(401, 'unauthorized', 'Unable to authenticate you.'),
+    ).scopes
   }
 
   private need(scope: string): void {
@@ -282,11 +272,6 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
     }
     const value = values[path]
     return value === undefined ? { status: 404, body: 'not found\n' } : { body: value }
-  }
-
-  protected stateView(): unknown {
-    const { tokens, ...rest } = this.state
-    return rest
   }
 
   private dropletJson(droplet: DigitalOceanFixtureDroplet): unknown {
@@ -436,10 +421,12 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
     headers: IncomingMessage['headers'],
     json: (item: T) => unknown,
   ): unknown {
-    const { page, perPage } = pageParams(query, 20, 200, (name) =>
-      apiError(400, 'bad_request', `invalid ${name}`),
-    )
-    const last = Math.max(1, Math.ceil(items.length / perPage))
+    const {
+      items: slice,
+      page,
+      perPage,
+      lastPage: last,
+    } = pageOf(items, query, 20, 200, (name) => apiError(400, 'bad_request', `invalid ${name}`))
     const url = (n: number) => {
       const next = new URLSearchParams(query)
       next.set('page', String(n))
@@ -450,7 +437,7 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
     if (page > 1) Object.assign(pages, { first: url(1), prev: url(page - 1) })
     if (page < last) Object.assign(pages, { next: url(page + 1), last: url(last) })
     return {
-      [key]: items.slice((page - 1) * perPage, page * perPage).map(json),
+      [key]: slice.map(json),
       links: Object.keys(pages).length > 0 ? { pages } : {},
       meta: { total: items.length },
     }

@@ -47,9 +47,10 @@ import {
   type RestRecordedRequest,
   type RestRequest,
   type RestRoute,
+  type RunningRestEmulator,
   SlidingWindowLimit,
 } from '../rest.js'
-import { type EmulatorOptions, type RunningEmulator, sameText } from '../server.js'
+import { type EmulatorOptions, sameText } from '../server.js'
 import {
   defaultRobotFixture,
   parseRobotFixture,
@@ -58,12 +59,8 @@ import {
   type RobotFixtureServer,
 } from './fixture.js'
 
-export interface RobotEmulatorOptions extends EmulatorOptions<RobotFixture> {
-  /** How long a switch takes before the POST answers, ms. Default 5000 (the real one: 40–60 s). */
-  pendingMs?: number
-  /** Where to write env.sh; default a fresh temporary directory, removed on close. */
-  dir?: string
-}
+/** `pendingMs`: how long a switch takes before the POST answers (the real one: 40–60 s), ms; default 5000. */
+export type RobotEmulatorOptions = EmulatorOptions<RobotFixture>
 
 export interface RobotFailoverState extends RobotFixtureFailover {
   /** The target of the switch in progress, if any. */
@@ -78,14 +75,8 @@ export interface RobotEmulatorState {
   failedLogins: Record<string, { count: number; blockedUntil?: number }>
 }
 
-export type RecordedRobotRequest = RestRecordedRequest
-
-export interface RunningRobotEmulator extends RunningEmulator<RobotEmulatorState, RecordedRobotRequest> {
-  /** e.g. http://127.0.0.1:PORT */
-  url: string
-  /** HROBOT_URL, HROBOT_USER, HROBOT_PASSWORD. */
-  env: Record<string, string>
-}
+/** `url`: e.g. http://127.0.0.1:PORT; `env`: HROBOT_URL, HROBOT_USER, HROBOT_PASSWORD. */
+export type RunningRobotEmulator = RunningRestEmulator<RobotEmulatorState>
 
 const BLOCK_AFTER_FAILURES = 3
 const BLOCK_MS = 10 * 60_000
@@ -112,10 +103,12 @@ export async function startRobotEmulator(options: RobotEmulatorOptions = {}): Pr
   return new RobotEmulator(options).start()
 }
 
-class RobotEmulator extends RestEmulator<RobotEmulatorState, RecordedRobotRequest> {
+class RobotEmulator extends RestEmulator<RobotEmulatorState, RestRecordedRequest> {
   readonly state: RobotEmulatorState
   protected readonly prefix = []
   protected readonly routes: readonly RestRoute[]
+  protected readonly credentialsKey = 'users'
+  protected readonly dirPrefix = 'ipmove-robot-emulator-'
   private readonly reads: SlidingWindowLimit
   private readonly switches: SlidingWindowLimit
 
@@ -136,17 +129,12 @@ class RobotEmulator extends RestEmulator<RobotEmulatorState, RecordedRobotReques
     this.routes = this.buildRoutes()
   }
 
-  async start(): Promise<RunningRobotEmulator> {
-    return this.listen({
-      tls: false,
-      dirPrefix: 'ipmove-robot-emulator-',
-      url: (origin) => origin,
-      env: (origin) => ({
-        HROBOT_URL: origin,
-        HROBOT_USER: this.state.users[0]?.user ?? '',
-        HROBOT_PASSWORD: this.state.users[0]?.password ?? '',
-      }),
-    })
+  protected clientEnv(origin: string): Record<string, string> {
+    return {
+      HROBOT_URL: origin,
+      HROBOT_USER: this.state.users[0]?.user ?? '',
+      HROBOT_PASSWORD: this.state.users[0]?.password ?? '',
+    }
   }
 
   protected errorAnswer(status: number, reason: 'fault' | 'not_found' | 'bad_body'): RestError {
@@ -200,11 +188,6 @@ class RobotEmulator extends RestEmulator<RobotEmulatorState, RecordedRobotReques
 
   protected metadata(): RestAnswer | undefined {
     return undefined
-  }
-
-  protected stateView(): unknown {
-    const { users, ...rest } = this.state
-    return rest
   }
 
   private failoverJson(failover: RobotFailoverState): unknown {

@@ -55,10 +55,10 @@ import { usageError } from '../../src/errors.js'
 import { parseIp, shown } from '../../src/validate.js'
 import { type EmulateFlags, emulateServices } from '../emulate.js'
 import {
-  bearerToken,
+  bearerHolder,
   integerField,
   isoSeconds,
-  pageParams,
+  pageOf,
   RequestBudget,
   type RestAnswer,
   RestEmulator,
@@ -66,9 +66,10 @@ import {
   type RestRecordedRequest,
   type RestRequest,
   type RestRoute,
+  type RunningRestEmulator,
   resolveThisHost,
 } from '../rest.js'
-import type { EmulatorOptions, RunningEmulator } from '../server.js'
+import type { EmulatorOptions } from '../server.js'
 import {
   checkUniqueNames,
   defaultHetznerFixture,
@@ -78,12 +79,8 @@ import {
   parseHetznerFixture,
 } from './fixture.js'
 
-export interface HetznerEmulatorOptions extends EmulatorOptions<HetznerFixture> {
-  /** How long an action runs before it succeeds, ms. Default 1000. */
-  pendingMs?: number
-  /** Where to write env.sh; default a fresh temporary directory, removed on close. */
-  dir?: string
-}
+/** `pendingMs`: how long an action runs before it succeeds, ms; default 1000. */
+export type HetznerEmulatorOptions = EmulatorOptions<HetznerFixture>
 
 export interface HetznerAction {
   id: number
@@ -112,15 +109,8 @@ export interface HetznerEmulatorState {
   thisHost: number | undefined
 }
 
-export type RecordedHetznerRequest = RestRecordedRequest
-
-export interface RunningHetznerEmulator
-  extends RunningEmulator<HetznerEmulatorState, RecordedHetznerRequest> {
-  /** e.g. http://127.0.0.1:PORT/v1 */
-  url: string
-  /** HCLOUD_ENDPOINT, HCLOUD_TOKEN, IPMOVE_HETZNER_METADATA_URL. */
-  env: Record<string, string>
-}
+/** `url`: e.g. http://127.0.0.1:PORT/v1; `env`: HCLOUD_ENDPOINT, HCLOUD_TOKEN, IPMOVE_HETZNER_METADATA_URL. */
+export type RunningHetznerEmulator = RunningRestEmulator<HetznerEmulatorState>
 
 const PREFIX = 'v1'
 const METADATA = ['hetzner', 'v1', 'metadata']
@@ -165,12 +155,14 @@ function location(name: string) {
 
 /** `page`/`per_page` over a list, with the API's `meta.pagination`. */
 function paginate<T>(items: T[], query: URLSearchParams): { page: T[]; meta: unknown } {
-  const { page, perPage } = pageParams(query, 25, 50, (name) =>
-    invalidField(name, 'must be a positive integer'),
-  )
-  const lastPage = Math.max(1, Math.ceil(items.length / perPage))
+  const {
+    items: slice,
+    page,
+    perPage,
+    lastPage,
+  } = pageOf(items, query, 25, 50, (name) => invalidField(name, 'must be a positive integer'))
   return {
-    page: items.slice((page - 1) * perPage, page * perPage),
+    page: slice,
     meta: {
       pagination: {
         page,
@@ -190,10 +182,12 @@ export async function startHetznerEmulator(
   return new HetznerEmulator(options).start()
 }
 
-class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RecordedHetznerRequest> {
+class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RestRecordedRequest> {
   readonly state: HetznerEmulatorState
   protected readonly prefix = [PREFIX]
   protected readonly routes: readonly RestRoute[]
+  protected readonly credentialsKey = 'tokens'
+  protected readonly dirPrefix = 'ipmove-hetzner-emulator-'
   private readonly budget: RequestBudget
   private nextActionId = 9_000_001
 
@@ -221,17 +215,16 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RecordedHetzner
     this.routes = this.buildRoutes()
   }
 
-  async start(): Promise<RunningHetznerEmulator> {
-    return this.listen({
-      tls: false,
-      dirPrefix: 'ipmove-hetzner-emulator-',
-      url: (origin) => `${origin}/${PREFIX}`,
-      env: (origin) => ({
-        HCLOUD_ENDPOINT: `${origin}/${PREFIX}`,
-        HCLOUD_TOKEN: this.state.tokens.find((t) => !t.readOnly)?.token ?? '',
-        IPMOVE_HETZNER_METADATA_URL: `${origin}/${METADATA.join('/')}`,
-      }),
-    })
+  protected override apiUrl(origin: string): string {
+    return `${origin}/${PREFIX}`
+  }
+
+  protected clientEnv(origin: string): Record<string, string> {
+    return {
+      HCLOUD_ENDPOINT: `${origin}/${PREFIX}`,
+      HCLOUD_TOKEN: this.state.tokens.find((t) => !t.readOnly)?.token ?? '',
+      IPMOVE_HETZNER_METADATA_URL: `${origin}/${METADATA.join('/')}`,
+    }
   }
 
   protected errorAnswer(status: number, reason: 'fault' | 'not_found' | 'bad_body'): RestError {
@@ -244,9 +237,9 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RecordedHetzner
   }
 
   protected authenticate(request: IncomingMessage): void {
-    const token = bearerToken(request)
-    const found = token === undefined ? undefined : this.state.tokens.find((t) => t.token === token)
-    if (!found) throw apiError(401, 'unauthorized', 'unable to authenticate')
+    const found = bearerHolder(request, this.state.tokens, () =>
+      apiError(401, 'unauthorized', 'unable to authenticate'),
+    )
     if (found.readOnly && request.method !== 'GET')
       throw apiError(403, 'token_readonly', 'The token is only allowed to perform GET requests')
   }
@@ -291,11 +284,6 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RecordedHetzner
       }
     const value = values[item]
     return value === undefined ? { status: 404, body: 'not found\n' } : { body: value }
-  }
-
-  protected stateView(): unknown {
-    const { tokens, ...rest } = this.state
-    return rest
   }
 
   private serverJson(server: HetznerFixtureServer): unknown {

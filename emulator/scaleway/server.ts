@@ -45,16 +45,17 @@ import { usageError } from '../../src/errors.js'
 import { parseIp, shown } from '../../src/validate.js'
 import { type EmulateFlags, emulateServices } from '../emulate.js'
 import {
-  pageParams,
+  pageOf,
   type RestAnswer,
   RestEmulator,
   RestError,
   type RestRecordedRequest,
   type RestRequest,
   type RestRoute,
+  type RunningRestEmulator,
   resolveThisHost,
 } from '../rest.js'
-import type { EmulatorOptions, RunningEmulator } from '../server.js'
+import type { EmulatorOptions } from '../server.js'
 import {
   defaultScalewayFixture,
   parseScalewayFixture,
@@ -63,12 +64,8 @@ import {
   type ScalewayFixtureServer,
 } from './fixture.js'
 
-export interface ScalewayEmulatorOptions extends EmulatorOptions<ScalewayFixture> {
-  /** How long a moved IP stays `pending`, ms. Default 500. */
-  pendingMs?: number
-  /** Where to write env.sh; default a fresh temporary directory, removed on close. */
-  dir?: string
-}
+/** `pendingMs`: how long a moved IP stays `pending`, ms; default 500. */
+export type ScalewayEmulatorOptions = EmulatorOptions<ScalewayFixture>
 
 export interface ScalewayIpState extends ScalewayFixtureIp {
   state: 'attached' | 'detached' | 'pending'
@@ -83,15 +80,8 @@ export interface ScalewayEmulatorState {
   thisHost: string | undefined
 }
 
-export type RecordedScalewayRequest = RestRecordedRequest
-
-export interface RunningScalewayEmulator
-  extends RunningEmulator<ScalewayEmulatorState, RecordedScalewayRequest> {
-  /** e.g. http://127.0.0.1:PORT (paths start with /instance/v1) */
-  url: string
-  /** SCW_API_URL, SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_ZONE, SCW_DEFAULT_PROJECT_ID, IPMOVE_SCALEWAY_METADATA_URL. */
-  env: Record<string, string>
-}
+/** `url`: e.g. http://127.0.0.1:PORT (paths start with /instance/v1); `env`: SCW_API_URL, SCW_ACCESS_KEY, SCW_SECRET_KEY, SCW_DEFAULT_ZONE, SCW_DEFAULT_PROJECT_ID, IPMOVE_SCALEWAY_METADATA_URL. */
+export type RunningScalewayEmulator = RunningRestEmulator<ScalewayEmulatorState>
 
 const ORGANIZATION = '0a0b0c0d-0e0f-4a1b-8c2d-3e4f5a6b7c8d'
 
@@ -117,10 +107,12 @@ export async function startScalewayEmulator(
   return new ScalewayEmulator(options).start()
 }
 
-class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RecordedScalewayRequest> {
+class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RestRecordedRequest> {
   readonly state: ScalewayEmulatorState
   protected readonly prefix = ['instance', 'v1']
   protected readonly routes: readonly RestRoute[]
+  protected readonly credentialsKey = 'keys'
+  protected readonly dirPrefix = 'ipmove-scaleway-emulator-'
   /** Whether the current request's key may only read, set by authenticate(). */
   private readOnly = false
 
@@ -141,21 +133,16 @@ class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RecordedScale
     this.routes = this.buildRoutes()
   }
 
-  async start(): Promise<RunningScalewayEmulator> {
+  protected clientEnv(origin: string): Record<string, string> {
     const key = this.state.keys.find((k) => !k.readOnly)
-    return this.listen({
-      tls: false,
-      dirPrefix: 'ipmove-scaleway-emulator-',
-      url: (origin) => origin,
-      env: (origin) => ({
-        SCW_API_URL: origin,
-        SCW_ACCESS_KEY: key?.accessKey ?? '',
-        SCW_SECRET_KEY: key?.secretKey ?? '',
-        SCW_DEFAULT_ZONE: this.state.servers[0]?.zone ?? 'fr-par-1',
-        SCW_DEFAULT_PROJECT_ID: this.state.project,
-        IPMOVE_SCALEWAY_METADATA_URL: origin,
-      }),
-    })
+    return {
+      SCW_API_URL: origin,
+      SCW_ACCESS_KEY: key?.accessKey ?? '',
+      SCW_SECRET_KEY: key?.secretKey ?? '',
+      SCW_DEFAULT_ZONE: this.state.servers[0]?.zone ?? 'fr-par-1',
+      SCW_DEFAULT_PROJECT_ID: this.state.project,
+      IPMOVE_SCALEWAY_METADATA_URL: origin,
+    }
   }
 
   protected errorAnswer(status: number, reason: 'fault' | 'not_found' | 'bad_body'): RestError {
@@ -208,11 +195,6 @@ class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RecordedScale
         tags: [],
       },
     }
-  }
-
-  protected stateView(): unknown {
-    const { keys, ...rest } = this.state
-    return rest
   }
 
   private ipJson(ip: ScalewayIpState): unknown {
@@ -305,11 +287,11 @@ class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RecordedScale
       query: URLSearchParams,
       json: (item: T) => unknown,
     ): RestAnswer => {
-      const { page: n, perPage } = pageParams(query, 50, 100, (name) =>
+      const { items: slice } = pageOf(items, query, 50, 100, (name) =>
         apiError(400, 'invalid_request_error', 'Validation Error', { fields: { [name]: ['invalid'] } }),
       )
       return {
-        body: { total_count: items.length, [key]: items.slice((n - 1) * perPage, n * perPage).map(json) },
+        body: { total_count: items.length, [key]: slice.map(json) },
         headers: { 'X-Total-Count': String(items.length) },
       }
     }

@@ -1,18 +1,10 @@
 /** DigitalOcean as the registry sees it: settings and the cache's account key; the provider loads lazily. */
 import type { ProviderDescriptor } from '../../src/core/provider.js'
-import { usageError } from '../../src/errors.js'
-import { apiBaseUrl, tokenAccountKey } from '../token-settings.js'
+import { TOKEN_SETTINGS, tokenAccountKey } from '../token-settings.js'
 
 export const digitalocean: ProviderDescriptor = {
   name: 'digitalocean',
-  settings: {
-    keys: ['token', 'endpoint'],
-    secrets: ['token'],
-    check(key, value, where) {
-      if (key === 'endpoint') apiBaseUrl(value, where)
-      else if (!value) throw usageError(`${where} is empty`)
-    },
-  },
+  settings: TOKEN_SETTINGS,
   // Droplet ids are per account: a digest of the token (never the token) separates the caches.
   accountKey: (env, settings) =>
     tokenAccountKey(

@@ -8,23 +8,19 @@
  * Least privilege: a custom-scoped token with `reserved_ip:read`,
  * `reserved_ip:update`, `droplet:read` and `actions:read`.
  */
-import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { registerSecret } from '../../src/output.js'
-import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import { BearerApiProvider, parseJson, type TokenApiSpec } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
-import { apiBaseUrl } from '../token-settings.js'
-
-const DEFAULT_ENDPOINT = 'https://api.digitalocean.com'
-const METADATA_URL = 'http://169.254.169.254/metadata/v1.json'
 
 interface Droplet {
   id: number
@@ -51,68 +47,42 @@ interface DigitalOceanErrorBody {
   request_id?: string
 }
 
-export class DigitalOceanProvider implements Provider {
-  readonly name = 'digitalocean'
-  readonly hasCloudApi = true
-  private readonly api: BearerApi
+const SPEC: TokenApiSpec = {
+  title: 'DigitalOcean API',
+  tag: 'digitalocean',
+  token: { variable: 'DIGITALOCEAN_ACCESS_TOKEN', setting: 'token' },
+  missingToken:
+    'no DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN or token= in the [digitalocean] section of the config file',
+  authHeaders: (token) => ({ Authorization: `Bearer ${token}` }),
+  endpoint: { variable: 'DIGITALOCEAN_API_URL', default: 'https://api.digitalocean.com' },
+  metadataVariable: 'IPMOVE_DIGITALOCEAN_METADATA_URL',
+  // The variable names the metadata root, as the emulator prints it; the JSON document sits beside it.
+  metadataUrl: (fromEnv) =>
+    fromEnv === undefined ? 'http://169.254.169.254/metadata/v1.json' : `${fromEnv}.json`,
+  toError: apiError,
+  rateLimitWaitMs: rateLimitWait,
+}
 
-  private constructor(
-    baseUrl: string,
-    token: string,
-    private readonly metadataUrl: URL,
-    private readonly cache: IdCache,
-    log: ProviderContext['log'],
-  ) {
-    this.api = new BearerApi({
-      baseUrl,
-      authHeaders: { Authorization: `Bearer ${token}` },
-      log,
-      title: 'DigitalOcean API',
-      tag: 'digitalocean',
-      toError: apiError,
-      rateLimitWaitMs: rateLimitWait,
-    })
-  }
+/** A droplet found for --instance or this host, with its region slug when known. */
+type Located = Holder & { region?: string }
+
+const NO_PROJECTS = '--project does not apply to DigitalOcean'
+/** The most a list page holds. */
+const PER_PAGE = 200
+
+export class DigitalOceanProvider extends BearerApiProvider implements Provider {
+  readonly name = 'digitalocean'
 
   static async create(context: ProviderContext): Promise<DigitalOceanProvider> {
-    const { env, settings } = context
-    const token = env.DIGITALOCEAN_ACCESS_TOKEN || settings.token
-    if (!token) {
-      throw usageError(
-        'no DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN or token= in the [digitalocean] section of the config file',
-      )
-    }
-    registerSecret(token)
-    const where = env.DIGITALOCEAN_API_URL ? 'DIGITALOCEAN_API_URL' : 'endpoint='
-    const base = apiBaseUrl(env.DIGITALOCEAN_API_URL || settings.endpoint || DEFAULT_ENDPOINT, where)
-    const metadata = urlFrom(
-      env.IPMOVE_DIGITALOCEAN_METADATA_URL ? `${env.IPMOVE_DIGITALOCEAN_METADATA_URL}.json` : METADATA_URL,
-      'IPMOVE_DIGITALOCEAN_METADATA_URL',
-    )
-    return new DigitalOceanProvider(
-      base.href.replace(/\/+$/, ''),
-      token,
-      metadata,
-      context.cache,
-      context.log,
-    )
+    return new DigitalOceanProvider(context)
   }
 
-  get requests(): number {
-    return this.api.requests
-  }
-
-  get roundTrips(): number {
-    return this.api.roundTrips
-  }
-
-  close(): void {
-    this.cache.save()
-    this.api.close()
+  private constructor(context: ProviderContext) {
+    super(context, SPEC)
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project) throw usageError('--project does not apply to DigitalOcean')
+    if (request.project) throw usageError(NO_PROJECTS)
     if (request.ipId !== undefined)
       throw usageError('DigitalOcean knows a reserved IP by its address: use --ip')
     const ip = request.ip!
@@ -125,7 +95,15 @@ export class DigitalOceanProvider implements Provider {
         ? this.dropletByNameOrId(request.instance, signal)
         : this.thisDroplet(signal)
     target.catch(() => {}) // awaited below
-    const [reserved, holder] = await Promise.all([this.reservedIp(ip.address, signal), target])
+    const [reserved, found] = await Promise.all([this.reservedIp(ip.address, signal), target])
+    // Reserved IPs are regional: the API would refuse the assign; refuse it before writing.
+    const ipRegion = reserved.region?.slug
+    if (found && ipRegion && found.region && found.region !== ipRegion) {
+      throw usageError(
+        `droplet ${found.name ?? found.id} is in ${found.region}, reserved IP ${ip.address} in ${ipRegion}: a reserved IP moves only within its region`,
+      )
+    }
+    const holder = found && { id: found.id, name: found.name }
     /** Our assign action, once written: reads follow it. */
     let action: number | undefined
     return {
@@ -180,6 +158,21 @@ export class DigitalOceanProvider implements Provider {
     }
   }
 
+  /** The account's reserved IPs with their droplets (names included): one request per 200 IPs. */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    const found: ReservedIp[] = []
+    for (let page = 1; ; page++) {
+      const answer = await this.api.call<{
+        reserved_ips: ReservedIp[]
+        links?: { pages?: { next?: string } }
+      }>('GET', `/v2/reserved_ips?page=${page}&per_page=${PER_PAGE}`, signal)
+      found.push(...answer.reserved_ips)
+      if (!answer.links?.pages?.next) break
+    }
+    return found.map((reserved) => ({ ip: `${reserved.ip}/32`, kind: 'reserved', ...state(reserved) }))
+  }
+
   private async reservedIp(address: string, signal: AbortSignal): Promise<ReservedIp> {
     try {
       return (await this.api.call<{ reserved_ip: ReservedIp }>('GET', `/v2/reserved_ips/${address}`, signal))
@@ -191,11 +184,19 @@ export class DigitalOceanProvider implements Provider {
     }
   }
 
-  /** --instance: a droplet name (exact, case-insensitive as the API matches; ambiguity refused) or a numeric id. */
-  private async dropletByNameOrId(instance: string, signal: AbortSignal): Promise<Holder> {
+  /**
+   * --instance: a droplet name (exact, case-insensitive as the API matches;
+   * ambiguity refused) or a numeric id, with its region. A cached id comes
+   * with its cached region; a cache entry from before regions were kept is
+   * looked up again.
+   */
+  private async dropletByNameOrId(instance: string, signal: AbortSignal): Promise<Located> {
     const key = `droplet:${instance}`
     const cached = this.cache.get(key)
-    if (cached) return { id: cached, name: this.cache.get(`droplet-name:${cached}`) ?? instance }
+    const cachedRegion = cached && this.cache.get(`droplet-region:${cached}`)
+    if (cached && cachedRegion) {
+      return { id: cached, name: this.cache.get(`droplet-name:${cached}`) ?? instance, region: cachedRegion }
+    }
     const { droplets } = await this.api.call<{ droplets: Droplet[] }>(
       'GET',
       `/v2/droplets?name=${encodeURIComponent(instance)}`,
@@ -213,19 +214,21 @@ export class DigitalOceanProvider implements Provider {
     if (!found) throw notFound(`no droplet ${JSON.stringify(instance)} in this DigitalOcean account`)
     this.cache.set(key, String(found.id))
     this.cache.set(`droplet-name:${found.id}`, found.name)
-    return { id: String(found.id), name: found.name }
+    if (found.region?.slug) this.cache.set(`droplet-region:${found.id}`, found.region.slug)
+    return { id: String(found.id), name: found.name, region: found.region?.slug }
   }
 
-  /** This host: the droplet metadata's JSON gives the id and the name in one request. */
-  private async thisDroplet(signal: AbortSignal): Promise<Holder> {
+  /** This host: the droplet metadata's JSON gives the id, the name and the region in one request. */
+  private async thisDroplet(signal: AbortSignal): Promise<Located> {
     const response = await this.api.metadata(this.metadataUrl, signal)
-    const body = parseJson<{ droplet_id?: number; hostname?: string }>(response.text)
+    const body = parseJson<{ droplet_id?: number; hostname?: string; region?: unknown }>(response.text)
     if (response.status !== 200 || !Number.isSafeInteger(body?.droplet_id)) {
       throw usageError(
         `--instance was omitted and the metadata service at ${this.metadataUrl.host} gave no droplet id`,
       )
     }
-    return { id: String(body!.droplet_id), name: body!.hostname }
+    const region = typeof body!.region === 'string' ? body!.region : undefined
+    return { id: String(body!.droplet_id), name: body!.hostname, region }
   }
 }
 

@@ -15,6 +15,8 @@ import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
@@ -48,6 +50,8 @@ interface Server {
 interface RobotErrorBody {
   error?: { status?: number; code?: string; message?: string; max_request?: number; interval?: number }
 }
+
+const NO_PROJECTS = '--project does not apply to Hetzner Robot'
 
 export class HetznerRobotProvider implements Provider {
   readonly name = 'hetzner-robot'
@@ -101,7 +105,7 @@ export class HetznerRobotProvider implements Provider {
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project) throw usageError('--project does not apply to Hetzner Robot')
+    if (request.project) throw usageError(NO_PROJECTS)
     if (request.ipId !== undefined)
       throw usageError('Hetzner Robot knows a failover IP by its address: use --ip')
     const ip = failoverAddress(request.ip!)
@@ -135,6 +139,41 @@ export class HetznerRobotProvider implements Provider {
         }
       },
     }
+  }
+
+  /**
+   * The account's failover IPs: one request. Robot names the holder by its
+   * main IP only; names come from the cache, else from one list of servers.
+   * A switch blocks its own request, so nothing shows as pending.
+   */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    let failovers: Failover[]
+    try {
+      failovers = (
+        await this.call<Array<{ failover: Failover }>>(this.reads, 'GET', '/failover', signal)
+      ).map((f) => f.failover)
+    } catch (error) {
+      // Robot answers an account without failover IPs with 404 NOT_FOUND.
+      if (error instanceof IpmoveError && error.details?.errorCode === 'NOT_FOUND') return []
+      throw error
+    }
+    const unnamed = (f: Failover) =>
+      f.active_server_ip && !this.cache.get(`server-name:${f.active_server_ip}`)
+    if (failovers.some(unnamed)) {
+      const servers = await this.call<Array<{ server: Server }>>(this.reads, 'GET', '/server', signal)
+      for (const { server } of servers) {
+        this.cache.set(`server-name:${server.server_ip}`, server.server_name)
+        if (server.server_ipv6_net)
+          this.cache.set(`server-name:${server.server_ipv6_net}`, server.server_name)
+      }
+    }
+    return failovers.map((f) => ({
+      // A failover IPv4 is one address; an IPv6 failover net, a /64.
+      ip: `${f.ip}/${f.ip.includes(':') ? 64 : 32}`,
+      kind: 'failover',
+      ...this.state(f),
+    }))
   }
 
   private state(failover: Failover): IpState {

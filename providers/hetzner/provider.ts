@@ -7,25 +7,22 @@
  * Least privilege: a project token with Read & Write (a Read token cannot
  * assign, and the API has no finer scopes). The project scopes what it reaches.
  */
-import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp, shown } from '../../src/validate.js'
-import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import { BearerApiProvider, parseJson, type TokenApiSpec } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
 import { network64 } from '../ipv6.js'
-import { apiBaseUrl } from '../token-settings.js'
 
-const DEFAULT_ENDPOINT = 'https://api.hetzner.cloud/v1'
-const METADATA_URL = 'http://169.254.169.254/hetzner/v1/metadata'
 /** The most the list endpoints give per page. */
 const PER_PAGE = 50
 
@@ -57,66 +54,40 @@ interface HetznerErrorBody {
   error?: { code?: string; message?: string }
 }
 
+const NO_PROJECTS = '--project does not apply to Hetzner Cloud: a token belongs to one project'
+
 /** The API's error codes that mean "another operation holds the resource: wait and decide again". */
 const BUSY_CODES = new Set(['locked', 'conflict'])
 
-export class HetznerProvider implements Provider {
+const SPEC: TokenApiSpec = {
+  title: 'Hetzner Cloud API',
+  tag: 'hetzner',
+  token: { variable: 'HCLOUD_TOKEN', setting: 'token' },
+  missingToken:
+    'no Hetzner Cloud API token: set HCLOUD_TOKEN or token= in the [hetzner] section of the config file',
+  authHeaders: (token) => ({ Authorization: `Bearer ${token}` }),
+  endpoint: { variable: 'HCLOUD_ENDPOINT', default: 'https://api.hetzner.cloud/v1' },
+  metadataVariable: 'IPMOVE_HETZNER_METADATA_URL',
+  metadataUrl: (fromEnv) => fromEnv ?? 'http://169.254.169.254/hetzner/v1/metadata',
+  toError: apiError,
+  rateLimitWaitMs: rateLimitWait,
+}
+
+export class HetznerProvider extends BearerApiProvider implements Provider {
   readonly name = 'hetzner'
-  readonly hasCloudApi = true
-  private readonly api: BearerApi
   /** Server names by id, for reports: from the metadata service, lookups and the cache. */
   private readonly serverNames = new Map<string, string>()
 
-  private constructor(
-    api: Omit<ConstructorParameters<typeof BearerApi>[0], 'title' | 'tag' | 'toError' | 'rateLimitWaitMs'>,
-    private readonly metadataUrl: URL,
-    private readonly cache: IdCache,
-  ) {
-    this.api = new BearerApi({
-      ...api,
-      title: 'Hetzner Cloud API',
-      tag: 'hetzner',
-      toError: apiError,
-      rateLimitWaitMs: rateLimitWait,
-    })
-  }
-
   static async create(context: ProviderContext): Promise<HetznerProvider> {
-    const { env, settings } = context
-    const token = env.HCLOUD_TOKEN || settings.token
-    if (!token) {
-      throw usageError(
-        'no Hetzner Cloud API token: set HCLOUD_TOKEN or token= in the [hetzner] section of the config file',
-      )
-    }
-    registerSecret(token)
-    const where = env.HCLOUD_ENDPOINT ? 'HCLOUD_ENDPOINT' : 'endpoint='
-    const base = apiBaseUrl(env.HCLOUD_ENDPOINT || settings.endpoint || DEFAULT_ENDPOINT, where)
-    const metadata = urlFrom(env.IPMOVE_HETZNER_METADATA_URL || METADATA_URL, 'IPMOVE_HETZNER_METADATA_URL')
-    const baseUrl = base.href.replace(/\/+$/, '')
-    return new HetznerProvider(
-      { baseUrl, authHeaders: { Authorization: `Bearer ${token}` }, log: context.log },
-      metadata,
-      context.cache,
-    )
+    return new HetznerProvider(context)
   }
 
-  get requests(): number {
-    return this.api.requests
-  }
-
-  get roundTrips(): number {
-    return this.api.roundTrips
-  }
-
-  close(): void {
-    this.cache.save()
-    this.api.close()
+  private constructor(context: ProviderContext) {
+    super(context, SPEC)
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project)
-      throw usageError('--project does not apply to Hetzner Cloud: a token belongs to one project')
+    if (request.project) throw usageError(NO_PROJECTS)
     // The target and the IP are independent: look both up side by side (one round trip).
     const target = !request.needTarget
       ? Promise.resolve(undefined)
@@ -180,6 +151,41 @@ export class HetznerProvider implements Provider {
     }
   }
 
+  /**
+   * The project's floating IPs: one request a page (50 IPs). The list names
+   * holders by id only; names come from the cache, else from one list of the
+   * project's servers. An assign in progress does not show in the list.
+   */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    const floating: FloatingIp[] = []
+    for await (const page of this.pages<FloatingIp>('floating_ips', signal)) floating.push(...page)
+    if (floating.some((f) => f.server !== null && !this.holder(f.server)?.name)) {
+      for await (const page of this.pages<Server>('servers', signal)) {
+        for (const server of page) this.cache.set(`server-name:${server.id}`, server.name)
+      }
+    }
+    return floating.map((f) => ({
+      ip: f.ip.includes('/') ? f.ip : `${f.ip}/32`,
+      kind: f.type,
+      id: String(f.id),
+      ...this.state(f),
+    }))
+  }
+
+  /** A list endpoint's items, one page (the most it gives) at a time. */
+  private async *pages<T>(collection: string, signal: AbortSignal): AsyncGenerator<T[]> {
+    for (let page = 1; ; page++) {
+      const list = await this.api.call<Paged & Record<string, unknown>>(
+        'GET',
+        `/${collection}?page=${page}&per_page=${PER_PAGE}`,
+        signal,
+      )
+      yield (list[collection] as T[] | undefined) ?? []
+      if (!list.meta?.pagination?.next_page) return
+    }
+  }
+
   private state(floating: FloatingIp): IpState {
     return { holder: this.holder(floating.server), pending: false }
   }
@@ -218,18 +224,12 @@ export class HetznerProvider implements Provider {
       this.cache.delete(key)
     }
     // The API cannot filter floating IPs by address: list them, page by page.
-    for (let page = 1; ; page++) {
-      const list = await this.api.call<{ floating_ips: FloatingIp[] } & Paged>(
-        'GET',
-        `/floating_ips?page=${page}&per_page=${PER_PAGE}`,
-        signal,
-      )
-      const found = list.floating_ips.find((f) => holdsAddress(f, address))
+    for await (const page of this.pages<FloatingIp>('floating_ips', signal)) {
+      const found = page.find((f) => holdsAddress(f, address))
       if (found) {
         this.cache.set(key, String(found.id))
         return found
       }
-      if (!list.meta?.pagination?.next_page) break
     }
     throw notFound(`${address.address} is not a floating IP of this Hetzner Cloud project`)
   }

@@ -10,25 +10,22 @@
  * the project (IP updates have no narrower permission set); reads need
  * `InstancesReadOnly`.
  */
-import type { IdCache } from '../../src/cache.js'
 import type {
   Holder,
   IpState,
+  ListedIp,
+  ListRequest,
   LocatedIp,
   LocateRequest,
   Provider,
   ProviderContext,
 } from '../../src/core/provider.js'
 import { IpmoveError, notFound, usageError } from '../../src/errors.js'
-import { registerSecret } from '../../src/output.js'
 import { shown } from '../../src/validate.js'
-import { BearerApi, parseJson, urlFrom } from '../bearer-api.js'
+import { BearerApiProvider, parseJson, type TokenApiSpec } from '../bearer-api.js'
 import type { HttpResponse, Method } from '../http.js'
-import { apiBaseUrl } from '../token-settings.js'
 import { SCALEWAY_ZONE } from './zone.js'
 
-const DEFAULT_ENDPOINT = 'https://api.scaleway.com'
-const METADATA_URL = 'http://169.254.42.42'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 interface ScalewayIp {
@@ -51,71 +48,41 @@ interface ScalewayErrorBody {
 /** Error types that mean "the resource is busy: wait and decide again". */
 const BUSY_TYPES = new Set(['transient_state', 'conflict', 'locked'])
 
-export class ScalewayProvider implements Provider {
-  readonly name = 'scaleway'
-  readonly hasCloudApi = true
-  private readonly api: BearerApi
+const SPEC: TokenApiSpec = {
+  title: 'Scaleway API',
+  tag: 'scaleway',
+  token: { variable: 'SCW_SECRET_KEY', setting: 'secret-key' },
+  missingToken: 'no Scaleway secret key: set SCW_SECRET_KEY or secret-key= in the [scaleway] section',
+  authHeaders: (secretKey) => ({ 'X-Auth-Token': secretKey }),
+  endpoint: { variable: 'SCW_API_URL', default: 'https://api.scaleway.com' },
+  metadataVariable: 'IPMOVE_SCALEWAY_METADATA_URL',
+  metadataUrl: (fromEnv) => `${(fromEnv ?? 'http://169.254.42.42').replace(/\/+$/, '')}/conf?format=json`,
+  toError: apiError,
+}
 
-  private constructor(
-    baseUrl: string,
-    secretKey: string,
-    private readonly zone: string | undefined,
-    private readonly metadataUrl: URL,
-    private readonly cache: IdCache,
-    log: ProviderContext['log'],
-  ) {
-    this.api = new BearerApi({
-      baseUrl,
-      authHeaders: { 'X-Auth-Token': secretKey },
-      log,
-      title: 'Scaleway API',
-      tag: 'scaleway',
-      toError: apiError,
-    })
-  }
+const NO_PROJECTS = '--project does not apply to Scaleway: the key and the zone scope the IP'
+/** The most a list page holds. */
+const PER_PAGE = 100
+
+export class ScalewayProvider extends BearerApiProvider implements Provider {
+  readonly name = 'scaleway'
+  /** The zone of the IP, when set; else this host's zone, from the metadata service. */
+  private readonly zone: string | undefined
 
   static async create(context: ProviderContext): Promise<ScalewayProvider> {
-    const { env, settings } = context
-    const secretKey = env.SCW_SECRET_KEY || settings['secret-key']
-    if (!secretKey) {
-      throw usageError('no Scaleway secret key: set SCW_SECRET_KEY or secret-key= in the [scaleway] section')
-    }
-    registerSecret(secretKey)
-    const zone = settings.zone || env.SCW_DEFAULT_ZONE || undefined
+    return new ScalewayProvider(context)
+  }
+
+  private constructor(context: ProviderContext) {
+    super(context, SPEC)
+    const zone = context.settings.zone || context.env.SCW_DEFAULT_ZONE || undefined
     if (zone !== undefined && !SCALEWAY_ZONE.test(zone))
       throw usageError(`zone ${shown(zone)} is not a Scaleway zone (fr-par-1…)`)
-    const where = env.SCW_API_URL ? 'SCW_API_URL' : 'endpoint='
-    const base = apiBaseUrl(env.SCW_API_URL || settings.endpoint || DEFAULT_ENDPOINT, where)
-    const metadata = urlFrom(
-      `${(env.IPMOVE_SCALEWAY_METADATA_URL || METADATA_URL).replace(/\/+$/, '')}/conf?format=json`,
-      'IPMOVE_SCALEWAY_METADATA_URL',
-    )
-    return new ScalewayProvider(
-      base.href.replace(/\/+$/, ''),
-      secretKey,
-      zone,
-      metadata,
-      context.cache,
-      context.log,
-    )
-  }
-
-  get requests(): number {
-    return this.api.requests
-  }
-
-  get roundTrips(): number {
-    return this.api.roundTrips
-  }
-
-  close(): void {
-    this.cache.save()
-    this.api.close()
+    this.zone = zone
   }
 
   async locate(request: LocateRequest, signal: AbortSignal): Promise<LocatedIp> {
-    if (request.project)
-      throw usageError('--project does not apply to Scaleway: the key and the zone scope the IP')
+    if (request.project) throw usageError(NO_PROJECTS)
     if (request.ipId !== undefined)
       throw usageError('use --ip: ipmove finds a Scaleway flexible IP by its address')
     const ip = request.ip!
@@ -150,6 +117,30 @@ export class ScalewayProvider implements Provider {
       write: async (to, writeSignal) =>
         state((await this.api.call<{ ip: ScalewayIp }>('PATCH', path, writeSignal, { server: to.id })).ip),
     }
+  }
+
+  /**
+   * The zone's IPv4 flexible IPs (those ipmove moves) with their servers' names:
+   * one request per 100 IPs. The zone is the configured one: a listing has no
+   * IP whose zone this host's could stand for.
+   */
+  async list(request: ListRequest, signal: AbortSignal): Promise<ListedIp[]> {
+    if (request.project) throw usageError(NO_PROJECTS)
+    if (this.zone === undefined)
+      throw usageError('no Scaleway zone to list: set SCW_DEFAULT_ZONE or zone= in [scaleway]')
+    const found: ScalewayIp[] = []
+    for (let page = 1; ; page++) {
+      const answer = await this.api.call<{ ips: ScalewayIp[]; total_count: number }>(
+        'GET',
+        `/instance/v1/zones/${this.zone}/ips?page=${page}&per_page=${PER_PAGE}`,
+        signal,
+      )
+      found.push(...answer.ips)
+      if (answer.ips.length === 0 || found.length >= answer.total_count) break
+    }
+    return found
+      .filter((ip) => /^\d{1,3}(?:\.\d{1,3}){3}$/.test(ip.address))
+      .map((ip) => ({ ip: `${ip.address}/32`, kind: 'flexible', id: ip.id, ...state(ip) }))
   }
 
   private async readIp(

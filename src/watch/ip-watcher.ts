@@ -465,6 +465,9 @@ export class IpWatcher {
   }
 
   private async carriedHere(): Promise<boolean | undefined> {
+    // Nothing to carry where the provider maps the IP onto an address the host
+    // already has (EC2 EIPs, DigitalOcean): "missing" would make every read a claim.
+    if (this.located?.hostCarries === false) return undefined
     try {
       const entries = await (await this.driver()).list(this.watched.interface)
       return entries.some((e) => e.address === this.watched.ip.address)

@@ -72,6 +72,28 @@ export interface MatrixKind<Emulator extends MatrixEmulator, Options> {
   knownIds(state: EmulatorState): Set<string>
 }
 
+/**
+ * A row: name, faults, --timeout, exit code, holder after the run, move requests
+ * sent, other fields. Tables bind it to their emulator: `matrixRow<Emulator, Options>`.
+ */
+export function matrixRow<Emulator extends MatrixEmulator, Options>(
+  name: string,
+  faults: string[],
+  timeout: number,
+  exit: number,
+  holder: MatrixCase<Emulator, Options>['holder'],
+  writes?: number,
+  more: Partial<MatrixCase<Emulator, Options>> = {},
+): MatrixCase<Emulator, Options> {
+  return { name, faults, timeout, exit, holder, writes, ...more }
+}
+
+/** A fault's `body=` field: the answer's text instead of the API's own. */
+export const faultBody = (text: string) => `body=${encodeURIComponent(text)}`
+
+/** A proxy's HTML error page where the API's JSON or XML belongs. */
+export const HTML = faultBody('<html><body><h1>502 Bad Gateway</h1></body></html>')
+
 /** Process start and exit on a loaded 2-core machine, beyond --timeout. */
 export const START_SLACK_MS = 3_000
 

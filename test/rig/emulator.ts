@@ -1,6 +1,6 @@
 /**
- * `ipmove emulate ovh` run inside a node's namespace, on its loopback, for the
- * kernel tests that run the built CLI there too. The emulator's --debug lines
+ * `ipmove emulate ovh` (or another cloud's) run inside a node's namespace, on
+ * its loopback, for the kernel tests that run the built CLI there too. The emulator's --debug lines
  * (one `emulator: METHOD PATH -> STATUS` per request) tell a test what the API
  * has seen, so it can act at a precise step of a move.
  */
@@ -17,12 +17,16 @@ export interface NamespacedEmulator {
   stop(): Promise<void>
 }
 
-/** Start the emulator in `node`'s namespace (files under `dir`); resolves once it listens there. */
+/**
+ * Start the emulator of `cloud` in `node`'s namespace (files under `dir`);
+ * resolves once it listens there. OVH's reports its second instance as this host.
+ */
 export async function startNamespacedEmulator(
-  node: RigNode,
+  node: Pick<RigNode, 'ns'>,
   dir: string,
   extra: string[] = [],
   pendingMs = 300,
+  cloud = 'ovh',
 ): Promise<NamespacedEmulator> {
   const emuDir = mkdtempSync(join(dir, 'emu-'))
   chmodSync(emuDir, 0o755)
@@ -32,13 +36,12 @@ export async function startNamespacedEmulator(
     node.ns,
     ...ipmoveArgv([
       'emulate',
-      'ovh',
+      cloud,
       '--port',
       '0',
       '--pending-ms',
       String(pendingMs),
-      '--this-host',
-      'bi-edge-sbg-2',
+      ...(cloud === 'ovh' ? ['--this-host', 'bi-edge-sbg-2'] : []),
       '--dir',
       emuDir,
       '--json',
@@ -53,7 +56,7 @@ export async function startNamespacedEmulator(
   })
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
   const env = await new Promise<Record<string, string>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the emulator did not start: ${stderr}`)), 10_000)
+    const timer = setTimeout(() => reject(new Error(`the emulator did not start: ${stderr}`)), 30_000)
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString()
       const line = stdout.split('\n')[0]
