@@ -1,0 +1,168 @@
+/**
+ * `ipmove ovh credential`: ask OVH for a consumer key limited to the calls ipmove
+ * makes for some IPs (POST /auth/credential, which needs only the application key),
+ * store it with the application key and secret where ipmove reads credentials,
+ * and hand back the URL where a person allows it. The key is never printed.
+ */
+import { existsSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { dirname } from 'node:path'
+import type { LimitedKey, LimitedKeyRequest } from '../../src/core/provider.js'
+import { IpmoveError, usageError } from '../../src/errors.js'
+import { registerSecret } from '../../src/output.js'
+import { createExclusive } from '../../src/secure-file.js'
+import { shown } from '../../src/validate.js'
+import { HttpClient, type HttpResponse, TransportError, unreachable } from '../http.js'
+import { consumerKeyRules } from './access-rules.js'
+import { checkCredentialSet, type OvhApplication, resolveOvhApplication } from './credentials.js'
+import { apiError, describeAnswer, errorBody } from './provider.js'
+
+/** auth.CredentialStateEnum of the OVH API. */
+const CREDENTIAL_STATES = ['expired', 'pendingValidation', 'refused', 'validated']
+
+/** auth.Credential, the answer of POST /auth/credential. */
+interface CredentialAnswer {
+  consumerKey: string
+  state: string
+  validationUrl: string
+}
+
+function isCredentialAnswer(value: unknown): value is CredentialAnswer {
+  if (typeof value !== 'object' || value === null) return false
+  const v = value as Record<string, unknown>
+  return (
+    typeof v.consumerKey === 'string' &&
+    /^[\x21-\x7e]+$/.test(v.consumerKey) &&
+    typeof v.state === 'string' &&
+    CREDENTIAL_STATES.includes(v.state) &&
+    typeof v.validationUrl === 'string' &&
+    /^https?:\/\//.test(v.validationUrl)
+  )
+}
+
+/** Refuse, before asking OVH for anything, a place the key could not be stored. */
+async function checkStore(store: LimitedKeyRequest['store']): Promise<void> {
+  if ('file' in store) {
+    if (existsSync(store.file))
+      throw usageError(`${store.file} exists; give a new file (ipmove never overwrites one)`)
+    if (!existsSync(dirname(store.file))) throw usageError(`${dirname(store.file)} does not exist`)
+    return
+  }
+  await store.keyring.get('ovh').catch((error: unknown) => {
+    throw usageError(
+      `${store.keyring.description} is unavailable (${(error as Error).message}); use --ovh-conf FILE instead`,
+    )
+  })
+}
+
+/** Store the full set; the message says where, never what. */
+async function storeKey(
+  store: LimitedKeyRequest['store'],
+  app: OvhApplication,
+  consumerKey: string,
+  ips: string,
+): Promise<string> {
+  const set = {
+    endpoint: app.endpointName,
+    application_key: app.applicationKey,
+    application_secret: app.applicationSecret,
+    consumer_key: consumerKey,
+  }
+  const lost = (error: unknown) =>
+    new IpmoveError(
+      'local',
+      `OVH made the consumer key but it could not be stored (${(error as Error).message}); it is unusable until allowed: run the command again`,
+    )
+  if ('keyring' in store) {
+    try {
+      await store.keyring.set('ovh', checkCredentialSet(set))
+    } catch (error) {
+      throw lost(error)
+    }
+    return store.keyring.description
+  }
+  const text = [
+    `; OVH consumer key limited to what ipmove does for ${ips} (ipmove ovh credential)`,
+    '[default]',
+    `endpoint=${app.endpointName}`,
+    `[${app.endpointName}]`,
+    ...Object.entries(set)
+      .filter(([key]) => key !== 'endpoint')
+      .map(([key, value]) => `${key}=${value}`),
+    '',
+  ].join('\n')
+  try {
+    createExclusive(store.file, text)
+  } catch (error) {
+    throw lost(error)
+  }
+  return store.file
+}
+
+export async function requestConsumerKey(request: LimitedKeyRequest): Promise<LimitedKey> {
+  const scope = { projectId: request.project, ips: request.ips, ipIds: request.ipIds }
+  if (request.ips.length === 0 && request.ipIds.length === 0)
+    throw usageError('give the IPs the key may move: --ip (or --ip-id)')
+  const rules = consumerKeyRules(scope)
+  if (request.redirection !== undefined && !/^https?:\/\/[^\s]+$/.test(request.redirection)) {
+    throw usageError(`--redirection ${shown(request.redirection)} is not an http(s) URL`)
+  }
+  const app = await resolveOvhApplication({
+    env: request.env,
+    cwd: process.cwd(),
+    home: homedir(),
+    config: request.config,
+    overrides: request.endpoint === undefined ? undefined : { endpoint: request.endpoint },
+    log: request.log,
+  })
+  await checkStore(request.store)
+
+  const path = '/auth/credential'
+  const url = new URL(app.baseUrl + path)
+  const body = JSON.stringify({
+    accessRules: rules,
+    ...(request.redirection === undefined ? {} : { redirection: request.redirection }),
+  })
+  const http = new HttpClient({ log: request.log })
+  let response: HttpResponse
+  try {
+    request.log.debug(`ovh: POST ${url.pathname} (${rules.length} access rules)`)
+    // Unsigned: the API knows the application by its key alone here. Sent once: a retry would make a second key.
+    response = await http.send(
+      { method: 'POST', url, headers: { 'X-Ovh-Application': app.applicationKey }, body, once: true },
+      request.signal,
+    )
+  } catch (error) {
+    if (!(error instanceof TransportError)) throw error
+    if (request.signal.aborted) {
+      throw new IpmoveError('timeout', `timed out during POST ${path}: ${error.message}`)
+    }
+    throw unreachable('OVH API', error)
+  } finally {
+    http.close()
+  }
+  if (response.status >= 300) throw apiError('POST', path, response, errorBody(response.text))
+  let answer: unknown
+  try {
+    answer = JSON.parse(response.text)
+  } catch {
+    answer = undefined
+  }
+  if (!isCredentialAnswer(answer)) {
+    throw new IpmoveError(
+      'unexpected',
+      `OVH API POST /auth/credential: the API answered something unexpected (HTTP ${response.status}, ${describeAnswer(response.text)} instead of a credential)`,
+      { httpStatus: response.status },
+    )
+  }
+  registerSecret(answer.consumerKey)
+  const ips = [...request.ips.map((ip) => ip.block), ...request.ipIds].join(', ')
+  const storedIn = await storeKey(request.store, app, answer.consumerKey, ips)
+  return {
+    endpoint: app.endpointName,
+    state: answer.state,
+    validationUrl: answer.validationUrl,
+    rules,
+    storedIn,
+  }
+}
