@@ -196,6 +196,14 @@ describe('ipmove ovh credential (nock as OVH)', () => {
     )
     expect(missing.kind).toBe('auth')
     expect(missing.message).toContain('application_secret')
+    const oauth = await failure(
+      request({
+        env: { OVH_CLIENT_ID: 'EU.client', OVH_CLIENT_SECRET: 'ClientSecret0123' },
+        store: { file: join(dir, 'c') },
+      }),
+    )
+    expect(oauth.kind).toBe('usage')
+    expect(oauth.message).toContain('a consumer key belongs to an application')
   })
 
   it('refuses a place it cannot store the key before asking OVH for one', async () => {

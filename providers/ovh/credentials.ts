@@ -416,6 +416,11 @@ export async function resolveOvhApplication(sources: CredentialSources): Promise
     }
     checkExposed(files, new Set([found.get('applicationSecret')!.label]), sources.log)
   } else {
+    if (found.has('clientId')) {
+      throw usageError(
+        `found an OAuth2 client (client_id from ${found.get('clientId')!.label}) but no application key: a consumer key belongs to an application (application_key and application_secret); a service account is limited by IAM policies instead`,
+      )
+    }
     checkExposed(files, new Set(), sources.log)
     const stored = await fromKeyring(sources, collected)
     if ('note' in stored || !stored.values.applicationKey || !stored.values.applicationSecret) {
