@@ -177,6 +177,8 @@ describe('ipmove ovh credential against the OVH emulator', () => {
     const url = /^ {2}(https:\/\/\S+credentialToken=\S+)$/m.exec(made.stdout)?.[1]
     expect(url).toBeDefined()
     expect(made.stdout).toContain(`POST /ip/${CLASSIC_IP}/32/move`)
+    expect(made.stdout).toContain(`then check it (reads only): ipmove status --ip ${CLASSIC_IP}/32\n`)
+    expect(made.stderr).toBe('') // ~/.ovh.conf is where ipmove looks: no warning
     const key = storedKey(file)
     expect(made.stdout).not.toContain(key)
     const from = emulator.requests.length

@@ -140,6 +140,12 @@ describe('ipmove ovh credential (nock as OVH)', () => {
       storedIn: join(dir, 'ovh.conf'),
     })
     expectNoSecret(JSON.stringify(result), ...log.lines)
+    // A file where ipmove does not look is stored all the same, with a word on where to put it.
+    expect(log.lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^warning: ipmove reads .*/etc/ovh\\.conf, not ${join(dir, 'ovh.conf')}: move it`),
+      ),
+    )
 
     const file = join(dir, 'ovh.conf')
     expect(statSync(file).mode & 0o777).toBe(0o600)

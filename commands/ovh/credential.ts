@@ -79,6 +79,9 @@ The key works only once a person opens the printed validation URL, logs in to th
       'it works once allowed: open this URL, log in to the OVH account and allow it (validity: unlimited for a hook):',
     )
     this.output.info(`  ${key.validationUrl}`)
+    const which = ipIds.length > 0 ? ['--ip-id', ipIds[0]] : ['--ip', ips[0]!.block]
+    const check = ['ipmove status', ...(flags.project ? ['--project', flags.project] : []), ...which]
+    this.output.info(`then check it (reads only): ${check.join(' ')}`)
     this.output.result({ ok: true, ...key })
   }
 }

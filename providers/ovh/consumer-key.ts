@@ -14,7 +14,12 @@ import { createExclusive } from '../../src/secure-file.js'
 import { shown } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, TransportError, unreachable } from '../http.js'
 import { consumerKeyRules } from './access-rules.js'
-import { checkCredentialSet, type OvhApplication, resolveOvhApplication } from './credentials.js'
+import {
+  checkCredentialSet,
+  type OvhApplication,
+  ovhConfPaths,
+  resolveOvhApplication,
+} from './credentials.js'
 import { apiError, describeAnswer, errorBody } from './provider.js'
 
 /** auth.CredentialStateEnum of the OVH API. */
@@ -158,6 +163,10 @@ export async function requestConsumerKey(request: LimitedKeyRequest): Promise<Li
   registerSecret(answer.consumerKey)
   const ips = [...request.ips.map((ip) => ip.block), ...request.ipIds].join(', ')
   const storedIn = await storeKey(request.store, app, answer.consumerKey, ips)
+  const read = ovhConfPaths(process.cwd(), homedir())
+  if ('file' in request.store && !read.includes(storedIn)) {
+    request.log.warn(`ipmove reads ${read.join(', ')}, not ${storedIn}: move it to one of them (mode 600)`)
+  }
   return {
     endpoint: app.endpointName,
     state: answer.state,

@@ -101,6 +101,13 @@ interface OvhConfFiles {
   skipped?: string
 }
 
+/** The ovh.conf files looked for, highest priority first: ./ovh.conf, ~/.ovh.conf, /etc/ovh.conf. */
+export function ovhConfPaths(cwd: string, home: string, etcDir = '/etc'): string[] {
+  return [resolve(cwd, 'ovh.conf'), join(home, '.ovh.conf'), join(etcDir, 'ovh.conf')].filter(
+    (path, i, all) => all.indexOf(path) === i,
+  )
+}
+
 /**
  * The files python-ovh and go-ovh read, in their order: a later file wins
  * key by key (/etc/ovh.conf < ~/.ovh.conf < ./ovh.conf).
@@ -115,11 +122,9 @@ function readOvhConfFiles(sources: CredentialSources): OvhConfFiles {
   if (skipped && existsSync(local)) {
     sources.log?.warn(`not reading ${skipped}; run ipmove from a directory only you and root can write`)
   }
-  const paths = [
-    ...(shared ? [] : [local]),
-    join(sources.home, '.ovh.conf'),
-    join(sources.etcDir ?? '/etc', 'ovh.conf'),
-  ].filter((path, i, all) => all.indexOf(path) === i)
+  const paths = ovhConfPaths(sources.cwd, sources.home, sources.etcDir).filter(
+    (path) => !shared || path !== local,
+  )
   const files: OvhConfFiles = { read: [], looked: paths, unreadable: [], skipped }
   for (const path of paths) {
     let file: ReturnType<typeof readSettingsFile>
