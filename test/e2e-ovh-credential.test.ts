@@ -4,7 +4,7 @@
  * validation URL, the hook moves the IP with that key and nothing else. Run
  * `npm run build` first (`npm test` does).
  */
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -177,7 +177,7 @@ describe('ipmove ovh credential against the OVH emulator', () => {
     const url = /^ {2}(https:\/\/\S+credentialToken=\S+)$/m.exec(made.stdout)?.[1]
     expect(url).toBeDefined()
     expect(made.stdout).toContain(`POST /ip/${CLASSIC_IP}/32/move`)
-    expect(made.stdout).toContain(`then check it (reads only): ipmove status --ip ${CLASSIC_IP}/32\n`)
+    expect(made.stdout).toContain(`then check it (reads only): ipmove status --ip ${CLASSIC_IP}\n`)
     expect(made.stderr).toBe('') // ~/.ovh.conf is where ipmove looks: no warning
     const key = storedKey(file)
     expect(made.stdout).not.toContain(key)
@@ -226,6 +226,30 @@ describe('ipmove ovh credential against the OVH emulator', () => {
       await ipmove(['status', '--project', t18s, '--ip', '2001:db8:1::10', '--json'], env),
       'NOT_GRANTED_CALL',
     )
+  })
+
+  it('takes the named IPs of ipmove.conf, with their project, and refuses IPs of two projects in one key', async () => {
+    const env = withApplication(hostEnv())
+    writeFileSync(
+      env.IPMOVE_CONFIG!,
+      `[ip.web]\nip = ${CLOUD_IP}\nproject = ${t18s}\n[ip.db]\nip = 203.0.113.99\nproject = ${staging}\n[ip.old]\nip = ${CLASSIC_IP}\n`,
+    )
+    const made = await ipmove(
+      ['ovh', 'credential', '--ip', 'web', '--ovh-conf', join(env.HOME!, '.ovh.conf'), '--json'],
+      env,
+    )
+    expect(made.code, made.stderr).toBe(0)
+    expect(json(made).rules).toContainEqual({ method: 'GET', path: `/cloud/project/${t18s}/ip/failover` })
+
+    const before = emulator.requests.length
+    for (const second of ['db', 'old']) {
+      const mixed = await ipmove(['ovh', 'credential', '--ip', 'web', '--ip', second, '--keyring'], env)
+      expect(mixed.code).toBe(2)
+      expect(mixed.stderr).toMatch(
+        /^ipmove: error: the IPs are in different projects .*; make one key per project\n$/,
+      )
+    }
+    expect(emulator.requests.length).toBe(before)
   })
 
   it('refuses to run without a place to store the key, or with a project name, before asking OVH', async () => {

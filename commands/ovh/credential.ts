@@ -3,12 +3,39 @@ import { resolve } from 'node:path'
 import { Flags } from '@oclif/core'
 import { providerNamed } from '../../providers/index.js'
 import { BaseCommand, configFlag } from '../../src/command.js'
-import { loadConfig } from '../../src/config.js'
+import { type IpmoveConfig, loadConfig, resolveTarget } from '../../src/config.js'
 import { usageError } from '../../src/errors.js'
 import { systemKeyring } from '../../src/keyring.js'
-import { parseIp, parseSeconds } from '../../src/validate.js'
+import { type IpBlock, parseSeconds } from '../../src/validate.js'
 
 const DEFAULT_TIMEOUT_S = 60
+
+/**
+ * The IPs as addresses, each given as such or as the name of an [ip.NAME] entry of
+ * ipmove.conf, and their one project (--project, else the entries', else the default).
+ */
+function ovhTargets(
+  config: IpmoveConfig,
+  given: readonly string[],
+  project: string | undefined,
+): { ips: IpBlock[]; project?: string } {
+  const targets =
+    given.length > 0
+      ? given.map((ip) => resolveTarget(config, { ip, project }))
+      : [resolveTarget(config, { project })]
+  for (const target of targets) {
+    const provider = target.name ? config.ips[target.name]?.provider : undefined
+    if (provider && provider !== 'ovh')
+      throw usageError(`--ip ${target.name} is an IP of provider ${provider} in ${config.path}, not of ovh`)
+  }
+  const projects = [...new Set(targets.map((target) => target.project))]
+  if (projects.length > 1) {
+    throw usageError(
+      `the IPs are in different projects (${projects.map((p) => p ?? 'none: classic').join(', ')}); make one key per project`,
+    )
+  }
+  return { ips: targets.flatMap((target) => (target.ip ? [target.ip] : [])), project: projects[0] }
+}
 
 export default class OvhCredential extends BaseCommand {
   static override summary =
@@ -27,7 +54,8 @@ The key works only once a person opens the printed validation URL, logs in to th
   static override flags = {
     ...configFlag,
     ip: Flags.string({
-      description: 'An IP the key may move (repeatable): 1.2.3.4, 1.2.3.4/32, 2001:db8::1.',
+      description:
+        'An IP the key may move (repeatable): 1.2.3.4, 1.2.3.4/32, 2001:db8::1, or a named IP from the config.',
       multiple: true,
     }),
     'ip-id': Flags.string({
@@ -35,7 +63,8 @@ The key works only once a person opens the printed validation URL, logs in to th
       multiple: true,
     }),
     project: Flags.string({
-      description: 'OVH Public Cloud project id; without it the IPs are classic failover IPs.',
+      description:
+        "OVH Public Cloud project id (default: the named IP's or the config's); without one the IPs are classic failover IPs.",
     }),
     'ovh-conf': Flags.string({ description: 'Store the key in this new file (ovh.conf format, chmod 600).' }),
     keyring: Flags.boolean({ description: 'Store the key in the OS keyring, replacing its OVH entry.' }),
@@ -50,7 +79,8 @@ The key works only once a person opens the printed validation URL, logs in to th
 
   async run(): Promise<void> {
     const { flags } = await this.parse(OvhCredential)
-    const ips = (flags.ip ?? []).map((ip) => parseIp(ip))
+    const config = loadConfig({ path: flags.config, env: process.env, home: process.env.HOME || homedir() })
+    const { ips, project } = ovhTargets(config, flags.ip ?? [], flags.project)
     const ipIds = flags['ip-id'] ?? []
     if (Boolean(flags['ovh-conf']) === Boolean(flags.keyring)) {
       throw usageError(
@@ -59,11 +89,10 @@ The key works only once a person opens the printed validation URL, logs in to th
     }
     const timeoutMs =
       flags.timeout === undefined ? DEFAULT_TIMEOUT_S * 1000 : parseSeconds('--timeout', flags.timeout)
-    const config = loadConfig({ path: flags.config, env: process.env, home: process.env.HOME || homedir() })
     const key = await providerNamed('ovh').limitedKey!.request({
       ips,
       ipIds,
-      project: flags.project,
+      project,
       endpoint: flags.endpoint,
       redirection: flags.redirection,
       store: flags.keyring ? { keyring: systemKeyring() } : { file: resolve(flags['ovh-conf']!) },
@@ -79,8 +108,9 @@ The key works only once a person opens the printed validation URL, logs in to th
       'it works once allowed: open this URL, log in to the OVH account and allow it (validity: unlimited for a hook):',
     )
     this.output.info(`  ${key.validationUrl}`)
-    const which = ipIds.length > 0 ? ['--ip-id', ipIds[0]] : ['--ip', ips[0]!.block]
-    const check = ['ipmove status', ...(flags.project ? ['--project', flags.project] : []), ...which]
+    const which = ipIds.length > 0 ? ['--ip-id', ipIds[0]] : ['--ip', flags.ip![0]]
+    const named = flags.ip?.[0] !== undefined && Object.hasOwn(config.ips, flags.ip[0])
+    const check = ['ipmove status', ...(project && !named ? ['--project', project] : []), ...which]
     this.output.info(`then check it (reads only): ${check.join(' ')}`)
     this.output.result({ ok: true, ...key })
   }

@@ -40,7 +40,7 @@ export function consumerKeyRules(scope: ConsumerKeyScope): OvhAccessRule[] {
   if (scope.projectId !== undefined) {
     if (!OVH_PROJECT_ID.test(scope.projectId)) {
       throw usageError(
-        `--project ${shown(scope.projectId)} is not a project id: a key limited to one project cannot look its name up; give its id (32 hex digits, shown by "ipmove list" and the OVH console)`,
+        `project ${shown(scope.projectId)} is not a project id: a key limited to one project cannot look its name up; give its id (32 hex digits, shown by "ipmove list" and the OVH console)`,
       )
     }
     const base = `/cloud/project/${scope.projectId}`
