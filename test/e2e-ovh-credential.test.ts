@@ -232,7 +232,7 @@ describe('ipmove ovh credential against the OVH emulator', () => {
     const env = withApplication(hostEnv())
     writeFileSync(
       env.IPMOVE_CONFIG!,
-      `[ip.web]\nip = ${CLOUD_IP}\nproject = ${t18s}\n[ip.db]\nip = 203.0.113.99\nproject = ${staging}\n[ip.old]\nip = ${CLASSIC_IP}\n`,
+      `[ip.web]\nip = ${CLOUD_IP}\nproject = ${t18s}\n[ip.db]\nip = 203.0.113.99\nproject = ${staging}\n[ip.old]\nip = ${CLASSIC_IP}\n[ip.eip]\nip = 192.0.2.44\nprovider = aws\n`,
     )
     const made = await ipmove(
       ['ovh', 'credential', '--ip', 'web', '--ovh-conf', join(env.HOME!, '.ovh.conf'), '--json'],
@@ -249,6 +249,9 @@ describe('ipmove ovh credential against the OVH emulator', () => {
         /^ipmove: error: the IPs are in different projects .*; make one key per project\n$/,
       )
     }
+    const aws = await ipmove(['ovh', 'credential', '--ip', 'eip', '--keyring'], env)
+    expect(aws.code).toBe(2)
+    expect(aws.stderr).toContain('--ip eip is an IP of provider aws')
     expect(emulator.requests.length).toBe(before)
   })
 
