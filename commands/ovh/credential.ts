@@ -41,7 +41,7 @@ export default class OvhCredential extends BaseCommand {
   static override summary =
     'Make an OVH consumer key that can only do what ipmove does for the given IPs, and store it.'
   static override description =
-    `Asks OVH (POST /auth/credential) for a consumer key of your application whose access rules allow exactly the calls ipmove move, status and release make for these IPs, and nothing else: for a Public Cloud failover IP (--project ID), the project's failover IPs, their attach and its instance list; for a classic failover IP (no --project), /ip/BLOCK, its move tasks and its move. With --ip-id the rules name those failover IPs only.
+    `Asks OVH (POST /auth/credential) for a consumer key of your application whose access rules allow exactly the calls ipmove move, status and watch make for these IPs, and nothing else: for a Public Cloud failover IP (--project ID), the project's failover IPs, their attach and its instance list; for a classic failover IP (no --project), /ip/BLOCK, its move tasks and its move. With --ip-id the rules name those failover IPs only.
 
 The application key and secret come from where ipmove reads OVH credentials (OVH_APPLICATION_KEY and OVH_APPLICATION_SECRET, ipmove's config, ovh.conf, the OS keyring); any consumer key there is ignored. The new key is a secret and is never printed: it is stored with the application key and secret, either in a new ovh.conf-style file (--ovh-conf FILE, created chmod 600, never overwritten) or in the OS keyring (--keyring, the entry "ipmove credentials set ovh" writes).
 

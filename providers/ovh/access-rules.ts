@@ -1,9 +1,10 @@
 /**
  * The OVH access rules of a consumer key that can do what `ipmove move`, `status`
- * and `release` do for some IPs, and nothing else. Light: no HTTP, no credentials.
+ * and `watch` do for some IPs (`release` asks no API), and nothing else. Light: no
+ * HTTP, no credentials.
  *
- * The rules follow providers/ovh/provider.ts call by call (a test runs the provider
- * against the emulator with a key holding only these rules):
+ * The rules follow providers/ovh/provider.ts call by call (test/e2e-ovh-credential
+ * moves IPs with a key holding only these rules, at the emulator, which enforces them):
  * - a Public Cloud failover IP: the project's failover list (to find the IP's id),
  *   the IP by id (its state), its attach, and the project's instances (names);
  * - a classic failover IP: /ip/{block} (routing), its move tasks, and its move.
