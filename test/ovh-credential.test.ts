@@ -220,6 +220,10 @@ describe('ipmove ovh credential (nock as OVH)', () => {
     expect(readFileSync(join(dir, 'taken.conf'), 'utf8')).toBe('keep me')
     const noDir = await failure(request({ store: { file: join(dir, 'nowhere', 'ovh.conf') } }))
     expect(noDir.message).toContain('does not exist')
+    // Creating it is how it is checked (root may write anywhere else): under a plain file it cannot be.
+    const underFile = await failure(request({ store: { file: join(dir, 'taken.conf', 'ovh.conf') } }))
+    expect(underFile.kind).toBe('usage')
+    expect(underFile.message).toBe(`cannot create ${join(dir, 'taken.conf', 'ovh.conf')} (ENOTDIR)`)
     const noKeyring = await failure(request({ store: { keyring: new MemoryKeyring(true) } }))
     expect(noKeyring.kind).toBe('usage')
     expect(noKeyring.message).toContain('--ovh-conf FILE')
@@ -237,6 +241,7 @@ describe('ipmove ovh credential (nock as OVH)', () => {
     const malformed = await failure(request(), SECRETS)
     expect(malformed.kind).toBe('unexpected')
     expect(malformed.message).toContain('instead of a credential')
+    // The file made ready for the key goes when no key came.
     expect(() => statSync(join(dir, 'ovh.conf'))).toThrow()
   })
 
