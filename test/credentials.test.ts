@@ -14,10 +14,11 @@ import {
   setOvhCredentials,
 } from '../providers/ovh/credentials.js'
 import { parseOvhEndpoint } from '../providers/ovh/endpoints.js'
-import { type KeyringLike, KeyringUnavailable, systemKeyring } from '../src/keyring.js'
+import { systemKeyring } from '../src/keyring.js'
 import { MemoryLogger, redact } from '../src/output.js'
 import { readSecretFile, readSettingsFile } from '../src/secure-file.js'
 import { failure, failureSync } from './helpers/errors.js'
+import { MemoryKeyring } from './helpers/memory-keyring.js'
 import { describeRoot } from './rig/netns.js'
 
 // Distinct, greppable secrets: no message may ever contain one of them.
@@ -58,27 +59,6 @@ const failureSyncWith = (fn: () => unknown) => failureSync(fn, SECRETS)
 
 function sources(extra: Partial<CredentialSources> = {}): CredentialSources {
   return { env: {}, cwd, home, etcDir: etc, keyring: null, ...extra }
-}
-
-/** An in-memory KeyringLike, only to test where resolution looks and in what order. */
-class MemoryKeyring implements KeyringLike {
-  readonly description = 'the test keyring'
-  readonly entries = new Map<string, string>()
-  gets = 0
-  constructor(private readonly broken = false) {}
-  async get(account: string) {
-    this.gets++
-    if (this.broken) throw new KeyringUnavailable('no D-Bus session')
-    return this.entries.get(account)
-  }
-  async set(account: string, value: string) {
-    if (this.broken) throw new KeyringUnavailable('no D-Bus session')
-    this.entries.set(account, value)
-  }
-  async delete(account: string) {
-    if (this.broken) throw new KeyringUnavailable('no D-Bus session')
-    return this.entries.delete(account)
-  }
 }
 
 describe('secure files', () => {

@@ -838,3 +838,110 @@ describe('OVH emulator: control surface and command service', () => {
     }
   })
 })
+
+describe('OVH emulator: consumer keys made by POST /auth/credential', () => {
+  const credentialUrl = (emu: RunningOvhEmulator) => `${emu.url}/auth/credential`
+  const ask = (
+    emu: RunningOvhEmulator,
+    body: unknown,
+    applicationKey: string = OVH_CREDENTIALS.applicationKey,
+  ) =>
+    call(emu, 'POST', credentialUrl(emu), {
+      body: JSON.stringify(body),
+      headers: { 'X-Ovh-Application': applicationKey, 'Content-Type': 'application/json' },
+    })
+  /** What the person's browser does with the validation URL: open it, then submit its form. */
+  async function click(emu: RunningOvhEmulator, validationUrl: string, action: 'validate' | 'refuse') {
+    const page = await call(emu, 'GET', validationUrl)
+    const token = new URL(validationUrl).searchParams.get('credentialToken')!
+    const form = new URLSearchParams({ credentialToken: token, action }).toString()
+    const sent = await call(emu, 'POST', new URL('/auth/', validationUrl).href, {
+      body: form,
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    })
+    return { page, sent }
+  }
+  const rules = [{ method: 'GET', path: `/cloud/project/${t18s}/ip/failover*` }]
+
+  it('makes a pending key of the calling application, usable once allowed and only for its rules', async () => {
+    const emu = await emulator()
+    const made = await ask(emu, { accessRules: rules })
+    expect(made.status).toBe(200)
+    expect(made.json).toEqual({
+      validationUrl: expect.stringMatching(
+        new RegExp(`^https://127\\.0\\.0\\.1:${emu.port}/auth/\\?credentialToken=[A-Za-z0-9]{64}$`),
+      ),
+      consumerKey: expect.stringMatching(/^[A-Za-z0-9]{32}$/),
+      state: 'pendingValidation',
+    })
+    const consumerKey = made.json.consumerKey as string
+    const list = `/cloud/project/${t18s}/ip/failover`
+
+    const pending = await signed(emu, 'GET', list, { consumerKey })
+    expect(pending.status).toBe(403)
+    expect(pending.json).toMatchObject({
+      errorCode: 'INVALID_CREDENTIAL',
+      httpCode: '403 Forbidden',
+      message: 'This credential is not valid',
+    })
+
+    const { page, sent } = await click(emu, made.json.validationUrl, 'validate')
+    expect(page.status).toBe(200)
+    expect(page.headers['content-type']).toMatch(/^text\/html/)
+    expect(page.text).toContain(`GET /cloud/project/${t18s}/ip/failover*`)
+    expect(sent.status).toBe(200)
+
+    expect((await signed(emu, 'GET', list, { consumerKey })).status).toBe(200)
+    expect((await signed(emu, 'GET', `${list}/${fipV4}`, { consumerKey })).status).toBe(200)
+    const outside = await signed(emu, 'GET', '/cloud/project', { consumerKey })
+    expect(outside.status).toBe(403)
+    expect(outside.json).toMatchObject({
+      errorCode: 'NOT_GRANTED_CALL',
+      message: 'This call has not been granted',
+    })
+    const write = await signed(emu, 'POST', attachPath, {
+      consumerKey,
+      body: JSON.stringify({ instanceId: sbg2 }),
+    })
+    expect(write.json.errorCode).toBe('NOT_GRANTED_CALL')
+
+    // The URL works once.
+    expect((await call(emu, 'GET', made.json.validationUrl)).status).toBe(404)
+  })
+
+  it('keeps a refused key out, and sends the browser to the redirection once allowed', async () => {
+    const emu = await emulator()
+    const refusedKey = await ask(emu, { accessRules: rules })
+    await click(emu, refusedKey.json.validationUrl, 'refuse')
+    const refused = await signed(emu, 'GET', `/cloud/project/${t18s}/ip/failover`, {
+      consumerKey: refusedKey.json.consumerKey,
+    })
+    expect(refused.json.errorCode).toBe('INVALID_CREDENTIAL')
+
+    const redirected = await ask(emu, { accessRules: rules, redirection: 'https://example.com/done' })
+    const { sent } = await click(emu, redirected.json.validationUrl, 'validate')
+    expect(sent.status).toBe(303)
+    expect(sent.headers.location).toBe('https://example.com/done')
+  })
+
+  it('refuses an unknown application and a body outside the schema', async () => {
+    const emu = await emulator()
+    const unknown = await ask(emu, { accessRules: rules }, 'nobody')
+    expect(unknown.status).toBe(403)
+    expect(unknown.json.errorCode).toBe('INVALID_KEY')
+    for (const body of [
+      {},
+      { accessRules: [] },
+      { accessRules: [{ method: 'PATCH', path: '/me' }] },
+      { accessRules: [{ method: 'GET', path: 'me' }] },
+      { accessRules: rules, redirection: 7 },
+      { accessRules: rules, allowedIPs: ['192.0.2.0/24'] },
+      { accessRules: rules, extra: true },
+      [],
+    ]) {
+      const answer = await ask(emu, body)
+      expect(answer.status, JSON.stringify(body)).toBe(400)
+    }
+    expect(emu.state.consumers.filter((c) => c.state === 'pendingValidation')).toEqual([])
+  })
+})

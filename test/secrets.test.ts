@@ -17,6 +17,7 @@ import AwsPolicy from '../commands/aws/policy.js'
 import CredentialsDelete from '../commands/credentials/delete.js'
 import CredentialsSet from '../commands/credentials/set.js'
 import Move from '../commands/move.js'
+import OvhCredential from '../commands/ovh/credential.js'
 import Release from '../commands/release.js'
 import Status from '../commands/status.js'
 import { isolatedEnv } from './helpers/cli.js'
@@ -65,6 +66,7 @@ const SECRETS = {
   awsSecret: 'Mk5AwsSecretAccessKey/q+b=aws0123456789',
   awsSession: 'Mk6AwsSessionToken/q+b=',
   urlPassword: 'Mk7UrlPassword',
+  newConsumerKey: 'Mk8NewConsumerKey"q\\b-nk',
 } as const
 const MARKERS = Object.values(SECRETS).map((s) => s.slice(0, 4))
 const APP_KEY = 'ipmove-app-key-1'
@@ -377,6 +379,27 @@ describe('no secret reaches any output channel', () => {
       const badUrl = `endpoint=https://u:${SECRETS.urlPassword}@x.example/1.0\n${good}`
       expect((await expectNoLeak(CredentialsSet, ['ovh', ...mode], none, badUrl)).code).toBe(2)
       expect((await expectNoLeak(CredentialsDelete, ['ovh', ...mode], OVH_SOURCES[4]!)).code).toBe(0)
+    }
+  })
+
+  it('ovh credential: the new consumer key and the application secret reach no channel, stored or refused', async () => {
+    const env = OVH_SOURCES[0]!
+    for (const mode of MODES.map(noSyslog)) {
+      for (const store of [['--keyring'], ['--ovh-conf', 'new-ovh.conf']]) {
+        nock.cleanAll() // the echoing API of the round before
+        nock('https://eu.api.ovh.com').post('/1.0/auth/credential').reply(200, {
+          validationUrl: 'https://eu.api.ovh.com/auth/?credentialToken=Token0123',
+          consumerKey: SECRETS.newConsumerKey,
+          state: 'pendingValidation',
+        })
+        const made = await expectNoLeak(OvhCredential, ['--ip', '198.51.100.7', ...store, ...mode], env)
+        expect(made.code, made.channels).toBe(0)
+        expect(made.channels).toContain('credentialToken=Token0123')
+        if (store[0] === '--keyring') expect(keyringStore.get('ovh')).toContain('Mk8NewConsumerKey')
+      }
+      echoingOvh()
+      const refused = await expectNoLeak(OvhCredential, ['--ip', '198.51.100.7', '--keyring', ...mode], env)
+      expect(refused.code).toBe(3)
     }
   })
 

@@ -6,7 +6,7 @@ import { BaseCommand } from '../../src/command.js'
 export default class EmulateOvh extends BaseCommand {
   static override summary = 'Run an OVH API emulator over HTTPS, for CI smoke tests and demos.'
   static override description =
-    `Speaks the part of the OVH API ipmove uses, checks request signatures like the real API, moves IPs after --pending-ms, and injects faults. Prints the environment to point ipmove at it (fake credentials, a throw-away CA), also written to DIR/env.sh once it listens, then runs until SIGINT or SIGTERM.
+    `Speaks the part of the OVH API ipmove uses, checks request signatures and each consumer key's access rules like the real API, moves IPs after --pending-ms, and injects faults. POST /1.0/auth/credential makes consumer keys (ipmove ovh credential works against it); each is refused until allowed at its validation URL, a page whose form a script can post: credentialToken=TOKEN and action=validate to https://HOST:PORT/auth/. Prints the environment to point ipmove at it (fake credentials, a throw-away CA), also written to DIR/env.sh once it listens, then runs until SIGINT or SIGTERM.
 
 ${FAULT_HELP}
 

@@ -17,11 +17,17 @@ export interface OvhFixtureApplication {
   secret: string
 }
 
+/** auth.CredentialStateEnum: only a `validated` consumer key may call the API. */
+export const OVH_CREDENTIAL_STATES = ['expired', 'pendingValidation', 'refused', 'validated'] as const
+export type OvhCredentialState = (typeof OVH_CREDENTIAL_STATES)[number]
+
 export interface OvhFixtureConsumer {
   key: string
   /** The application the consumer key was issued to. */
   applicationKey: string
   rules: OvhAccessRule[]
+  /** Default `validated`; POST /auth/credential makes `pendingValidation` keys. */
+  state?: OvhCredentialState
 }
 
 /** An OAuth2 service account (client credentials flow). */
@@ -265,6 +271,7 @@ export function parseOvhFixture(value: unknown, source: string): OvhFixture {
         key: text(o.key, `${w}.key`),
         applicationKey: text(o.applicationKey, `${w}.applicationKey`),
         rules: rules(o.rules, `${w}.rules`),
+        state: o.state === undefined ? undefined : oneOf(o.state, `${w}.state`, OVH_CREDENTIAL_STATES),
       }
     }),
     oauthClients: list(root.oauthClients ?? [], 'oauthClients', (x, w) => {

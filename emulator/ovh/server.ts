@@ -12,6 +12,11 @@
  *   the signature is looked at: public reports of the real API, and other projects'
  *   fakes of it, give that status and message;
  * - access rules with `*` wildcards: OVH's createToken / POST /auth/credential docs;
+ * - POST /auth/credential (unsigned, X-Ovh-Application only): the auth.json schema
+ *   (body accessRules [{method, path}] and redirection; answer auth.Credential
+ *   {consumerKey, state, validationUrl}; auth.CredentialStateEnum); the validation URL
+ *   `https://HOST/auth/?credentialToken=…` and a call with a key not yet allowed being
+ *   refused 403 INVALID_CREDENTIAL "This credential is not valid": public reports;
  * - OAuth2 client credentials: the `/auth/oauth2/token` flow of python-ovh/go-ovh;
  * - "Got an invalid (or empty) URL" for unknown routes and for unencoded blocks
  *   (`/ip/1.2.3.4/32`): quoted from real answers in php-ovh issues.
@@ -29,6 +34,9 @@
  * - moves take `pendingMs` and never fail; a Public Cloud attach refuses other
  *   regions (the real API also refuses other zones and sometimes fresh instances);
  * - OAuth2 tokens carry access rules like consumer keys instead of IAM policies;
+ * - the validation page asks for no login and no validity: GET shows the rules, a
+ *   POST of its form (credentialToken, action=validate|refuse) allows or refuses the
+ *   key, as the person clicking the URL would; allowedIPs is refused as not emulated;
  * - the metadata service (real: http://169.254.169.254) is served on the same
  *   HTTPS port; its availability_zone is OpenStack's default "nova", not the region.
  */
@@ -114,6 +122,8 @@ export interface OvhEmulatorState {
   classicIps: OvhClassicIpState[]
   /** Issued OAuth2 tokens: token → client id and expiry (ms since epoch). */
   tokens: Record<string, { clientId: string; expiresAt: number }>
+  /** Consumer keys made by POST /auth/credential, by the token of their validation URL. */
+  credentialRequests: Record<string, { consumerKey: string; redirection?: string }>
   clockSkewSeconds: number
   thisHost: string | undefined
 }
@@ -204,6 +214,19 @@ function ruleMatches(rule: OvhAccessRule, method: string, path: string): boolean
   return re.test(path)
 }
 
+/** http.MethodEnum of the OVH API: the methods an access rule may name. */
+const HTTP_METHODS = ['DELETE', 'GET', 'POST', 'PUT']
+
+/** Letters and digits, as OVH's consumer keys and credential tokens are. */
+function randomToken(length: number): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+  return [...randomBytes(length)].map((byte) => alphabet[byte % alphabet.length]).join('')
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+}
+
 function sha1(text: string): string {
   return createHash('sha1').update(text).digest('hex')
 }
@@ -255,6 +278,7 @@ function initialState(
     dedicatedServers: copy.dedicatedServers,
     classicIps: copy.classicIps.map((ip) => ({ ...ip, tasks: [] })),
     tokens: {},
+    credentialRequests: {},
     clockSkewSeconds,
     thisHost,
   }
@@ -401,6 +425,16 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       return
     }
 
+    // The page a person opens from a validation URL: HTML, not the API's JSON.
+    if (segments[0] === 'auth' && segments.length <= 2 && !segments[1]) {
+      const page = this.validationPage(method, query, body)
+      record.status = page.status
+      record.responseBody = page.html
+      res.writeHead(page.status, { 'Content-Type': 'text/html; charset=utf-8', ...page.headers })
+      res.end(page.html)
+      return
+    }
+
     const apiSegments = segments[0] === API_PREFIX ? segments.slice(1) : segments
     const { answered, fault } = await this.injectFault(method, apiSegments, record, res, (status, headers) =>
       sendError(status, `Injected fault: ${STATUS_CODES[status] ?? 'error'}`, undefined, headers),
@@ -439,6 +473,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       throw invalidUrl()
     }
     if (path === 'auth/time' && method === 'GET') return Math.floor(this.nowMs() / 1000)
+    if (path === 'auth/credential' && method === 'POST') return this.newCredential(req, body)
 
     let found: { route: Route; params: Record<string, string> } | undefined
     for (const route of this.routes) {
@@ -504,6 +539,9 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
         (c) => c.key === consumerKey && c.applicationKey === application.key,
       )
       if (!consumer) throw new ApiError(403, 'This credential does not exist', 'INVALID_CREDENTIAL')
+      if ((consumer.state ?? 'validated') !== 'validated') {
+        throw new ApiError(403, 'This credential is not valid', 'INVALID_CREDENTIAL')
+      }
       const timestamp = header('x-ovh-timestamp') ?? ''
       const serverSeconds = this.nowMs() / 1000
       if (
@@ -522,6 +560,100 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     if (!rules.some((rule) => ruleMatches(rule, method, path))) {
       throw new ApiError(403, 'This call has not been granted', 'NOT_GRANTED_CALL')
     }
+  }
+
+  /** POST /auth/credential: a consumer key of the calling application, pending until a person allows it. */
+  private newCredential(req: IncomingMessage, body: string): unknown {
+    const header = req.headers['x-ovh-application']
+    const application = this.state.applications.find((a) => a.key === header)
+    if (!application) throw new ApiError(403, 'Invalid application key', 'INVALID_KEY')
+    let input: unknown
+    try {
+      input = JSON.parse(body || 'null')
+    } catch {
+      input = undefined
+    }
+    if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+      throw new ApiError(400, 'The input provided is not a JSON object')
+    }
+    const fields = input as Record<string, unknown>
+    for (const field of Object.keys(fields)) {
+      if (field === 'allowedIPs') throw new ApiError(400, 'allowedIPs is not emulated')
+      if (field !== 'accessRules' && field !== 'redirection')
+        throw new ApiError(400, `Invalid parameter: ${field}`)
+    }
+    const invalid = (why: string) => new ApiError(400, `The input provided isn't valid: ${why}`)
+    const { accessRules, redirection } = fields
+    if (!Array.isArray(accessRules) || accessRules.length === 0)
+      throw invalid("'accessRules' is a required property (a non-empty list)")
+    const rules = accessRules.map((rule, i): OvhAccessRule => {
+      const r = (rule ?? {}) as Record<string, unknown>
+      if (typeof r.method !== 'string' || !HTTP_METHODS.includes(r.method))
+        throw invalid(`accessRules[${i}].method must be one of ${HTTP_METHODS.join(', ')}`)
+      if (typeof r.path !== 'string' || !r.path.startsWith('/'))
+        throw invalid(`accessRules[${i}].path must be a path starting with /`)
+      return { method: r.method, path: r.path }
+    })
+    if (redirection !== undefined && typeof redirection !== 'string')
+      throw invalid("'redirection' must be a string")
+    const consumerKey = randomToken(32)
+    const token = randomToken(64)
+    this.state.consumers.push({
+      key: consumerKey,
+      applicationKey: application.key,
+      rules,
+      state: 'pendingValidation',
+    })
+    this.state.credentialRequests[token] = { consumerKey, redirection }
+    return {
+      validationUrl: `https://${req.headers.host ?? ''}/auth/?credentialToken=${token}`,
+      consumerKey,
+      state: 'pendingValidation',
+    }
+  }
+
+  /**
+   * GET /auth/?credentialToken=…: the rules the key asks for, and a form; its POST
+   * (credentialToken, action=validate|refuse) allows or refuses the key.
+   */
+  private validationPage(
+    method: string,
+    query: URLSearchParams,
+    body: string,
+  ): { status: number; html: string; headers?: Record<string, string> } {
+    const form = method === 'POST' ? new URLSearchParams(body) : query
+    const token = form.get('credentialToken') ?? ''
+    const request = Object.hasOwn(this.state.credentialRequests, token)
+      ? this.state.credentialRequests[token]
+      : undefined
+    const consumer = request && this.state.consumers.find((c) => c.key === request.consumerKey)
+    const page = (status: number, title: string, content = '') => ({
+      status,
+      html: `<!doctype html><title>${title}</title><h1>${title}</h1>${content}\n`,
+    })
+    if (!request || consumer?.state !== 'pendingValidation')
+      return page(404, 'Unknown or already used credential token')
+    if (method === 'GET') {
+      const rules = consumer.rules
+        .map((rule) => `<li>${escapeHtml(rule.method)} ${escapeHtml(rule.path)}</li>`)
+        .join('')
+      return page(
+        200,
+        'Allow this application?',
+        `<ul>${rules}</ul><form method="post" action="/auth/">` +
+          `<input type="hidden" name="credentialToken" value="${escapeHtml(token)}">` +
+          '<button name="action" value="validate">Allow</button>' +
+          '<button name="action" value="refuse">Refuse</button></form>',
+      )
+    }
+    if (method !== 'POST') return page(405, 'Method not allowed')
+    const action = form.get('action')
+    if (action !== 'validate' && action !== 'refuse') return page(400, 'action must be validate or refuse')
+    consumer.state = action === 'validate' ? 'validated' : 'refused'
+    if (request.redirection && action === 'validate') {
+      return { ...page(303, 'Allowed'), headers: { Location: request.redirection } }
+    }
+    return page(200, action === 'validate' ? 'Allowed' : 'Refused')
   }
 
   private oauthToken(req: IncomingMessage, body: string): unknown {
@@ -578,7 +710,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
   }
 
   private stateView(): unknown {
-    const { applications, consumers, oauthClients, tokens, ...resources } = this.state
+    const { applications, consumers, oauthClients, tokens, credentialRequests, ...resources } = this.state
     return {
       ...resources,
       projects: resources.projects.map((project) => ({

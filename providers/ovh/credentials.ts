@@ -101,6 +101,13 @@ interface OvhConfFiles {
   skipped?: string
 }
 
+/** The ovh.conf files looked for, highest priority first: ./ovh.conf, ~/.ovh.conf, /etc/ovh.conf. */
+export function ovhConfPaths(cwd: string, home: string, etcDir = '/etc'): string[] {
+  return [resolve(cwd, 'ovh.conf'), join(home, '.ovh.conf'), join(etcDir, 'ovh.conf')].filter(
+    (path, i, all) => all.indexOf(path) === i,
+  )
+}
+
 /**
  * The files python-ovh and go-ovh read, in their order: a later file wins
  * key by key (/etc/ovh.conf < ~/.ovh.conf < ./ovh.conf).
@@ -115,11 +122,9 @@ function readOvhConfFiles(sources: CredentialSources): OvhConfFiles {
   if (skipped && existsSync(local)) {
     sources.log?.warn(`not reading ${skipped}; run ipmove from a directory only you and root can write`)
   }
-  const paths = [
-    ...(shared ? [] : [local]),
-    join(sources.home, '.ovh.conf'),
-    join(sources.etcDir ?? '/etc', 'ovh.conf'),
-  ].filter((path, i, all) => all.indexOf(path) === i)
+  const paths = ovhConfPaths(sources.cwd, sources.home, sources.etcDir).filter(
+    (path) => !shared || path !== local,
+  )
   const files: OvhConfFiles = { read: [], looked: paths, unreadable: [], skipped }
   for (const path of paths) {
     let file: ReturnType<typeof readSettingsFile>
@@ -196,19 +201,20 @@ const specsOf = (method: Method) => KEYS.filter((spec) => spec.method === method
 const methodName = (method: Method) =>
   method === 'application' ? 'application_key/application_secret/consumer_key' : 'client_id/client_secret'
 
-/**
- * Resolve OVH credentials, key by key, from (highest first) the overrides, the
- * environment (OVH_*), ipmove.conf's [ovh], then ./ovh.conf, ~/.ovh.conf and
- * /etc/ovh.conf ([default] endpoint, [ENDPOINT] keys), as go-ovh and python-ovh
- * do. The OS keyring is read only when none of those holds any credential, so
- * hooks on configured servers never touch it.
- *
- * One method is used: when both an application key set and an OAuth2 client are
- * present, the one from the higher-ranked source wins; both in the same source
- * is refused (exit 2), as every OVH SDK refuses it. A partial set is an error
- * (exit 3) naming what is missing, never completed from the keyring.
- */
-export async function resolveOvhCredentials(sources: CredentialSources): Promise<OvhCredentials> {
+/** Every place above the keyring a credential may come from, highest first, and what each gave. */
+interface Collected {
+  files: OvhConfFiles
+  configLabel: string
+  /** Where the endpoint was configured; undefined: nowhere (the default). */
+  endpointFrom?: { value: string; label: string }
+  endpoint: OvhEndpoint
+  layers: Layer[]
+  /** Each key from the first layer that has it; `rank` is that layer's index. */
+  found: Map<OvhCredentialKey, { value: string; rank: number; label: string }>
+}
+
+/** Flags, env, ipmove.conf's [ovh], then the ovh.conf files, key by key. */
+function collect(sources: CredentialSources): Collected {
   const { env } = sources
   const files = readOvhConfFiles(sources)
   const config = sources.config
@@ -223,8 +229,9 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
       .map((file) => ({
         value: file.data.sections.get('default')!.endpoint!,
         label: `${file.path} [default] endpoint`,
-      }))[0]
-  let endpoint = parseOvhEndpoint(
+      }))[0] ||
+    undefined
+  const endpoint = parseOvhEndpoint(
     endpointFrom ? endpointFrom.value : DEFAULT_OVH_ENDPOINT,
     endpointFrom?.label,
   )
@@ -243,13 +250,79 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
     for (const spec of KEYS) if (spec.secret) registerSecret(layer.values[spec.key])
   }
 
-  // Each key from the first layer that has it; `rank` is that layer's index.
-  const found = new Map<OvhCredentialKey, { value: string; rank: number; label: string }>()
+  const found: Collected['found'] = new Map()
   for (const spec of KEYS) {
     const rank = layers.findIndex((layer) => layer.values[spec.key])
     if (rank >= 0)
       found.set(spec.key, { value: layers[rank]!.values[spec.key]!, rank, label: layers[rank]!.label })
   }
+  return { files, configLabel, endpointFrom, endpoint, layers, found }
+}
+
+/** The keyring's OVH entry when it is for the endpoint in use; otherwise why not, for the message. */
+async function fromKeyring(
+  sources: CredentialSources,
+  { endpointFrom, endpoint }: Collected,
+): Promise<{ values: Layer['values']; endpoint: OvhEndpoint; where: string } | { note: string }> {
+  const keyring = sources.keyring === undefined ? systemKeyring() : sources.keyring
+  if (!keyring) return { note: 'no keyring' }
+  let stored: string | undefined
+  try {
+    stored = await keyring.get('ovh')
+  } catch (error) {
+    const reason = error instanceof KeyringUnavailable ? error.message : 'not usable'
+    return { note: `${keyring.description} (unavailable: ${reason})` }
+  }
+  if (stored === undefined) return { note: `${keyring.description} (nothing stored)` }
+  const entry = parseStoredEntry(stored, keyring.description)
+  const storedEndpoint = parseOvhEndpoint(
+    entry.endpoint ?? DEFAULT_OVH_ENDPOINT,
+    `${keyring.description} endpoint`,
+  )
+  if (endpointFrom && storedEndpoint.endpointName !== endpoint.endpointName) {
+    return {
+      note: `${keyring.description} (holds ${storedEndpoint.endpointName}, not ${endpoint.endpointName})`,
+    }
+  }
+  return { values: fromNamed(entry, 'file'), endpoint: storedEndpoint, where: keyring.description }
+}
+
+/** Nothing anywhere (exit 3): every place looked at, and how to put credentials in one. */
+function nothingFound(
+  sources: CredentialSources,
+  { files, configLabel, endpoint }: Collected,
+  keyringNote: string,
+  what: string,
+): IpmoveError {
+  const unreadable = [
+    ...(files.unreadable.length > 0 ? [`cannot read ${files.unreadable.join(', ')}`] : []),
+    ...(files.skipped ? [`skipped ${files.skipped}`] : []),
+  ]
+    .map((note) => ` (${note})`)
+    .join('')
+  return new IpmoveError(
+    'auth',
+    `no ${what} for ${endpoint.endpointName}: looked in flags, env (OVH_APPLICATION_KEY…, OVH_CLIENT_ID…), ` +
+      `${sources.config ? `[ovh] of ${configLabel}, ` : ''}[${endpoint.endpointName}] of ${files.looked.join(', ')}${unreadable}, ` +
+      `${keyringNote}; run "ipmove credentials set ovh" or write ${join(sources.home, '.ovh.conf')} (chmod 600)`,
+  )
+}
+
+/**
+ * Resolve OVH credentials, key by key, from (highest first) the overrides, the
+ * environment (OVH_*), ipmove.conf's [ovh], then ./ovh.conf, ~/.ovh.conf and
+ * /etc/ovh.conf ([default] endpoint, [ENDPOINT] keys), as go-ovh and python-ovh
+ * do. The OS keyring is read only when none of those holds any credential, so
+ * hooks on configured servers never touch it.
+ *
+ * One method is used: when both an application key set and an OAuth2 client are
+ * present, the one from the higher-ranked source wins; both in the same source
+ * is refused (exit 2), as every OVH SDK refuses it. A partial set is an error
+ * (exit 3) naming what is missing, never completed from the keyring.
+ */
+export async function resolveOvhCredentials(sources: CredentialSources): Promise<OvhCredentials> {
+  const collected = collect(sources)
+  const { files, endpoint, layers, found } = collected
   const rankOf = (method: Method) =>
     Math.min(...specsOf(method).map((spec) => found.get(spec.key)?.rank ?? Number.POSITIVE_INFINITY))
 
@@ -295,55 +368,82 @@ export async function resolveOvhCredentials(sources: CredentialSources): Promise
 
   // Nothing configured: last, the keyring.
   checkExposed(files, new Set(), sources.log)
-  let keyringNote: string
-  const keyring = sources.keyring === undefined ? systemKeyring() : sources.keyring
-  if (keyring) {
-    let stored: string | undefined
-    try {
-      stored = await keyring.get('ovh')
-      keyringNote = `${keyring.description} (nothing stored)`
-    } catch (error) {
-      const reason = error instanceof KeyringUnavailable ? error.message : 'not usable'
-      keyringNote = `${keyring.description} (unavailable: ${reason})`
-    }
-    if (stored !== undefined) {
-      const entry = parseStoredEntry(stored, keyring.description)
-      const storedEndpoint = parseOvhEndpoint(
-        entry.endpoint ?? DEFAULT_OVH_ENDPOINT,
-        `${keyring.description} endpoint`,
+  const stored = await fromKeyring(sources, collected)
+  if ('note' in stored) throw nothingFound(sources, collected, stored.note, 'OVH credentials')
+  const method: Method = stored.values.clientId ? 'oauth2' : 'application'
+  for (const spec of specsOf(method)) {
+    if (!stored.values[spec.key]) {
+      throw new IpmoveError(
+        'auth',
+        `the OVH entry in ${stored.where} lacks ${spec.file}; run: ipmove credentials set ovh`,
       )
-      if (!endpointFrom || storedEndpoint.endpointName === endpoint.endpointName) {
-        endpoint = storedEndpoint
-        const values = fromNamed(entry, 'file')
-        const method: Method = values.clientId ? 'oauth2' : 'application'
-        for (const spec of specsOf(method)) {
-          if (!values[spec.key]) {
-            throw new IpmoveError(
-              'auth',
-              `the OVH entry in ${keyring.description} lacks ${spec.file}; run: ipmove credentials set ovh`,
-            )
-          }
-          checkValue(spec, values[spec.key]!, keyring.description)
-        }
-        return build(method, endpoint, values, 'keyring')
-      }
-      keyringNote = `${keyring.description} (holds ${storedEndpoint.endpointName}, not ${endpoint.endpointName})`
     }
-  } else {
-    keyringNote = 'no keyring'
+    checkValue(spec, stored.values[spec.key]!, stored.where)
   }
-  const unreadable = [
-    ...(files.unreadable.length > 0 ? [`cannot read ${files.unreadable.join(', ')}`] : []),
-    ...(files.skipped ? [`skipped ${files.skipped}`] : []),
-  ]
-    .map((note) => ` (${note})`)
-    .join('')
-  throw new IpmoveError(
-    'auth',
-    `no OVH credentials for ${endpoint.endpointName}: looked in flags, env (OVH_APPLICATION_KEY…, OVH_CLIENT_ID…), ` +
-      `${config ? `[ovh] of ${configLabel}, ` : ''}[${endpoint.endpointName}] of ${files.looked.join(', ')}${unreadable}, ` +
-      `${keyringNote}; run "ipmove credentials set ovh" or write ${join(sources.home, '.ovh.conf')} (chmod 600)`,
-  )
+  return build(method, stored.endpoint, stored.values, 'keyring')
+}
+
+/** An application key and secret, without a consumer key: what asks OVH for a new consumer key. */
+export interface OvhApplication {
+  endpointName: string
+  baseUrl: string
+  applicationKey: string
+  applicationSecret: string
+  /** Where the key and secret came from, for messages. */
+  source: string
+}
+
+/**
+ * The application key and secret, from the same places and in the same order as
+ * resolveOvhCredentials; any consumer key found is ignored (a new one is being made).
+ * The keyring is read only when no other place holds an application key.
+ */
+export async function resolveOvhApplication(sources: CredentialSources): Promise<OvhApplication> {
+  const collected = collect(sources)
+  const { files, endpoint, found } = collected
+  const specs = KEYS.filter((spec) => spec.key === 'applicationKey' || spec.key === 'applicationSecret')
+  let values: Layer['values'] = {}
+  let where: string[] = []
+  let resolved = endpoint
+  if (found.has('applicationKey')) {
+    for (const spec of specs) {
+      const hit = found.get(spec.key)
+      if (!hit) {
+        throw new IpmoveError(
+          'auth',
+          `OVH ${spec.file} for ${endpoint.endpointName} is missing (application_key from ${found.get('applicationKey')!.label}); ` +
+            `set ${spec.env} or add ${spec.file} to [${endpoint.endpointName}] in ${files.looked.join(', ')}`,
+          { missing: [spec.file] },
+        )
+      }
+      values[spec.key] = hit.value
+      where.push(hit.label)
+    }
+    checkExposed(files, new Set([found.get('applicationSecret')!.label]), sources.log)
+  } else {
+    if (found.has('clientId')) {
+      throw usageError(
+        `found an OAuth2 client (client_id from ${found.get('clientId')!.label}) but no application key: a consumer key belongs to an application (application_key and application_secret); a service account is limited by IAM policies instead`,
+      )
+    }
+    checkExposed(files, new Set(), sources.log)
+    const stored = await fromKeyring(sources, collected)
+    if ('note' in stored || !stored.values.applicationKey || !stored.values.applicationSecret) {
+      const note = 'note' in stored ? stored.note : `${stored.where} (holds no application key and secret)`
+      throw nothingFound(sources, collected, note, 'OVH application key and secret')
+    }
+    values = stored.values
+    where = [stored.where]
+    resolved = stored.endpoint
+  }
+  for (const spec of specs) checkValue(spec, values[spec.key]!, where.join(', '))
+  return {
+    endpointName: resolved.endpointName,
+    baseUrl: resolved.baseUrl,
+    applicationKey: values.applicationKey!,
+    applicationSecret: values.applicationSecret!,
+    source: [...new Set(where)].join(', '),
+  }
 }
 
 /** The keyring entry: a JSON object with the ovh.conf key names and `endpoint`. */

@@ -32,4 +32,7 @@ export const ovh: ProviderDescriptor = {
     set: async (options) => (await import('./credentials.js')).setOvhCredentials(options),
     delete: async (keyring) => (await import('./credentials.js')).deleteOvhCredentials(keyring),
   },
+  limitedKey: {
+    request: async (request) => (await import('./consumer-key.js')).requestConsumerKey(request),
+  },
 }

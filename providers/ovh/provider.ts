@@ -23,6 +23,7 @@ import { IpmoveError, listed, notFound, usageError } from '../../src/errors.js'
 import { type Logger, registerSecret } from '../../src/output.js'
 import { type IpBlock, parseIp } from '../../src/validate.js'
 import { HttpClient, type HttpResponse, type Method, TransportError, unreachable } from '../http.js'
+import { OVH_PROJECT_ID } from './access-rules.js'
 import { type OvhCredentials, resolveOvhCredentials } from './credentials.js'
 
 /** OpenStack's link-local metadata service, which OVH Public Cloud instances have. */
@@ -41,8 +42,6 @@ interface ClockDelta {
 }
 /** What the API answers a timestamp off its clock (QUERY_TIME_OUT) or a signature made with one. */
 const CLOCK_REFUSALS = new Set(['QUERY_TIME_OUT', 'INVALID_SIGNATURE'])
-/** Public Cloud project ids are 32 hex digits. */
-const PROJECT_ID = /^[0-9a-f]{32}$/
 const PENDING_TASK = ['init', 'todo', 'doing'] as const
 const FAILED_TASK = new Set(['cancelled', 'customerError', 'ovhError'])
 /** How many project descriptions to fetch at once when matching a project by name. */
@@ -128,7 +127,7 @@ const CLASSIC_IP = shape<{ routedTo?: { serviceName?: string | null } | null }>(
 )
 
 /** What came instead of the expected shape, in a few words (never the answer itself: it may echo secrets). */
-function describeAnswer(text: string): string {
+export function describeAnswer(text: string): string {
   const trimmed = text.trim()
   if (trimmed === '') return 'an empty answer'
   const value = parseJson<unknown>(trimmed)
@@ -226,7 +225,7 @@ export class OvhProvider implements Provider {
     let scope: Holder | undefined
     if (request.project) {
       const projectKey = `project:${request.project}`
-      const cachedProject = PROJECT_ID.test(request.project) ? undefined : this.cache.get(projectKey)
+      const cachedProject = OVH_PROJECT_ID.test(request.project) ? undefined : this.cache.get(projectKey)
       let projectId = await this.projectId(request.project, signal)
       let found: LocatedIp | undefined
       try {
@@ -406,7 +405,7 @@ export class OvhProvider implements Provider {
 
   /** A project id as given, or the one whose description (the console name) matches. */
   private async projectId(project: string, signal: AbortSignal): Promise<string> {
-    if (PROJECT_ID.test(project)) return project
+    if (OVH_PROJECT_ID.test(project)) return project
     const key = `project:${project}`
     const cached = this.cache.get(key)
     if (cached) return cached
@@ -887,7 +886,7 @@ function isApi404(error: unknown): boolean {
 }
 
 /** OVH's error object, keeping only the text fields it should have. */
-function errorBody(text: string): OvhErrorBody {
+export function errorBody(text: string): OvhErrorBody {
   const body = parseJson<unknown>(text)
   if (!isObject(body)) return {}
   return {
@@ -928,7 +927,12 @@ function signedHeaders(
 }
 
 /** Map an OVH error answer to ipmove's exit codes, keeping OVH's words and query id. */
-function apiError(method: Method, path: string, response: HttpResponse, body: OvhErrorBody): IpmoveError {
+export function apiError(
+  method: Method,
+  path: string,
+  response: HttpResponse,
+  body: OvhErrorBody,
+): IpmoveError {
   const queryId = response.headers['x-ovh-queryid']
   const reason = body.message ?? `HTTP ${response.status}`
   const message = `OVH API ${method} ${path}: ${reason}${queryId ? ` (query ${queryId})` : ''}`

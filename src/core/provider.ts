@@ -173,6 +173,8 @@ export interface ProviderDescriptor {
   readonly policy?: PolicyHelper
   /** `ipmove credentials set|delete NAME`: credentials kept in the OS keyring. */
   readonly credentials?: CredentialStore
+  /** `ipmove NAME credential`: a new API key limited to the calls ipmove makes for some IPs. */
+  readonly limitedKey?: LimitedKeyHelper
 }
 
 export interface PolicyHelper {
@@ -202,6 +204,42 @@ export interface CredentialStore {
   set(options: SetCredentialsOptions): Promise<{ endpointName: string }>
   /** False when nothing was stored. */
   delete(keyring: KeyringLike): Promise<boolean>
+}
+
+export interface LimitedKeyRequest {
+  ips: readonly IpBlock[]
+  /** The scope the IPs live in (an OVH project id). */
+  project?: string
+  /** The provider's ids of the IPs (--ip-id), which narrow the rules to them. */
+  ipIds: readonly string[]
+  /** The API endpoint, over the configured one. */
+  endpoint?: string
+  /** Where the provider's validation page sends the person after they allow the key. */
+  redirection?: string
+  /** Where the new key goes, with the rest of its set: the OS keyring, or a new file (never printed). */
+  store: { keyring: KeyringLike } | { file: string }
+  env: NodeJS.ProcessEnv
+  /** The provider's section of ipmove's config file, and the file's path. */
+  config: { path?: string; values: Record<string, string> }
+  log: Logger
+  signal: AbortSignal
+}
+
+export interface LimitedKey {
+  /** The endpoint the key is for. */
+  endpoint: string
+  /** The key's state when made (OVH: pendingValidation). */
+  state: string
+  /** Where a person allows the key; it works only after that. */
+  validationUrl: string
+  rules: { method: string; path: string }[]
+  /** Where the key was stored, for messages. */
+  storedIn: string
+}
+
+export interface LimitedKeyHelper {
+  /** Ask the API for the key and store it; the key itself is never returned. */
+  request(request: LimitedKeyRequest): Promise<LimitedKey>
 }
 
 export function sameHolder(a: Holder | null | undefined, b: Holder | null | undefined): boolean {
