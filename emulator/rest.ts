@@ -1,7 +1,7 @@
 /**
  * What the JSON REST emulators (Hetzner Cloud, Hetzner Robot, DigitalOcean,
  * Scaleway) share on top of EmulatorServer: one request pipeline (record, body,
- * /_emulator/state, the metadata service, faults, rate limit, authentication,
+ * the metadata service, faults, rate limit, authentication,
  * routing), a route table, and an hourly request budget that refills gradually.
  * Each API keeps its own paths, authentication, error envelope and headers.
  */
@@ -108,10 +108,10 @@ export class RequestBudget {
   }
 }
 
-export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> extends EmulatorServer<
-  State,
-  Recorded
-> {
+export abstract class RestEmulator<
+  State extends object,
+  Recorded extends RestRecordedRequest,
+> extends EmulatorServer<State, Recorded> {
   /** The API's path prefix segments (`['v1']`), absent for APIs without one. */
   protected abstract readonly prefix: readonly string[]
   protected abstract readonly routes: readonly RestRoute[]
@@ -145,12 +145,9 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
     return value as Record<string, unknown>
   }
 
-  /** The part of the state /_emulator/state shows (credentials left out). */
-  protected abstract stateView(): unknown
-
-  /** Resolves after `ms`; never, if the emulator closes first (its sockets are destroyed then). */
+  /** Resolves after `ms`, or at a reset; never, if the emulator closes first (its sockets are destroyed then). */
   protected delay(ms: number): Promise<void> {
-    return new Promise((resolve) => this.schedule(ms, resolve))
+    return new Promise((resolve) => this.schedule(ms, resolve, resolve))
   }
 
   /** Headers every answer carries (e.g. a request id). */
@@ -215,12 +212,6 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
       return
     }
     if (segments.at(-1) === '') segments.pop()
-
-    if (segments[0] === '_emulator') {
-      if (method === 'GET' && segments.length === 2 && segments[1] === 'state') send(200, this.stateView())
-      else send(404, { error: 'no such emulator path' })
-      return
-    }
 
     const underPrefix = this.prefix.every((p, i) => segments[i] === p)
     const apiSegments = underPrefix ? segments.slice(this.prefix.length) : segments

@@ -171,20 +171,30 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, Recor
 
   constructor(options: DigitalOceanEmulatorOptions) {
     super(options, 1000)
+    this.state = this.freshState()
+    const fixture = options.fixture ?? defaultDigitalOceanFixture()
+    this.fixtureLimits = { perHour: fixture.rateLimitPerHour, perMinute: fixture.burstPerMinute }
+    this.routes = this.buildRoutes()
+  }
+
+  protected freshState(): DigitalOceanEmulatorState {
+    const options = this.options as DigitalOceanEmulatorOptions
     const fixture = structuredClone(options.fixture ?? defaultDigitalOceanFixture())
     for (const ip of fixture.reservedIps) {
       if (parseIp(ip.ip, 'reserved IP').version !== 4)
         throw usageError(`reserved IP ${shown(ip.ip)} must be an IPv4 address`)
     }
-    this.state = {
+    return {
       tokens: fixture.tokens,
       droplets: fixture.droplets,
       reservedIps: fixture.reservedIps,
       actions: [],
       thisHost: resolveThisHost(fixture.droplets, options.thisHost, 'droplet'),
     }
-    this.fixtureLimits = { perHour: fixture.rateLimitPerHour, perMinute: fixture.burstPerMinute }
-    this.routes = this.buildRoutes()
+  }
+
+  protected override afterReset(): void {
+    this.windows.clear()
   }
 
   async start(): Promise<RunningDigitalOceanEmulator> {
