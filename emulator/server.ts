@@ -172,7 +172,12 @@ export abstract class EmulatorServer<State extends object, Recorded extends Reco
     const tls = spec.tls ? await generateTls(names) : undefined
     const createdDir = this.options.dir === undefined
     const dir = this.options.dir ?? (await mkdtemp(join(tmpdir(), spec.dirPrefix)))
-    if (!createdDir) await mkdir(dir, { recursive: true })
+    const envFile = join(dir, 'env.sh')
+    if (!createdDir) {
+      await mkdir(dir, { recursive: true })
+      // env.sh means "listening": one left by an earlier run must not say so before this one does.
+      await rm(envFile, { force: true })
+    }
     let caFile: string | undefined
     if (tls) {
       caFile = join(dir, 'ca.pem')
@@ -225,7 +230,6 @@ export abstract class EmulatorServer<State extends object, Recorded extends Reco
     const origin = `${tls ? 'https' : 'http'}://${urlHost(names[0] ?? listenOn[0]!)}:${port}`
     const env = { ...spec.env(origin, caFile), IPMOVE_EMULATOR_URL: origin }
     // env.sh appears only once the server listens: CI scripts can wait for it, then source it.
-    const envFile = join(dir, 'env.sh')
     await writeFile(`${envFile}.tmp`, `${envLines(env).join('\n')}\n`)
     await rename(`${envFile}.tmp`, envFile)
 

@@ -4,7 +4,7 @@
  * in its own process, and the test speaks plain HTTP(S) to it. Run `npm run build`
  * first (`npm test` does).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -184,6 +184,18 @@ describe('a failover scenario driven through ipmove emulate control', () => {
     expect(log.filter((r) => r.fault?.includes('status=503')).length).toBeGreaterThan(1)
     await controlCli('clear-faults')
     expect(json(await ipmove([...move, '--json'], env))).toMatchObject({ ok: true, outcome: 'moved' })
+  })
+
+  it('removes an env.sh left in --dir before listening: a CI step waiting for it never reads a stale one', async () => {
+    const stale = join(dir, 'stale')
+    mkdirSync(stale)
+    writeFileSync(join(stale, 'env.sh'), 'export OVH_ENDPOINT=https://127.0.0.1:1/1.0\n')
+    // The port is taken: this run never listens, so it must leave no env.sh behind.
+    const failed = await spawnEmulator(['ovh', '--port', String(emu.port), '--dir', stale]).catch(
+      (e: Error) => e,
+    )
+    expect((failed as Error).message).toMatch(/EADDRINUSE/)
+    expect(existsSync(join(stale, 'env.sh'))).toBe(false)
   })
 
   it('refuses bad use with exit 2, and an emulator that is gone with exit 8', async () => {
