@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { usageError } from '../src/errors.js'
 import { shown } from '../src/validate.js'
-import { EmulatorServer, type RecordedRequestBase } from './server.js'
+import { DroppedByReset, EmulatorServer, type RecordedRequestBase } from './server.js'
 
 /** An answer other than success, in the API's own format; thrown by handlers. */
 export class RestError extends Error {
@@ -145,9 +145,12 @@ export abstract class RestEmulator<
     return value as Record<string, unknown>
   }
 
-  /** Resolves after `ms`, or at a reset; never, if the emulator closes first (its sockets are destroyed then). */
+  /**
+   * Resolves after `ms`; rejects with DroppedByReset at a reset (the request's connection is then
+   * dropped); never settles if the emulator closes first (its sockets are destroyed then).
+   */
   protected delay(ms: number): Promise<void> {
-    return new Promise((resolve) => this.schedule(ms, resolve, resolve))
+    return new Promise((resolve, reject) => this.schedule(ms, resolve, () => reject(new DroppedByReset())))
   }
 
   /** Headers every answer carries (e.g. a request id). */

@@ -148,7 +148,7 @@ export abstract class EmulatorServer<State extends object, Recorded extends Reco
    * Back to how the emulator started: the fixture's state (in place, so that
    * `running.state` stays live), the --fault list with its counts, the start
    * --pending-ms and an empty request log. Pending changes are dropped; a request
-   * waiting on one is answered from the state it started with.
+   * waiting on one loses its connection, as at a restart.
    */
   reset(): void {
     for (const [timer, onReset] of this.timers) {
@@ -193,7 +193,8 @@ export abstract class EmulatorServer<State extends object, Recorded extends Reco
       this.requestScope
         .run({}, () => this.handle(req, res))
         .catch((error: unknown) => {
-          if (!res.headersSent && !res.destroyed) this.internalError(res, error as Error)
+          if (error instanceof DroppedByReset) res.socket?.destroy()
+          else if (!res.headersSent && !res.destroyed) this.internalError(res, error as Error)
         })
     }
     let port = this.options.port ?? 0
@@ -352,6 +353,13 @@ export abstract class EmulatorServer<State extends object, Recorded extends Reco
       pendingMs: this.defaultPendingMs,
       requests: this.requests.length,
     }
+  }
+}
+
+/** What a request waiting on a change gets when a reset drops the change: its connection closed. */
+export class DroppedByReset extends Error {
+  constructor() {
+    super('the emulator was reset')
   }
 }
 

@@ -8,6 +8,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WEB1, WEB2 } from '../emulator/aws/fixture.js'
+import { defaultHetznerFixture } from '../emulator/hetzner/fixture.js'
+import { startHetznerEmulator } from '../emulator/hetzner/server.js'
 import { ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 import { type EmulatorProcess, httpCall, spawnEmulator } from './helpers/emulator-process.js'
 
@@ -120,6 +123,93 @@ describe.each(EMULATORS)('ipmove emulate %s: the control API over real HTTP', (n
       pendingMs: 250,
       requests: 0,
     })
+  })
+})
+
+describe('RunningEmulator.reset() for tests that hold the emulator in process', () => {
+  it('puts the fixture back into the same state object, and refills the rate-limit budget', async () => {
+    const emu = await startHetznerEmulator({
+      pendingMs: 0,
+      fixture: { ...defaultHetznerFixture(), rateLimitPerHour: 2 },
+    })
+    try {
+      const state = emu.state
+      const get = () =>
+        httpCall('GET', `${emu.url}/floating_ips`, {
+          headers: { Authorization: `Bearer ${emu.env.HCLOUD_TOKEN}` },
+        })
+      expect((await get()).status).toBe(200)
+      expect((await get()).status).toBe(200)
+      expect((await get()).status).toBe(429)
+      state.floatingIps[0]!.server = null
+      emu.reset()
+      expect(emu.state).toBe(state)
+      expect(state.floatingIps[0]!.server).toBe(defaultHetznerFixture().floatingIps[0]!.server)
+      expect(emu.requests).toEqual([])
+      expect((await get()).status).toBe(200)
+    } finally {
+      await emu.close()
+    }
+  })
+})
+
+describe('pending=MS and reset on synchronous and eventually consistent APIs', () => {
+  it('Robot: a switch held by pending=MS is in progress until a reset drops it (and its connection)', async () => {
+    const emu = await spawnEmulator(['hetzner-robot', '--port', '0', '--pending-ms', '100'])
+    try {
+      const control = (method: string, path: string, body?: unknown) =>
+        httpCall(method, `${emu.env.IPMOVE_EMULATOR_URL}/_emulator/${path}`, { body })
+      await control('POST', 'faults', { fault: 'path=/failover/*,method=POST,pending=60000' })
+      const basic = Buffer.from(`${emu.env.HROBOT_USER}:${emu.env.HROBOT_PASSWORD}`).toString('base64')
+      const switching = httpCall('POST', `${emu.url}/failover/203.0.113.70`, {
+        body: 'active_server_ip=198.51.100.72',
+        headers: { Authorization: `Basic ${basic}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      }).catch((error: NodeJS.ErrnoException) => error)
+      const failover = async () =>
+        (await control('GET', 'state')).json.failovers.find((f: { ip: string }) => f.ip === '203.0.113.70')
+      await expect.poll(failover, { timeout: 5000 }).toMatchObject({ switchingTo: '198.51.100.72' })
+      // Well past --pending-ms, the switch is still in progress: the fault's delay holds it.
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      expect(await failover()).toMatchObject({
+        activeServerIp: '198.51.100.71',
+        switchingTo: '198.51.100.72',
+      })
+
+      const started = Date.now()
+      expect((await control('POST', 'reset')).status).toBe(200)
+      const dropped = await switching
+      expect(Date.now() - started).toBeLessThan(2000)
+      expect((dropped as NodeJS.ErrnoException).code).toBe('ECONNRESET')
+      const after = await failover()
+      expect(after).toMatchObject({ activeServerIp: '198.51.100.71' })
+      expect(after.switchingTo).toBeUndefined()
+    } finally {
+      await emu.stop()
+    }
+  })
+
+  it('EC2: pending=MS keeps Describe* showing the old holder that long; the next write settles at --pending-ms', async () => {
+    const emu = await spawnEmulator(['aws', '--port', '0', '--pending-ms', '100', '--this-host', 'web-2'])
+    try {
+      const env = isolatedEnv(emu.env)
+      const eip = ['--provider', 'aws', '--ip', '203.0.113.5']
+      const fault = await ipmove(
+        ['emulate', 'control', 'fault', 'path=/AssociateAddress,pending=60000', '--json'],
+        env,
+      )
+      expect(json(fault)).toMatchObject({
+        faults: [{ spec: 'path=/AssociateAddress,pending=60000,times=1' }],
+      })
+      // ipmove re-reads until EC2 shows the target: it never does within --timeout.
+      expect((await ipmove([...eip, '--timeout', '2'], env)).code).toBe(5)
+      const holder = async () => json(await ipmove(['status', ...eip, '--json'], env)).holder
+      expect(await holder()).toMatchObject({ id: WEB1 })
+      await ipmove(['emulate', 'control', 'reset'], env)
+      expect(json(await ipmove([...eip, '--json'], env))).toMatchObject({ ok: true, outcome: 'moved' })
+      expect(await holder()).toMatchObject({ id: WEB2 })
+    } finally {
+      await emu.stop()
+    }
   })
 })
 
