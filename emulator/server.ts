@@ -222,6 +222,7 @@ export abstract class EmulatorServer<State extends object, Recorded extends Reco
         })
       } catch (error) {
         await this.close()
+        if (createdDir) await rm(dir, { recursive: true, force: true })
         throw error
       }
       const address = server.address()

@@ -5,7 +5,7 @@
  * (`npm run build` first) and curl; Python where installed.
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect, type PeerCertificate } from 'node:tls'
@@ -192,10 +192,14 @@ describe('ipmove emulate ovh --host localhost --host ::1: one listener per name,
   })
 
   it('refuses a --host it cannot listen on, in one line (exit 2)', async () => {
-    const refused = await spawnEmulator(['ovh', '--port', '0', '--host', '192.0.2.200']).catch(
-      (e: Error) => e,
-    )
+    // Its temporary directory (ca.pem) goes too.
+    const temp = mkdtempSync(join(dir, 'tmp-'))
+    const refused = await spawnEmulator(['ovh', '--port', '0', '--host', '192.0.2.200'], [], {
+      ...process.env,
+      TMPDIR: temp,
+    }).catch((e: Error) => e)
     expect(refused).toBeInstanceOf(Error)
     expect((refused as Error).message).toMatch(/cannot listen on 192\.0\.2\.200:0: EADDRNOTAVAIL/)
+    expect(readdirSync(temp)).toEqual([])
   })
 })

@@ -26,9 +26,10 @@ export interface EmulatorProcess {
 export async function spawnEmulator(
   args: readonly string[],
   prefix: readonly string[] = [],
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<EmulatorProcess> {
   const [file, ...argv] = [...prefix, ...ipmoveArgv(['emulate', ...args, '--json'])]
-  const child = spawn(file!, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(file!, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stderr.on('data', (chunk: Buffer) => {
