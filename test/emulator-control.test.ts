@@ -300,7 +300,11 @@ describe('a failover scenario driven through ipmove emulate control', () => {
     expect(bad.stderr).toMatch(
       /^ipmove: error: emulator: fault "status=700": "status=700" needs a whole number/,
     )
-    expect((await controlCli('explode')).code).toBe(2)
+    const unknown = await controlCli('explode')
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toMatch(
+      /^ipmove: error: unknown action "explode" \(known: state, requests, clear-requests/,
+    )
     // An HTTPS emulator is trusted only through its CA: without it, no call gets through.
     const { NODE_EXTRA_CA_CERTS: _, ...untrusted } = env
     const refused = await ipmove(['emulate', 'control', 'state'], untrusted)

@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { CONTROL_ACTIONS, type ControlAction, callControl } from '../../emulator/control-client.js'
 import { BaseCommand } from '../../src/command.js'
 import { usageError } from '../../src/errors.js'
+import { shown } from '../../src/validate.js'
 
 export default class EmulateControl extends BaseCommand {
   static override summary =
@@ -23,11 +24,7 @@ export default class EmulateControl extends BaseCommand {
   ]
 
   static override args = {
-    action: Args.string({
-      description: 'What to do.',
-      required: true,
-      options: Object.keys(CONTROL_ACTIONS),
-    }),
+    action: Args.string({ description: 'What to do (the actions are listed below).', required: true }),
     value: Args.string({ description: 'The fault SPEC or the MS of actions that take one.' }),
   }
 
@@ -41,6 +38,11 @@ export default class EmulateControl extends BaseCommand {
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(EmulateControl)
+    if (!Object.hasOwn(CONTROL_ACTIONS, args.action)) {
+      throw usageError(
+        `unknown action ${shown(args.action)} (known: ${Object.keys(CONTROL_ACTIONS).join(', ')})`,
+      )
+    }
     if (flags.url === undefined) {
       throw usageError('no emulator: give --url, or source the env.sh of the emulator (IPMOVE_EMULATOR_URL)')
     }
