@@ -178,7 +178,7 @@ describe('pending=MS and reset on synchronous and eventually consistent APIs', (
       const started = Date.now()
       expect((await control('POST', 'reset')).status).toBe(200)
       const dropped = await switching
-      expect(Date.now() - started).toBeLessThan(2000)
+      expect(Date.now() - started).toBeLessThan(10_000)
       expect((dropped as NodeJS.ErrnoException).code).toBe('ECONNRESET')
       const after = await failover()
       expect(after).toMatchObject({ activeServerIp: '198.51.100.71' })
@@ -265,7 +265,7 @@ describe('a failover scenario driven through ipmove emulate control', () => {
     expect(
       (await controlCli('fault', 'path=/cloud/project/*/ip/failover/*/attach,status=503,times=0')).code,
     ).toBe(0)
-    const run = await ipmove([...move, '--timeout', '10'], env)
+    const run = await ipmove([...move, '--timeout', '30'], env)
     expect(run.code).toBe(8)
     const log = json(await controlCli('requests', '--json')).requests as Array<{
       path: string

@@ -18,7 +18,7 @@ holder | grep -q '"name":"bi-edge-sbg-2"'
 # 2. The API breaks (every attach answers 503): failing back must fail cleanly, exit 8.
 ipmove emulate control fault "path=/cloud/project/*/ip/failover/*/attach,status=503,times=0" >/dev/null
 rc=0
-"$IPMOVE_HOOK" master "$ip" eth0 --project "$project" --instance bi-edge-sbg-1 --timeout 10 || rc=$?
+"$IPMOVE_HOOK" master "$ip" eth0 --project "$project" --instance bi-edge-sbg-1 --timeout 30 || rc=$?
 [ "$rc" -eq 8 ] || { echo "expected exit 8 (API unreachable), got $rc" >&2; exit 1; }
 holder | grep -q '"name":"bi-edge-sbg-2"'   # nothing moved
 
