@@ -20,7 +20,9 @@ export const FAULT_HELP = `A fault is comma-separated items: path=GLOB (default 
   hang                         never answer
   slow=MS                      answer MS ms late
   drip=MS                      answer one body byte every MS ms
-  task=STATUS                  OVH POST /ip/{block}/move: its task stays in todo, or ends cancelled, customerError or ovhError`
+  task=STATUS                  OVH POST /ip/{block}/move: its task stays in todo, or ends cancelled, customerError or ovhError
+  pending=MS                   do the request, but the change it starts stays pending MS ms (not --pending-ms)
+While it runs, /_emulator/ on the same port is its control API (state, faults, pending-ms, reset, requests); ipmove emulate control calls it.`
 
 /**
  * The oclif flags of `ipmove emulate …`: what `--pending-ms` and `--dir` mean differs
@@ -32,7 +34,12 @@ export function emulateCommandFlags<Extra extends object = object>(
 ) {
   return {
     port: Flags.string({ description: 'Port to listen on; 0 picks a free one.', default: '0' }),
-    host: Flags.string({ description: 'Address to listen on.', default: '127.0.0.1' }),
+    host: Flags.string({
+      description:
+        'Address or name to listen on (repeatable); the certificate covers every one, a wildcard (0.0.0.0, ::) is listened on alone.',
+      multiple: true,
+      default: ['127.0.0.1'],
+    }),
     'pending-ms': Flags.string(own.pendingMs),
     fault: Flags.string({ description: 'Inject a fault (repeatable); see above.', multiple: true }),
     fixture: Flags.string({
@@ -59,7 +66,7 @@ interface ReadyEmulator {
 export interface EmulateCommandFlags {
   json: boolean
   port?: string
-  host?: string
+  host?: string[]
   'pending-ms'?: string
   'clock-skew'?: string
   fault?: string[]

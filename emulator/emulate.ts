@@ -13,7 +13,8 @@ import type { EmulatorOptions } from './server.js'
 /** The flags of `ipmove emulate …`, as typed on the command line. */
 export interface EmulateFlags {
   port?: string
-  host?: string
+  /** Repeatable: every address to listen on, and every name the certificate covers. */
+  host?: string | string[]
   pendingMs?: string
   /** `emulate ovh` only: seconds the server clock is ahead (negative: behind). */
   clockSkew?: string
@@ -43,10 +44,13 @@ async function emulatorOptionsFromFlags<Fixture>(
   const options: EmulatorOptions<Fixture> & { clockSkewSeconds?: number } = {}
   if (flags.port !== undefined) options.port = wholeNumber('--port', flags.port, 0, 65_535)
   if (flags.host !== undefined) {
-    if (!isIP(flags.host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(flags.host)) {
-      throw usageError(`--host ${shown(flags.host)} is not an IP address or host name`)
+    const hosts = typeof flags.host === 'string' ? [flags.host] : flags.host
+    for (const host of hosts) {
+      if (!isIP(host) && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(host)) {
+        throw usageError(`--host ${shown(host)} is not an IP address or host name`)
+      }
     }
-    options.host = flags.host
+    options.host = hosts
   }
   if (flags.pendingMs !== undefined)
     options.pendingMs = wholeNumber('--pending-ms', flags.pendingMs, 0, 3_600_000)

@@ -6,8 +6,9 @@ import { shown } from '../src/validate.js'
  * Fault injection shared by the API emulators: a fault matches requests by
  * method and path and, instead of the normal answer, sends an error status or
  * a chosen body, drops the connection (before or after carrying the request
- * out), never answers, answers late or byte by byte, or floods. Only `task` knows
- * about a particular API (OVH's move tasks); the emulator renders error bodies in
+ * out), never answers, answers late or byte by byte, floods, or lets the change
+ * a write starts stay pending longer. Only `task` knows about a particular API
+ * (OVH's move tasks); the emulator renders error bodies in
  * its API's format through `sendStatus`.
  */
 
@@ -30,6 +31,8 @@ export type FaultAction =
   | { type: 'reset-after' }
   /** OVH /ip/{block}/move only: accept the move, and let its task end in this status (`todo`: stay there). */
   | { type: 'task'; status: TaskEnd }
+  /** Carry the request out, but the change it starts stays pending `ms` (instead of --pending-ms). */
+  | { type: 'pending'; ms: number }
 
 /** How a faulted OVH move task can end; `todo` never ends. */
 export const TASK_ENDS = ['todo', 'cancelled', 'customerError', 'ovhError'] as const
@@ -62,9 +65,21 @@ const KEYS = [
   'drip',
   'size',
   'task',
+  'pending',
   'times',
 ] as const
-const ACTIONS = ['status', 'body', 'reset', 'reset-after', 'hang', 'slow', 'drip', 'size', 'task'] as const
+const ACTIONS = [
+  'status',
+  'body',
+  'reset',
+  'reset-after',
+  'hang',
+  'slow',
+  'drip',
+  'size',
+  'task',
+  'pending',
+] as const
 const FLAGS = new Set(['reset', 'reset-after', 'hang'])
 const MAX_DELAY_MS = 3_600_000
 const MAX_SIZE_MIB = 4096
@@ -105,7 +120,7 @@ export function parseFaultSpec(spec: string): FaultSpec {
   const actions = ACTIONS.filter((k) => seen.has(k) && !(k === 'status' && seen.has('body')))
   if (actions.length !== 1) {
     throw usageError(
-      `fault ${shown(spec)}: give exactly one of status=CODE, body=TEXT, reset, reset-after, hang, slow=MS, drip=MS, size=MIB, task=STATUS`,
+      `fault ${shown(spec)}: give exactly one of status=CODE, body=TEXT, reset, reset-after, hang, slow=MS, drip=MS, size=MIB, task=STATUS, pending=MS`,
     )
   }
   let action: FaultAction
@@ -155,6 +170,9 @@ export function parseFaultSpec(spec: string): FaultSpec {
     case 'slow':
       action = { type: 'slow', ms: integer(spec, item('slow'), value('slow'), 0, MAX_DELAY_MS) }
       break
+    case 'pending':
+      action = { type: 'pending', ms: integer(spec, item('pending'), value('pending'), 0, MAX_DELAY_MS) }
+      break
     case 'reset':
       action = { type: 'reset' }
       break
@@ -197,7 +215,7 @@ function checkFaultSpec(spec: FaultSpec): FaultSpec {
     throw usageError(`fault status must be from 400 to 599, got ${a.status}`)
   }
   if (
-    (a.type === 'slow' || a.type === 'drip') &&
+    (a.type === 'slow' || a.type === 'drip' || a.type === 'pending') &&
     !(Number.isInteger(a.ms) && a.ms >= 0 && a.ms <= MAX_DELAY_MS)
   ) {
     throw usageError(`fault ${a.type} must be from 0 to ${MAX_DELAY_MS} ms, got ${a.ms}`)
@@ -257,7 +275,7 @@ export function describeFault(spec: FaultSpec): string {
   } else if (a.type === 'body') {
     if (a.status !== 200) items.push(`status=${a.status}`)
     items.push(`body=${encodeURIComponent(a.text)}`)
-  } else if (a.type === 'slow' || a.type === 'drip') items.push(`${a.type}=${a.ms}`)
+  } else if (a.type === 'slow' || a.type === 'drip' || a.type === 'pending') items.push(`${a.type}=${a.ms}`)
   else if (a.type === 'size') items.push(`size=${a.mib}`)
   else if (a.type === 'task') items.push(`task=${a.status}`)
   else items.push(a.type)
@@ -375,6 +393,7 @@ export async function applyFault(
     case 'slow':
       return (await injector.sleep(action.ms)) ? 'proceed' : 'answered'
     case 'task':
+    case 'pending':
       return 'proceed'
   }
 }

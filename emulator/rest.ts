@@ -1,14 +1,14 @@
 /**
  * What the JSON REST emulators (Hetzner Cloud, Hetzner Robot, DigitalOcean,
  * Scaleway) share on top of EmulatorServer: one request pipeline (record, body,
- * /_emulator/state, the metadata service, faults, rate limit, authentication,
+ * the metadata service, faults, rate limit, authentication,
  * routing), a route table, and an hourly request budget that refills gradually.
  * Each API keeps its own paths, authentication, error envelope and headers.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { usageError } from '../src/errors.js'
 import { shown } from '../src/validate.js'
-import { EmulatorServer, type RecordedRequestBase, type RunningEmulator } from './server.js'
+import { DroppedByReset, EmulatorServer, type RecordedRequestBase, type RunningEmulator } from './server.js'
 
 /** An answer other than success, in the API's own format; thrown by handlers. */
 export class RestError extends Error {
@@ -111,10 +111,10 @@ export class RequestBudget {
   }
 }
 
-export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> extends EmulatorServer<
-  State,
-  Recorded
-> {
+export abstract class RestEmulator<
+  State extends object,
+  Recorded extends RestRecordedRequest,
+> extends EmulatorServer<State, Recorded> {
   /** The API's path prefix segments (`['v1']`), absent for APIs without one. */
   protected abstract readonly prefix: readonly string[]
   protected abstract readonly routes: readonly RestRoute[]
@@ -172,14 +172,17 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
     })
   }
 
-  private stateView(): unknown {
+  protected stateView(): unknown {
     const { [this.credentialsKey]: _credentials, ...rest } = this.state
     return rest
   }
 
-  /** Resolves after `ms`; never, if the emulator closes first (its sockets are destroyed then). */
+  /**
+   * Resolves after `ms`; rejects with DroppedByReset at a reset (the request's connection is then
+   * dropped); never settles if the emulator closes first (its sockets are destroyed then).
+   */
   protected delay(ms: number): Promise<void> {
-    return new Promise((resolve) => this.schedule(ms, resolve))
+    return new Promise((resolve, reject) => this.schedule(ms, resolve, () => reject(new DroppedByReset())))
   }
 
   /** Headers every answer carries (e.g. a request id). */
@@ -244,12 +247,6 @@ export abstract class RestEmulator<State, Recorded extends RestRecordedRequest> 
       return
     }
     if (segments.at(-1) === '') segments.pop()
-
-    if (segments[0] === '_emulator') {
-      if (method === 'GET' && segments.length === 2 && segments[1] === 'state') send(200, this.stateView())
-      else send(404, { error: 'no such emulator path' })
-      return
-    }
 
     const underPrefix = this.prefix.every((p, i) => segments[i] === p)
     const apiSegments = underPrefix ? segments.slice(this.prefix.length) : segments

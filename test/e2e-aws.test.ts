@@ -304,14 +304,15 @@ describe('start-up', () => {
         child.on('exit', (code) => reject(new Error(`emulate aws exited ${code}`)))
       })
       const lines = output.trim().split('\n')
-      expect(lines.slice(0, 5).map((l) => l.split('=')[0])).toEqual([
+      expect(lines.slice(0, 6).map((l) => l.split('=')[0])).toEqual([
         'export AWS_ENDPOINT_URL_EC2',
         'export AWS_ACCESS_KEY_ID',
         'export AWS_SECRET_ACCESS_KEY',
         'export AWS_REGION',
         'export AWS_EC2_METADATA_SERVICE_ENDPOINT',
+        'export IPMOVE_EMULATOR_URL',
       ])
-      expect(lines[5]).toMatch(/^# ipmove EC2 emulator listening on http:\/\/127\.0\.0\.1:\d+/)
+      expect(lines[6]).toMatch(/^# ipmove EC2 emulator listening on http:\/\/127\.0\.0\.1:\d+/)
     } finally {
       child.kill('SIGTERM')
     }

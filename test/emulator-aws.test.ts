@@ -379,6 +379,7 @@ describe('start-up', () => {
         'export AWS_SECRET_ACCESS_KEY=ipmove-emulator-secret-access-key-000001',
         'export AWS_REGION=eu-west-3',
         `export AWS_EC2_METADATA_SERVICE_ENDPOINT=${emulator.url}`,
+        `export IPMOVE_EMULATOR_URL=${emulator.url}`,
         '',
       ].join('\n'),
     )

@@ -169,6 +169,7 @@ describe('Hetzner Robot failover', () => {
       HROBOT_URL: emulator.url,
       HROBOT_USER: ROBOT_USER.user,
       HROBOT_PASSWORD: ROBOT_USER.password,
+      IPMOVE_EMULATOR_URL: emulator.url,
     })
   })
 })

@@ -772,6 +772,7 @@ describe('OVH emulator: control surface and command service', () => {
       OVH_CONSUMER_KEY: 'emulator-ck',
       NODE_EXTRA_CA_CERTS: emu.caFile,
       IPMOVE_OPENSTACK_METADATA_URL: `https://127.0.0.1:${emu.port}/openstack/latest/meta_data.json`,
+      IPMOVE_EMULATOR_URL: `https://127.0.0.1:${emu.port}`,
     })
     expect(readFileSync(emu.caFile, 'utf8')).toMatch(/BEGIN CERTIFICATE/)
     expect(envLines({ A: '/tmp/x.pem', B: "it's" })).toEqual(['export A=/tmp/x.pem', `export B='it'\\''s'`])

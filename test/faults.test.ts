@@ -74,11 +74,21 @@ describe('parseFaultSpec', () => {
     expect(parseFaultSpec('reset-after,method=POST').action).toEqual({ type: 'reset-after' })
     expect(parseFaultSpec('task=customerError').action).toEqual({ type: 'task', status: 'customerError' })
     expect(usageMessage('task=done')).toMatch(/"task=done" must be one of todo, cancelled/)
+    expect(parseFaultSpec('pending=60000,method=POST').action).toEqual({ type: 'pending', ms: 60_000 })
+    expect(usageMessage('pending=soon')).toMatch(/"pending=soon" needs a whole number from 0 to 3600000/)
+    expect(usageMessage('pending=5,status=503')).toMatch(/exactly one of .*pending=MS/)
     expect(usageMessage('size=0')).toMatch(/"size=0" needs a whole number from 1 to 4096/)
     expect(usageMessage('body=%E0%A4%A')).toMatch(/not percent-encoded/)
     expect(usageMessage('reset-after=1')).toMatch(/takes no value/)
     expect(usageMessage('body=x,drip=5')).toMatch(/exactly one of/)
-    for (const spec of ['status=503,body=a%2Cb', 'size=2', 'drip=7', 'reset-after', 'task=todo']) {
+    for (const spec of [
+      'status=503,body=a%2Cb',
+      'size=2',
+      'drip=7',
+      'reset-after',
+      'task=todo',
+      'pending=9',
+    ]) {
       expect(parseFaultSpec(describeFault(parseFaultSpec(spec)))).toEqual(parseFaultSpec(`${spec},path=/**`))
     }
   })

@@ -15,9 +15,11 @@ droplet metadata service on the same port. Prints the environment to point ipmov
 SIGINT or SIGTERM.
 
 A fault is comma-separated items: path=GLOB (below /v2), method=METHOD, then one
-of status=CODE [retry-after=SECONDS] | reset | hang | slow=MS, and times=N
+of status=CODE [retry-after=SECONDS] | reset | hang | slow=MS | pending=MS, and times=N
 (default 1; 0 = always). status=429 answers "too_many_requests". Example:
-path=/reserved_ips/*/actions,method=POST,status=429,retry-after=1`
+path=/reserved_ips/*/actions,method=POST,status=429,retry-after=1
+
+While it runs, /_emulator/ on the same port is its control API (state, faults, pending-ms, reset, requests); ipmove emulate control calls it.`
   static override examples = [
     '<%= config.bin %> emulate digitalocean --port 8781 --dir /tmp/do-emu --this-host web-2 &',
     '<%= config.bin %> emulate digitalocean --pending-ms 3000 --fault "path=/actions/*,status=500"',

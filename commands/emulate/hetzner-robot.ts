@@ -15,9 +15,11 @@ to DIR/env.sh once it listens, then runs until SIGINT or SIGTERM. Dedicated
 servers have no metadata service: --this-host is refused.
 
 A fault is comma-separated items: path=GLOB, method=METHOD, then one of
-status=CODE [retry-after=SECONDS] | reset | hang | slow=MS, and times=N
+status=CODE [retry-after=SECONDS] | reset | hang | slow=MS | pending=MS, and times=N
 (default 1; 0 = always). status=500 answers INTERNAL_ERROR. Example:
-path=/failover/*,method=POST,status=503`
+path=/failover/*,method=POST,status=503
+
+While it runs, /_emulator/ on the same port is its control API (state, faults, pending-ms, reset, requests); ipmove emulate control calls it.`
   static override examples = [
     '<%= config.bin %> emulate hetzner-robot --port 8783 --dir /tmp/robot-emu --pending-ms 2000 &',
     '<%= config.bin %> emulate hetzner-robot --fault "path=/failover/*,method=POST,hang"',

@@ -14,9 +14,11 @@ the hcloud CLI) at it, also written to DIR/env.sh once it listens, then runs
 until SIGINT or SIGTERM.
 
 A fault is comma-separated items: path=GLOB (below /v1), method=METHOD, then one
-of status=CODE [retry-after=SECONDS] | reset | hang | slow=MS, and times=N
+of status=CODE [retry-after=SECONDS] | reset | hang | slow=MS | pending=MS, and times=N
 (default 1; 0 = always). status=423 answers "locked", 429 "rate_limit_exceeded",
-409 "conflict". Example: path=/floating_ips/*/actions/assign,status=423,times=2`
+409 "conflict". Example: path=/floating_ips/*/actions/assign,status=423,times=2
+
+While it runs, /_emulator/ on the same port is its control API (state, faults, pending-ms, reset, requests); ipmove emulate control calls it.`
   static override examples = [
     '<%= config.bin %> emulate hetzner --port 8780 --dir /tmp/hcloud-emu --this-host web-2 &',
     '<%= config.bin %> emulate hetzner --pending-ms 3000 --fault "path=/actions/*,status=503"',

@@ -13,8 +13,10 @@ the same port. Prints the environment to point ipmove (or the scw CLI) at it,
 also written to DIR/env.sh once it listens, then runs until SIGINT or SIGTERM.
 
 A fault is comma-separated items: path=GLOB (below /instance/v1), method=METHOD,
-then one of status=CODE [retry-after=SECONDS] | reset | hang | slow=MS, and
-times=N (default 1; 0 = always). Example: path=/zones/*/ips/*,method=PATCH,status=503`
+then one of status=CODE [retry-after=SECONDS] | reset | hang | slow=MS | pending=MS, and
+times=N (default 1; 0 = always). Example: path=/zones/*/ips/*,method=PATCH,status=503
+
+While it runs, /_emulator/ on the same port is its control API (state, faults, pending-ms, reset, requests); ipmove emulate control calls it.`
   static override examples = [
     '<%= config.bin %> emulate scaleway --port 8782 --dir /tmp/scw-emu --this-host web-2 &',
     '<%= config.bin %> emulate scaleway --fault "path=/zones/*/servers,status=429,retry-after=1"',

@@ -361,28 +361,7 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
 
   constructor(options: Ec2EmulatorOptions) {
     super(options, 500)
-    const fixture = structuredClone(options.fixture ?? defaultEc2Fixture())
-    this.state = {
-      ...fixture,
-      associations: {},
-      thisHost: undefined,
-      clockSkewSeconds: options.clockSkewSeconds ?? 0,
-    }
-    for (const address of this.state.addresses) {
-      if (address.networkInterfaceId) this.state.associations[address.allocationId] = hexId('eipassoc')
-    }
-    if (options.thisHost !== undefined) {
-      const byId = this.state.instances.find((i) => i.id === options.thisHost)
-      const byName = this.state.instances.filter((i) => i.name === options.thisHost)
-      if (!byId && byName.length > 1) {
-        throw usageError(
-          `--this-host ${shown(options.thisHost)} names several instances; give the instance id`,
-        )
-      }
-      const found = byId ?? byName[0]
-      if (!found) throw usageError(`--this-host ${shown(options.thisHost)} is no instance of the fixture`)
-      this.state.thisHost = found.id
-    }
+    this.state = this.freshState()
     this.actions = {
       DescribeAddresses: (p) => this.describeAddresses(p),
       AssociateAddress: (p) => this.associateAddress(p),
@@ -393,6 +372,33 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
       ReplaceRoute: (p) => this.writeRoute(p, 'replace'),
       CreateRoute: (p) => this.writeRoute(p, 'create'),
     }
+  }
+
+  protected freshState(): Ec2EmulatorState {
+    const options = this.options as Ec2EmulatorOptions
+    const fixture = structuredClone(options.fixture ?? defaultEc2Fixture())
+    const state: Ec2EmulatorState = {
+      ...fixture,
+      associations: {},
+      thisHost: undefined,
+      clockSkewSeconds: options.clockSkewSeconds ?? 0,
+    }
+    for (const address of state.addresses) {
+      if (address.networkInterfaceId) state.associations[address.allocationId] = hexId('eipassoc')
+    }
+    if (options.thisHost !== undefined) {
+      const byId = state.instances.find((i) => i.id === options.thisHost)
+      const byName = state.instances.filter((i) => i.name === options.thisHost)
+      if (!byId && byName.length > 1) {
+        throw usageError(
+          `--this-host ${shown(options.thisHost)} names several instances; give the instance id`,
+        )
+      }
+      const found = byId ?? byName[0]
+      if (!found) throw usageError(`--this-host ${shown(options.thisHost)} is no instance of the fixture`)
+      state.thisHost = found.id
+    }
+    return state
   }
 
   start(): Promise<RunningEc2Emulator> {
@@ -451,10 +457,6 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
       return
     }
 
-    if (path === '/_emulator/state' && method === 'GET') {
-      send(200, 'application/json', JSON.stringify(this.stateView()))
-      return
-    }
     const imds = path.startsWith('/latest/')
     let action: string | undefined
     if (!imds) {
@@ -987,12 +989,9 @@ class Ec2Emulator extends EmulatorServer<Ec2EmulatorState, Ec2RecordedRequest> {
     return value === undefined ? notFoundText : { status: 200, text: value }
   }
 
-  private stateView(): unknown {
+  protected stateView(): unknown {
     const { credentials, instanceRole, ...resources } = this.state
-    return {
-      ...resources,
-      ...this.emulatorView(),
-    }
+    return resources
   }
 }
 

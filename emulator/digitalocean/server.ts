@@ -167,20 +167,30 @@ class DigitalOceanEmulator extends RestEmulator<DigitalOceanEmulatorState, RestR
 
   constructor(options: DigitalOceanEmulatorOptions) {
     super(options, 1000)
+    this.state = this.freshState()
+    const fixture = options.fixture ?? defaultDigitalOceanFixture()
+    this.fixtureLimits = { perHour: fixture.rateLimitPerHour, perMinute: fixture.burstPerMinute }
+    this.routes = this.buildRoutes()
+  }
+
+  protected freshState(): DigitalOceanEmulatorState {
+    const options = this.options as DigitalOceanEmulatorOptions
     const fixture = structuredClone(options.fixture ?? defaultDigitalOceanFixture())
     for (const ip of fixture.reservedIps) {
       if (parseIp(ip.ip, 'reserved IP').version !== 4)
         throw usageError(`reserved IP ${shown(ip.ip)} must be an IPv4 address`)
     }
-    this.state = {
+    return {
       tokens: fixture.tokens,
       droplets: fixture.droplets,
       reservedIps: fixture.reservedIps,
       actions: [],
       thisHost: resolveThisHost(fixture.droplets, options.thisHost, 'droplet'),
     }
-    this.fixtureLimits = { perHour: fixture.rateLimitPerHour, perMinute: fixture.burstPerMinute }
-    this.routes = this.buildRoutes()
+  }
+
+  protected override afterReset(): void {
+    this.windows.clear()
   }
 
   protected clientEnv(origin: string): Record<string, string> {

@@ -109,24 +109,34 @@ class RobotEmulator extends RestEmulator<RobotEmulatorState, RestRecordedRequest
   protected readonly routes: readonly RestRoute[]
   protected readonly credentialsKey = 'users'
   protected readonly dirPrefix = 'ipmove-robot-emulator-'
-  private readonly reads: SlidingWindowLimit
-  private readonly switches: SlidingWindowLimit
+  private reads!: SlidingWindowLimit
+  private switches!: SlidingWindowLimit
 
   constructor(options: RobotEmulatorOptions) {
     super(options, 5000)
     if (options.thisHost !== undefined)
       throw usageError('--this-host: dedicated servers have no metadata service to report one')
-    const fixture = structuredClone(options.fixture ?? defaultRobotFixture())
+    this.state = this.freshState()
+    this.afterReset()
+    this.routes = this.buildRoutes()
+  }
+
+  protected freshState(): RobotEmulatorState {
+    const fixture = structuredClone((this.options as RobotEmulatorOptions).fixture ?? defaultRobotFixture())
     for (const failover of fixture.failovers) parseIp(failover.ip, 'failover IP')
-    this.state = {
+    return {
       users: fixture.users,
       servers: fixture.servers,
       failovers: fixture.failovers,
       failedLogins: {},
     }
+  }
+
+  /** Fresh hourly limits: at start and at each reset. */
+  protected override afterReset(): void {
+    const fixture = (this.options as RobotEmulatorOptions).fixture ?? defaultRobotFixture()
     this.reads = new SlidingWindowLimit(fixture.readsPerHour, 3600, fixture.readsPerHour, 3600)
     this.switches = new SlidingWindowLimit(fixture.switchesPerHour, 3600, fixture.switchesPerHour, 3600)
-    this.routes = this.buildRoutes()
   }
 
   protected clientEnv(origin: string): Record<string, string> {

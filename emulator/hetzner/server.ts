@@ -188,11 +188,18 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RestRecordedReq
   protected readonly routes: readonly RestRoute[]
   protected readonly credentialsKey = 'tokens'
   protected readonly dirPrefix = 'ipmove-hetzner-emulator-'
-  private readonly budget: RequestBudget
+  private budget: RequestBudget
   private nextActionId = 9_000_001
 
   constructor(options: HetznerEmulatorOptions) {
     super(options, 1000)
+    this.state = this.freshState()
+    this.budget = new RequestBudget(this.state.rateLimitPerHour, 3600)
+    this.routes = this.buildRoutes()
+  }
+
+  protected freshState(): HetznerEmulatorState {
+    const options = this.options as HetznerEmulatorOptions
     const fixture = structuredClone(options.fixture ?? defaultHetznerFixture())
     checkUniqueNames(fixture, (where, what) => {
       throw usageError(`the fixture: ${where} ${what}`)
@@ -202,17 +209,18 @@ class HetznerEmulator extends RestEmulator<HetznerEmulatorState, RestRecordedReq
       if ((ip.type === 'ipv4') !== (block.version === 4))
         throw usageError(`floating IP ${ip.id}: ${shown(ip.ip)} is not of type ${ip.type}`)
     }
-    this.state = {
+    return {
       tokens: fixture.tokens,
       servers: fixture.servers,
       floatingIps: fixture.floatingIps.map((ip) => ({ ...ip, created: CREATED })),
       actions: [],
       rateLimitPerHour: fixture.rateLimitPerHour,
-      thisHost: undefined,
+      thisHost: resolveThisHost(fixture.servers, options.thisHost, 'server'),
     }
-    this.state.thisHost = resolveThisHost(this.state.servers, options.thisHost, 'server')
-    this.budget = new RequestBudget(fixture.rateLimitPerHour, 3600)
-    this.routes = this.buildRoutes()
+  }
+
+  protected override afterReset(): void {
+    this.budget = new RequestBudget(this.state.rateLimitPerHour, 3600)
   }
 
   protected override apiUrl(origin: string): string {

@@ -312,11 +312,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
 
   constructor(options: OvhEmulatorOptions) {
     super(options, 3000)
-    this.state = initialState(
-      options.fixture ?? defaultOvhFixture(),
-      options.clockSkewSeconds ?? 0,
-      options.thisHost,
-    )
+    this.state = this.freshState()
     if (findThisHost(this.state) === 'ambiguous') {
       throw usageError(
         `--this-host ${shown(options.thisHost ?? '')} names several instances; give the instance id`,
@@ -326,6 +322,15 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       throw usageError(`--this-host ${shown(options.thisHost)} is no instance of the fixture`)
     }
     this.routes = this.buildRoutes()
+  }
+
+  protected freshState(): OvhEmulatorState {
+    const options = this.options as OvhEmulatorOptions
+    return initialState(
+      options.fixture ?? defaultOvhFixture(),
+      options.clockSkewSeconds ?? 0,
+      options.thisHost,
+    )
   }
 
   async start(): Promise<RunningOvhEmulator> {
@@ -416,12 +421,6 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       segments = rawPath.split('/').slice(1).map(decodeURIComponent)
     } catch {
       send(404, { message: INVALID_URL })
-      return
-    }
-
-    if (segments[0] === '_emulator') {
-      if (method === 'GET' && segments.length === 2 && segments[1] === 'state') send(200, this.stateView())
-      else send(404, { message: INVALID_URL })
       return
     }
 
@@ -709,7 +708,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     }
   }
 
-  private stateView(): unknown {
+  protected stateView(): unknown {
     const { applications, consumers, oauthClients, tokens, credentialRequests, ...resources } = this.state
     return {
       ...resources,
@@ -717,7 +716,6 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
         ...project,
         failoverIps: project.failoverIps.map((ip) => ({ ...ip, ...this.failoverView(ip) })),
       })),
-      ...this.emulatorView(),
     }
   }
 
@@ -735,8 +733,12 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
 
   private failoverView(ip: OvhFailoverIpState) {
     if (ip.pending) {
-      const elapsed = Date.now() - ip.pending.startedAt
-      ip.progress = this.pendingMs === 0 ? 99 : Math.min(99, Math.floor((elapsed / this.pendingMs) * 100))
+      // The attach's own duration: a `pending=MS` fault may have set it.
+      const { startedAt, doneAt } = ip.pending
+      ip.progress =
+        doneAt === startedAt
+          ? 99
+          : Math.min(99, Math.floor(((Date.now() - startedAt) / (doneAt - startedAt)) * 100))
     }
     return {
       id: ip.id,

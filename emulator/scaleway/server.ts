@@ -118,19 +118,24 @@ class ScalewayEmulator extends RestEmulator<ScalewayEmulatorState, RestRecordedR
 
   constructor(options: ScalewayEmulatorOptions) {
     super(options, 500)
+    this.state = this.freshState()
+    this.routes = this.buildRoutes()
+  }
+
+  protected freshState(): ScalewayEmulatorState {
+    const options = this.options as ScalewayEmulatorOptions
     const fixture = structuredClone(options.fixture ?? defaultScalewayFixture())
     for (const ip of fixture.ips) {
       if (parseIp(ip.address, 'flexible IP').version !== 4)
         throw usageError(`flexible IP ${shown(ip.address)}: only IPv4 flexible IPs are emulated`)
     }
-    this.state = {
+    return {
       project: fixture.project,
       keys: fixture.keys,
       servers: fixture.servers,
       ips: fixture.ips.map((ip) => ({ ...ip, state: ip.server === null ? 'detached' : 'attached' })),
       thisHost: resolveThisHost(fixture.servers, options.thisHost, 'server'),
     }
-    this.routes = this.buildRoutes()
   }
 
   protected clientEnv(origin: string): Record<string, string> {

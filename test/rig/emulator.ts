@@ -4,10 +4,9 @@
  * (one `emulator: METHOD PATH -> STATUS` per request) tell a test what the API
  * has seen, so it can act at a precise step of a move.
  */
-import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
-import { ipmoveArgv } from '../helpers/cli.js'
+import { spawnEmulator } from '../helpers/emulator-process.js'
 import type { RigNode } from './netns.js'
 
 export interface NamespacedEmulator {
@@ -30,12 +29,8 @@ export async function startNamespacedEmulator(
 ): Promise<NamespacedEmulator> {
   const emuDir = mkdtempSync(join(dir, 'emu-'))
   chmodSync(emuDir, 0o755)
-  const child = spawn('ip', [
-    'netns',
-    'exec',
-    node.ns,
-    ...ipmoveArgv([
-      'emulate',
+  const emulator = await spawnEmulator(
+    [
       cloud,
       '--port',
       '0',
@@ -44,40 +39,18 @@ export async function startNamespacedEmulator(
       ...(cloud === 'ovh' ? ['--this-host', 'bi-edge-sbg-2'] : []),
       '--dir',
       emuDir,
-      '--json',
       '--debug',
       ...extra,
-    ]),
-  ])
-  let stdout = ''
-  let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString()
-  })
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
-  const env = await new Promise<Record<string, string>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the emulator did not start: ${stderr}`)), 30_000)
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString()
-      const line = stdout.split('\n')[0]
-      if (stdout.includes('\n') && line) {
-        clearTimeout(timer)
-        const started = JSON.parse(line) as { env?: Record<string, string> }
-        if (started.env) resolve(started.env)
-        else reject(new Error(`the emulator did not start: ${line}`))
-      }
-    })
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`the emulator exited with ${code}: ${stderr}`))
-    })
-  })
+    ],
+    ['ip', 'netns', 'exec', node.ns],
+  )
   return {
-    env,
-    requests: () => stderr.split('\n').filter((l) => l.includes('emulator: ')),
-    stop: async () => {
-      child.kill('SIGTERM')
-      await exited
-    },
+    env: emulator.env,
+    requests: () =>
+      emulator
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes('emulator: ')),
+    stop: () => emulator.stop(),
   }
 }
