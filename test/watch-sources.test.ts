@@ -112,6 +112,27 @@ describe('ipmove watch following a source', () => {
     expect(cloud.holder?.id).toBe('web-2')
   })
 
+  it('a claim in flight stops when the source stops saying hold, and takes back the address it added', async () => {
+    say(1)
+    // The API takes its time to finish the move: the claim is still polling when the source changes its mind.
+    const { cloud, driver, log, ready } = start(
+      commandWatch(),
+      new FakeProvider({ holder: 'web-2', settleReads: 10_000 }),
+    )
+    await ready
+    await until('backup', () => daemon!.snapshot().ips[0]!.source?.wish === 'release')
+    say(0)
+    await until('the move accepted', () => writes(cloud) === 1)
+    say(1)
+    await until('stopped', () =>
+      log.lines.some((l) => l.includes('claim stopped: withdrawn: the source says release now')),
+    )
+    await new Promise((r) => setTimeout(r, 200))
+    expect(role()).toBe('backup')
+    expect(driver.has(cloud.ip, 'eth0')).toBe(false)
+    expect(writes(cloud)).toBe(1)
+  })
+
   it('a command that outlives command-timeout is killed and counts as unknown', async () => {
     const watched = config(`source = command
 command = ["sleep", "5"]
@@ -347,6 +368,24 @@ target = 192.0.2.11`),
     expect(() =>
       config('source = keepalived-fifo\nkeepalived-fifo = /k.fifo\nkeepalived-group = "VG 1"'),
     ).toThrow(/keepalived-group: expected keepalived's name/)
+  })
+
+  it('a source gets brakes of its own (no dwell, 10 moves a minute) and refuses what only probes use', () => {
+    const [web] = config('source = command\ncommand = ["true"]')
+    expect(web!.policy).toMatchObject({ dwellMs: 0, maxMoves: 10, moveWindowMs: 60_000 })
+    expect(config('source = command\ncommand = ["true"]\ndwell = 3\nmax-moves = 2')[0]!.policy).toMatchObject(
+      {
+        dwellMs: 3000,
+        maxMoves: 2,
+      },
+    )
+    for (const key of ['preempt = yes', 'priority = 150', 'peer-deadtime = 2', 'profile = fast']) {
+      expect(() => config(`source = command\ncommand = ["true"]\n${key}`)).toThrow(
+        new RegExp(
+          `\\[watch\\.web\\] ${key.split(' ')[0]}: is for source = probes; with source = command the source decides`,
+        ),
+      )
+    }
   })
 
   it('source = probes is the default, as before', () => {

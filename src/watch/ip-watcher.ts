@@ -92,6 +92,8 @@ export class IpWatcher {
   /** The source the IP follows, and its latest answer; undefined with probes. */
   private readonly source: HoldSource | undefined
   private answer: SourceAnswer | undefined
+  /** Aborts the claim in flight when the source stops saying hold. */
+  private withdraw: AbortController | undefined
 
   constructor(
     readonly watched: WatchedIp,
@@ -228,6 +230,8 @@ export class IpWatcher {
     this.answer = answer
     const changed = before?.wish !== answer.wish
     if (changed || before?.why !== answer.why) this.log.info(`source: ${answer.wish}: ${answer.why}`)
+    // A claim in flight for a hold that no longer stands stops (an address it added is taken back).
+    if (answer.wish !== 'hold') this.withdraw?.abort()
     this.kick()
     if (changed || answer.recheck) this.readApi('source')
   }
@@ -369,13 +373,17 @@ export class IpWatcher {
   }
 
   private async claimIp(why: string): Promise<void> {
-    if (this.stopped) {
+    // A source that stopped saying hold while the claim waited its turn (an API read) withdrew it.
+    if (this.stopped || (this.source && this.answer?.wish !== 'hold')) {
+      if (!this.stopped) this.log.info(`not claiming: the source says ${this.answer?.wish ?? 'nothing'} now`)
       this.decider.claimDone(false, now())
+      this.kick()
       return
     }
     const { watched, context } = this
     const started = now()
     this.log.info(`claiming ${watched.ip.block}: ${why}`)
+    this.withdraw = new AbortController()
     const timeline = this.failover ?? emptyTimeline(started)
     let ok = false
     let superseded = false
@@ -393,7 +401,7 @@ export class IpWatcher {
         },
         wait: true,
         dryRun: false,
-        signal: AbortSignal.timeout(watched.convergeTimeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(watched.convergeTimeoutMs), this.withdraw.signal]),
         pollMs: context.pollMs,
         log: this.log,
       })
@@ -406,12 +414,16 @@ export class IpWatcher {
       this.log.info(`claimed ${watched.ip.block} in ${Math.round(now() - started)} ms (${result.outcome})`)
     } catch (error) {
       superseded = isKind(error, 'superseded')
-      if (isKind(error, 'unreachable', 'timeout')) {
-        this.api = { reachable: false, reason: (error as Error).message }
-      }
       failure = (error as Error).message
-      this.log.warn(`claim failed: ${failure}`)
+      if (this.withdraw.signal.aborted) {
+        failure = `withdrawn: the source says ${this.answer?.wish} now`
+        this.log.info(`claim stopped: ${failure}`)
+      } else {
+        if (isKind(error, 'unreachable', 'timeout')) this.api = { reachable: false, reason: failure }
+        this.log.warn(`claim failed: ${failure}`)
+      }
     }
+    this.withdraw = undefined
     this.failover = undefined
     const from = this.role
     const decision = this.decider.claimDone(ok, now(), superseded)
