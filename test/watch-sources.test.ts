@@ -6,7 +6,16 @@
  * says hold, do not hold or unknown by writing 0, 1 or 2 to a file.
  */
 import { spawnSync } from 'node:child_process'
-import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import {
+  chownSync,
+  closeSync,
+  constants,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -311,6 +320,16 @@ ${fifoWatch(path, 'keepalived-instance = VI_DB')}`,
     expect(daemon!.snapshot().ips[0]!.source?.wish).toBe('unknown')
     await daemon!.reload(config(fifoWatch(file('plain'))))
     await until('not a FIFO', () => daemon!.snapshot().ips[0]!.source?.why === `${file('plain')}: not a FIFO`)
+    if (process.getuid?.() === 0) {
+      const theirs = fifo('theirs.fifo')
+      chownSync(theirs, 65534, 65534)
+      await daemon!.reload(config(fifoWatch(theirs)))
+      await until('not ours', () =>
+        (daemon!.snapshot().ips[0]!.source?.why ?? '').endsWith(
+          "owned by uid 65534, neither root nor this daemon's user",
+        ),
+      )
+    }
   })
 })
 

@@ -19,7 +19,7 @@
  * sees end-of-file only when keepalived is gone. So: wait for the path to
  * exist, read lines as they come, and on end-of-file say unknown and open
  * the path again (a restarted keepalived makes a new FIFO there). A FIFO
- * that others than its owner may write is refused: anyone could say MASTER.
+ * that another user may write is refused: anyone could say MASTER.
  *
  * One reader per path serves every IP that follows it (a line read by one
  * reader is gone for the others); the latest line per instance is kept for
@@ -175,11 +175,13 @@ class FifoReader {
   }
 }
 
-/** Refuse what is not a FIFO, or one others than its owner may write. */
+/** Refuse what is not a FIFO, or one that others than root or this daemon's user may write. */
 function whyRefused(stats: Stats): string | undefined {
   if (!stats.isFIFO()) return 'not a FIFO'
   if ((stats.mode & 0o022) !== 0)
     return 'others than its owner may write it (mode must not allow group/other write)'
+  if (stats.uid !== 0 && stats.uid !== process.getuid?.())
+    return `owned by uid ${stats.uid}, neither root nor this daemon's user`
   return undefined
 }
 
