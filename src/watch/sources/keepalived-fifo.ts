@@ -13,7 +13,7 @@
  * (an LVS checker's VS / RS lines on a shared notify_fifo, other instances)
  * are skipped.
  *
- * The FIFO's life: keepalived creates it if missing (mode 0644) and removes
+ * The FIFO's life: keepalived creates it if missing (root's) and removes
  * it on exit if it created it; it opens it read-write and non-blocking, so
  * lines wait in the pipe until read (a full pipe drops them) and a reader
  * sees end-of-file only when keepalived is gone. So: wait for the path to
@@ -25,8 +25,8 @@
  * reader is gone for the others); the latest line per instance is kept for
  * the daemon's life, so an IP restarted by a reload knows the state at once.
  * After a restart of ipmove the state is unknown until keepalived's next
- * event; `fifo_write_vrrp_states_on_reload` plus a reload of keepalived
- * sends it again.
+ * event (keepalived 2.2.7's fifo_write_vrrp_states_on_reload writes nothing
+ * on a reload): unknown claims nothing and leaves things as they are.
  */
 import { close, constants, fstat, open, type Stats } from 'node:fs'
 import { Socket } from 'node:net'
