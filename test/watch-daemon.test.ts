@@ -7,12 +7,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { loadConfig } from '../src/config.js'
-import { MemoryLogger } from '../src/output.js'
-import { parseWatchConfig } from '../src/watch/config.js'
-import { WatchDaemon } from '../src/watch/daemon.js'
-import { FakeDriver, FakeProvider } from './helpers/fake-provider.js'
-import { waitFor } from './rig/netns.js'
+import type { WatchDaemon } from '../src/watch/daemon.js'
+import { FakeProvider } from './helpers/fake-provider.js'
+import { memoryDaemon, until, webWatchConfig } from './helpers/watch-daemon.js'
 
 let dir: string
 let daemon: WatchDaemon | undefined
@@ -36,16 +33,9 @@ timeout = 0.5
 `
 
 function config(extra = '', probes = '') {
-  const path = file('ipmove.conf')
-  writeFileSync(
-    path,
-    `[ip.web]
-ip = 203.0.113.10
-provider = ovh
-interface = eth0
-
-[watch.web]
-api-interval = 0.2
+  return webWatchConfig(
+    dir,
+    `api-interval = 0.2
 dwell = 0.5
 ${['peer', 'self'].map((c) => `${c}-initdead = 0.5\n${c}-deadtime = ${c === 'peer' ? 0.3 : 1}\n${c}-warntime = 0.1\n${c}-rise = 2`).join('\n')}
 ${extra}
@@ -53,28 +43,16 @@ ${extra}
 ${fileProbe('peer', 'peer')}
 ${fileProbe('self', 'self')}
 ${probes}`,
-    { mode: 0o600 },
   )
-  return parseWatchConfig(loadConfig({ path, env: {}, home: dir, uid: 1000 })).ips
 }
 
 function start(watched = config(), cloud = new FakeProvider({ holder: 'web-2' })) {
-  const driver = new FakeDriver()
-  const log = new MemoryLogger()
-  daemon = new WatchDaemon({
-    log,
-    configPath: file('ipmove.conf'),
-    loadProvider: async () => cloud,
-    driver,
-    announce: false,
-    pollMs: { first: 5, max: 20 },
-  })
-  return { cloud, driver, log, ready: daemon.start(watched), daemon }
+  const started = memoryDaemon(file('ipmove.conf'), watched, cloud)
+  daemon = started.daemon
+  return started
 }
 
 const role = () => daemon!.watcher('web')!.role
-const until = (what: string, check: () => boolean, ms = 5000) =>
-  waitFor(what, async () => (check() ? true : undefined), ms, 10)
 
 describe('ipmove watch, the loop', () => {
   it('claims when the peer dies: the API and the address follow, with a timeline', async () => {

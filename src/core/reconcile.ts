@@ -72,6 +72,8 @@ export async function reconcile(
   let wrote = false
   /** A write is owed: none yet, or the last one may not have reached the API. */
   let mayWrite = true
+  /** After our write, the API showed the IP on the target (with an operation still pending). */
+  let landed = false
   let delay = poll.first
   let waitedOnOthers = false
 
@@ -85,7 +87,8 @@ export async function reconcile(
         waitedOnOthers = true
       }
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
-    } else if (wrote && !sameHolder(state.holder, from)) {
+    } else if (wrote && (landed || !sameHolder(state.holder, from))) {
+      // Elsewhere once ours landed (moved back to where it came from, too): waiting longer changes nothing.
       throw new IpmoveError(
         'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
@@ -134,6 +137,7 @@ export async function reconcile(
     }
     delay = Math.min(delay * 1.5, poll.max)
     state = await readOrTimeout(located, signal, state, target)
+    if (wrote && sameHolder(state.holder, target)) landed = true
     if (mayWrite && wrote && (state.pending || sameHolder(state.holder, target))) {
       // The ambiguous write did land after all.
       mayWrite = false

@@ -15,6 +15,7 @@ import { controlSocketPath, startControlServer } from '../watch/control.js'
 import { WatchDaemon } from '../watch/daemon.js'
 import { type MetricsEndpoint, reapplyMetrics, startMetrics } from '../watch/metrics.js'
 import { summarizeSnapshot } from '../watch/snapshot.js'
+import { PROBES } from '../watch/sources/index.js'
 import { systemdNotifier } from '../watch/systemd.js'
 
 export interface WatchOptions {
@@ -28,7 +29,7 @@ export interface WatchOptions {
 
 export interface WatchSummary {
   config: string
-  ips: Array<{ name: string; ip: string; provider: string; probes: number; actions: number }>
+  ips: Array<{ name: string; ip: string; provider: string; source: string; probes: number; actions: number }>
 }
 
 /** Read and validate the whole file: nothing starts unless all of it is valid. */
@@ -44,6 +45,7 @@ function summary(config: WatchConfig): WatchSummary {
       name: w.name,
       ip: w.ip.block,
       provider: w.provider,
+      source: w.source.kind,
       probes: w.probes.length,
       actions: w.actions.length,
     })),
@@ -56,7 +58,7 @@ export async function runWatch(options: WatchOptions, log: Logger): Promise<Watc
   if (options.check) {
     for (const w of config.ips) {
       log.info(
-        `${w.name}: ${w.ip.block} with ${w.provider}, ${w.probes.length} probes, ${w.actions.length} actions: valid`,
+        `${w.name}: ${w.ip.block} with ${w.provider}, ${w.source.kind === PROBES ? `${w.probes.length} probes` : `following ${w.source.kind}`}, ${w.actions.length} actions: valid`,
       )
     }
     return summary(config)

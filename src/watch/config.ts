@@ -2,7 +2,8 @@
  * What `ipmove watch` watches, from the same ipmove.conf every command reads:
  *
  *   [ip.web]                   the IP, its provider and this node's identity, as for `move`
- *   [watch.web]                watch it: priority, preempt, dwell, anti-flap, policies, timings
+ *   [watch.web]                watch it: priority, preempt, dwell, anti-flap, policies, timings;
+ *                              source = probes (default) or an engine to follow (src/watch/sources/)
  *   [watch.web.probe.LABEL]    one probe: check = peer|self|witness, kind = icmp|tcp|http|command|link
  *   [watch.web.action.LABEL]   argv run on a transition: on = master|backup|fault
  *
@@ -13,7 +14,7 @@
  */
 import { DEFAULT_PROVIDER, providerNamed } from '../../providers/index.js'
 import { type IpmoveConfig, resolveTarget } from '../config.js'
-import { IpmoveError, usageError } from '../errors.js'
+import { usageError } from '../errors.js'
 import {
   Check,
   type CheckKind,
@@ -23,8 +24,11 @@ import {
   PROBE_DEFAULTS,
 } from '../health.js'
 import { createProbe, type ProbeSpec } from '../probes/index.js'
-import { type IpBlock, parseSeconds, shown, validateInterface, validateName } from '../validate.js'
+import { type IpBlock, shown, validateInterface, validateName } from '../validate.js'
 import { type MetricsAddress, parseMetricsAddress } from './metrics.js'
+import { SectionReader } from './section.js'
+import { PROBES, SOURCE_KINDS, SOURCES, sourceNamed } from './sources/index.js'
+import type { SourceSettings } from './sources/source.js'
 
 export type Role = 'master' | 'backup' | 'fault'
 export const ROLES: readonly Role[] = ['master', 'backup', 'fault']
@@ -62,6 +66,12 @@ export interface Policy {
   apiUnreachable: 'hold' | 'release'
 }
 
+/** Who says whether this node should hold the IP: `probes` (settings empty) or a source of ./sources/. */
+export interface SourceChoice {
+  kind: string
+  settings: SourceSettings
+}
+
 export interface WatchedIp {
   name: string
   ip: IpBlock
@@ -81,7 +91,9 @@ export interface WatchedIp {
   convergeTimeoutMs: number
   /** On SIGTERM, drop the address before exiting (the API is left as it is). */
   releaseOnStop: boolean
+  source: SourceChoice
   timings: Record<CheckKind, HealthTimings>
+  /** Empty unless the source is `probes`. */
   probes: WatchedProbe[]
   actions: WatchAction[]
 }
@@ -105,13 +117,27 @@ export const WATCH_DEFAULTS = {
   actionTimeoutMs: 30_000,
 } as const
 
+/**
+ * The brakes' defaults for an IP that follows a source: the engine has its own
+ * hysteresis, so no dwell (it would only delay a failover), and re-asserts are
+ * paced by api-interval; the anti-flap stop still bounds a flapping engine or a
+ * lasting dual master.
+ */
+export const FOLLOW_DEFAULTS = { dwellMs: 0, maxMoves: 10, moveWindowMs: 60_000 } as const
+
 const TIMING_KEYS = ['initdead', 'warntime', 'deadtime', 'rise'] as const
-const WATCH_KEYS = [
+/** Keys only the probe decider reads: refused with another source, which decides instead. */
+const PROBE_ONLY_KEYS = [
   'priority',
   'peer-priority',
-  'peer',
   'preempt',
   'preempt-delay',
+  'profile',
+  ...CHECK_KINDS.flatMap((check) => TIMING_KEYS.map((t) => `${check}-${t}`)),
+]
+const WATCH_KEYS = [
+  ...PROBE_ONLY_KEYS,
+  'peer',
   'dwell',
   'max-moves',
   'move-window',
@@ -119,8 +145,8 @@ const WATCH_KEYS = [
   'api-interval',
   'converge-timeout',
   'release-on-stop',
-  'profile',
-  ...CHECK_KINDS.flatMap((check) => TIMING_KEYS.map((t) => `${check}-${t}`)),
+  'source',
+  ...SOURCES.flatMap((s) => s.keys),
 ]
 const PROBE_KEYS: Record<ProbeSpec['kind'], readonly string[]> = {
   icmp: ['target', 'source'],
@@ -130,114 +156,6 @@ const PROBE_KEYS: Record<ProbeSpec['kind'], readonly string[]> = {
   link: ['interface'],
 }
 const ACTION_KEYS = ['on', 'argv', 'timeout']
-
-/** Reads one section, naming file, line, section and key in every error. */
-class SectionReader {
-  private readonly used = new Set<string>()
-
-  constructor(
-    private readonly path: string,
-    private readonly lines: Map<string, number>,
-    readonly section: string,
-    private readonly values: Record<string, string>,
-  ) {}
-
-  /** `FILE:LINE: [SECTION] KEY` (the section's line when no key is given). */
-  where(key?: string): string {
-    const line = this.lines.get(`${this.section}\0${key ?? ''}`) ?? this.lines.get(`${this.section}\0`)
-    return `${this.path}:${line ?? '?'}: [${this.section}]${key ? ` ${key}` : ''}`
-  }
-
-  fail(key: string | undefined, expected: string): IpmoveError {
-    return usageError(`${this.where(key)}: ${expected}`)
-  }
-
-  get(key: string): string | undefined {
-    this.used.add(key)
-    return this.values[key]
-  }
-
-  need(key: string, what: string): string {
-    const value = this.get(key)
-    if (value === undefined || value === '') throw this.fail(undefined, `needs ${key} = ${what}`)
-    return value
-  }
-
-  integer(key: string, min: number, max: number, fallback: number): number {
-    const value = this.get(key)
-    if (value === undefined) return fallback
-    if (!/^\d{1,7}$/.test(value) || Number(value) < min || Number(value) > max) {
-      throw this.fail(key, `expected a whole number from ${min} to ${max}, got ${shown(value)}`)
-    }
-    return Number(value)
-  }
-
-  seconds(key: string, fallback: number): number
-  seconds(key: string): number | undefined
-  seconds(key: string, fallback?: number): number | undefined {
-    const value = this.get(key)
-    if (value === undefined) return fallback
-    return this.wrap(key, () => parseSeconds('the value', value))
-  }
-
-  flag(key: string, fallback: boolean): boolean {
-    const value = this.get(key)
-    if (value === undefined) return fallback
-    if (/^(yes|true|on)$/i.test(value)) return true
-    if (/^(no|false|off)$/i.test(value)) return false
-    throw this.fail(key, `expected yes or no, got ${shown(value)}`)
-  }
-
-  oneOf<T extends string>(key: string, options: readonly T[], fallback?: T): T {
-    const value = this.get(key)
-    if (value === undefined) {
-      if (fallback !== undefined) return fallback
-      throw this.fail(undefined, `needs ${key} = ${options.join('|')}`)
-    }
-    if (!options.includes(value as T)) {
-      throw this.fail(key, `expected ${options.join(' or ')}, got ${shown(value)}`)
-    }
-    return value as T
-  }
-
-  /** A JSON array of strings, as `argv = ["systemctl", "start", "nginx"]`. */
-  argv(key: string): string[] {
-    const text = this.need(key, 'a JSON array of strings, such as ["systemctl", "start", "nginx"]')
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      parsed = undefined
-    }
-    if (!Array.isArray(parsed) || parsed.length === 0 || !parsed.every((a) => typeof a === 'string')) {
-      throw this.fail(
-        key,
-        'expected a non-empty JSON array of strings, such as ["systemctl", "start", "nginx"]',
-      )
-    }
-    return parsed
-  }
-
-  /** Run a validation that throws a usage error, re-thrown with this key's place. */
-  wrap<T>(key: string | undefined, run: () => T): T {
-    try {
-      return run()
-    } catch (error) {
-      if (error instanceof IpmoveError && error.kind === 'usage') throw this.fail(key, error.message)
-      throw error
-    }
-  }
-
-  /** Refuse keys nobody read: a typo must not pass silently. */
-  finish(known: readonly string[]): void {
-    for (const key of Object.keys(this.values)) {
-      if (!this.used.has(key)) {
-        const shownKey = /^[a-z][a-z0-9_.-]{0,31}$/.test(key) ? JSON.stringify(key) : '(not shown)'
-        throw this.fail(key, `unknown key ${shownKey} (known: ${known.join(', ')})`)
-      }
-    }
-  }
-}
 
 /**
  * Every `[watch.NAME]` of the file, fully validated: probes are built (and
@@ -319,14 +237,22 @@ function parseOne(
       rise: main.integer(`${check}-rise`, 1, 100, base.rise),
     }
   }
+  const source = parseSource(main)
+  const brakes = source.kind === PROBES ? WATCH_DEFAULTS : FOLLOW_DEFAULTS
+  if (source.kind !== PROBES) {
+    const probeOnly = PROBE_ONLY_KEYS.find((key) => main.get(key) !== undefined)
+    if (probeOnly) {
+      throw main.fail(probeOnly, `is for source = probes; with source = ${source.kind} the source decides`)
+    }
+  }
   const policy: Policy = {
     priority: main.integer('priority', 1, 255, WATCH_DEFAULTS.priority),
     peerPriority: main.integer('peer-priority', 1, 255, WATCH_DEFAULTS.priority),
     preempt: main.flag('preempt', false),
     preemptDelayMs: main.seconds('preempt-delay', WATCH_DEFAULTS.preemptDelayMs),
-    dwellMs: main.seconds('dwell', WATCH_DEFAULTS.dwellMs),
-    maxMoves: main.integer('max-moves', 1, 1000, WATCH_DEFAULTS.maxMoves),
-    moveWindowMs: main.seconds('move-window', WATCH_DEFAULTS.moveWindowMs),
+    dwellMs: main.seconds('dwell', brakes.dwellMs),
+    maxMoves: main.integer('max-moves', 1, 1000, brakes.maxMoves),
+    moveWindowMs: main.seconds('move-window', brakes.moveWindowMs),
     apiUnreachable: main.oneOf('api-unreachable', ['hold', 'release'] as const, 'hold'),
   }
   const peers = (main.get('peer') ?? '')
@@ -334,6 +260,12 @@ function parseOne(
     .map((p) => p.trim())
     .filter(Boolean)
   for (const peer of peers) main.wrap('peer', () => validateName('a peer', peer))
+  if (source.kind !== PROBES && probeSections.length > 0) {
+    throw reader(probeSections[0]!).fail(
+      undefined,
+      `probes decide only with source = probes; [watch.${name}] follows source = ${source.kind}`,
+    )
+  }
   const watched: WatchedIp = {
     name,
     ip: target.ip!,
@@ -348,11 +280,13 @@ function parseOne(
     apiIntervalMs: main.seconds('api-interval', WATCH_DEFAULTS.apiIntervalMs),
     convergeTimeoutMs: main.seconds('converge-timeout', WATCH_DEFAULTS.convergeTimeoutMs),
     releaseOnStop: main.flag('release-on-stop', false),
+    source,
     timings,
     probes: probeSections.map((s) => parseProbe(reader(s), fast, target.interface!)),
     actions: actionSections.map((s) => parseAction(reader(s))),
   }
   main.finish(WATCH_KEYS)
+  if (source.kind !== PROBES) return watched
   if (!watched.probes.some((p) => p.check === 'self')) {
     // Without a self probe, this node's health is its interface's link.
     watched.probes.push({
@@ -379,6 +313,13 @@ function parseOne(
     )
   }
   return watched
+}
+
+/** `source = KIND` and that source's own keys. */
+function parseSource(main: SectionReader): SourceChoice {
+  const kind = main.oneOf('source', SOURCE_KINDS, PROBES)
+  const descriptor = sourceNamed(kind)
+  return { kind, settings: descriptor ? descriptor.parse(main) : {} }
 }
 
 function parseProbe(r: SectionReader, fast: boolean, watchedInterface: string): WatchedProbe {

@@ -13,6 +13,7 @@ import { now } from '../probes/probe.js'
 import type { WatchedIp } from './config.js'
 import { IpWatcher } from './ip-watcher.js'
 import { type DaemonSnapshot, SNAPSHOT_VERSION } from './snapshot.js'
+import { sourceNamed } from './sources/index.js'
 
 export interface DaemonOptions {
   log: Logger
@@ -125,7 +126,9 @@ export class WatchDaemon {
 
   private async create(watched: WatchedIp): Promise<IpWatcher> {
     const provider = await this.options.loadProvider(watched)
+    const createSource = await sourceNamed(watched.source.kind)?.load()
     return new IpWatcher(watched, {
+      createSource,
       provider,
       log: this.options.log,
       driver: this.options.driver,

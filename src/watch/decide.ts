@@ -32,11 +32,14 @@
  */
 import type { Health } from '../health.js'
 import type { Policy, Role } from './config.js'
+import type { SourceAnswer } from './sources/source.js'
 
 /** The API's answer as this node reads it. */
 export type ApiView =
   | { reachable: true; holder: 'self' | 'other' | 'nobody'; holderName?: string; pending: boolean }
   | { reachable: false; reason: string }
+
+type ReadApi = Extract<ApiView, { reachable: true }>
 
 export interface Facts {
   peer: Health
@@ -47,6 +50,8 @@ export interface Facts {
   api: ApiView | undefined
   /** Whether this host carries the address on the watched interface, when known. */
   carried?: boolean
+  /** What the source says, when the IP follows one (src/watch/follow.ts); undefined with probes. */
+  source?: SourceAnswer
 }
 
 export type Action =
@@ -180,9 +185,9 @@ export class Decider {
     }
   }
 
-  private rules(facts: Facts, now: number, notes: string[]): Action {
+  /** The rules of the source this decider follows; the probes' by default. */
+  protected rules(facts: Facts, now: number, notes: string[]): Action {
     const s = this.state
-    const { api } = facts
 
     // 1. Own health, even while a claim runs: the address must go now.
     if (facts.self === 'down') {
@@ -197,18 +202,9 @@ export class Decider {
     }
 
     // 6. The API unreachable.
-    if (api && !api.reachable) {
-      if (s.role === 'master' && this.policy.apiUnreachable === 'release') {
-        s.role = 'backup'
-        return { do: 'yield', why: `the API is unreachable (${api.reason}); policy release` }
-      }
-      return {
-        do: 'nothing',
-        why: `the API is unreachable (${api.reason}); policy ${this.policy.apiUnreachable}`,
-      }
-    }
-    if (!api) return { do: 'nothing', why: 'waiting for the first read of the API' }
-    if (api.pending) return { do: 'nothing', why: 'an operation on the IP is in progress at the API' }
+    const read = this.apiRead(facts.api)
+    if ('do' in read) return read
+    const api = read
 
     // 2. The API routes the IP here.
     if (api.holder === 'self') {
@@ -271,8 +267,25 @@ export class Decider {
     return { do: 'nothing' }
   }
 
+  /** The API's answer once it names the holder; until then (unreadable, not read yet, an operation pending), what to do. */
+  protected apiRead(api: ApiView | undefined): ReadApi | Action {
+    if (api && !api.reachable) {
+      if (this.state.role === 'master' && this.policy.apiUnreachable === 'release') {
+        this.state.role = 'backup'
+        return { do: 'yield', why: `the API is unreachable (${api.reason}); policy release` }
+      }
+      return {
+        do: 'nothing',
+        why: `the API is unreachable (${api.reason}); policy ${this.policy.apiUnreachable}`,
+      }
+    }
+    if (!api) return { do: 'nothing', why: 'waiting for the first read of the API' }
+    if (api.pending) return { do: 'nothing', why: 'an operation on the IP is in progress at the API' }
+    return api
+  }
+
   /** A claim, unless the witness vetoes or the brakes hold it back. */
-  private claim(now: number, why: string, notes: string[], facts?: Facts): Action {
+  protected claim(now: number, why: string, notes: string[], facts?: Facts): Action {
     const s = this.state
     if (facts?.witness !== undefined && facts.witness !== 'down') {
       return {

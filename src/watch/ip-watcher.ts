@@ -1,6 +1,9 @@
 /**
- * One failover IP under watch: its three checks, its reads of the API, the
- * decision, and the converge calls that carry the decision out. Claims and
+ * One failover IP under watch: who says it should be held here (its three
+ * checks and the probe decider, or a source it follows: src/watch/sources/),
+ * its reads of the API, and the converge calls that carry the decision out.
+ * Whatever the source, the API is read on every change and every
+ * api-interval, and the decision claims or yields against it. Claims and
  * API reads run one at a time, in order, each bounded by a timeout; yields
  * (local, idempotent) have their own queue, so dropping the address never
  * waits behind an API that does not answer.
@@ -24,13 +27,16 @@ import { now } from '../probes/probe.js'
 import { runActions } from './actions.js'
 import { CHECK_KINDS, type Role, type WatchedIp } from './config.js'
 import { type ApiView, Decider, type Decision, type Facts } from './decide.js'
+import { FollowDecider } from './follow.js'
 import {
   type CheckSnapshot,
   type FailoverTimeline,
   type IpSnapshot,
   MAX_TRANSITIONS,
+  type SourceSnapshot,
   type TransitionSnapshot,
 } from './snapshot.js'
+import type { HoldSource, SourceAnswer, SourceContext, SourceSettings } from './sources/source.js'
 
 /** What the watcher needs from outside: the provider, and test seams. */
 export interface WatcherContext {
@@ -44,6 +50,8 @@ export interface WatcherContext {
   announce?: false
   /** Called after every role change. */
   onTransition?: () => void
+  /** Builds the source the IP follows (loaded by the daemon); absent with `source = probes`. */
+  createSource?: (settings: SourceSettings, context: SourceContext) => HoldSource
 }
 
 /** Bounds each read of the API's holder (a healthy API answers in well under a second). */
@@ -81,12 +89,16 @@ export class IpWatcher {
   private readonly stopping = new AbortController()
   private readonly transitions: TransitionSnapshot[] = []
   private readonly log: Logger
+  /** The source the IP follows, and its latest answer; undefined with probes. */
+  private readonly source: HoldSource | undefined
+  private answer: SourceAnswer | undefined
+  /** Aborts the claim in flight when the source stops saying hold. */
+  private withdraw: AbortController | undefined
 
   constructor(
     readonly watched: WatchedIp,
     private readonly context: WatcherContext,
   ) {
-    this.decider = new Decider(watched.policy)
     const tag = `[${watched.name}] `
     const { log } = context
     this.log = {
@@ -95,6 +107,13 @@ export class IpWatcher {
       debug: (m) => log.debug(tag + m),
       progress: (m) => log.progress(tag + m),
     }
+    this.source = context.createSource?.(watched.source.settings, {
+      name: watched.name,
+      ip: watched.ip,
+      interface: watched.interface,
+      log: this.log,
+    })
+    this.decider = this.source ? new FollowDecider(watched.policy) : new Decider(watched.policy)
   }
 
   get role(): Role {
@@ -104,9 +123,16 @@ export class IpWatcher {
   /** Start probing and reading the API; decisions follow on their own. */
   start(): void {
     const { watched } = this
-    this.log.info(
-      `watching ${watched.ip.block} on ${watched.interface} with ${watched.provider} (priority ${watched.policy.priority}, preempt ${watched.policy.preempt ? 'on' : 'off'})`,
-    )
+    if (this.source) {
+      this.log.info(
+        `watching ${watched.ip.block} on ${watched.interface} with ${watched.provider}, following source ${watched.source.kind}`,
+      )
+      this.source.start((answer) => this.onAnswer(answer))
+    } else {
+      this.log.info(
+        `watching ${watched.ip.block} on ${watched.interface} with ${watched.provider} (priority ${watched.policy.priority}, preempt ${watched.policy.preempt ? 'on' : 'off'})`,
+      )
+    }
     for (const kind of CHECK_KINDS) {
       const specs = watched.probes.filter((p) => p.check === kind)
       if (specs.length === 0) continue
@@ -133,7 +159,7 @@ export class IpWatcher {
     clearImmediate(this.kicked)
     clearTimeout(this.deadline)
     clearTimeout(this.apiTimer)
-    await Promise.all(this.runners.map((r) => r.stop()))
+    await Promise.all([...this.runners.map((r) => r.stop()), this.source?.stop()])
     await Promise.all([this.work, this.yielding])
     if (release) await this.yieldAddress('stopping with release-on-stop')
     this.context.provider.close()
@@ -181,9 +207,33 @@ export class IpWatcher {
         windowMs: policy.moveWindowMs,
         dwellUntil: dwellUntil !== null && dwellUntil > at ? dwellUntil : null,
       },
+      source: this.sourceSnapshot(),
       transitions: this.transitions.map((t) => ({ ...t, timeline: t.timeline && { ...t.timeline } })),
       transitionsTotal: this.transitionsTotal,
     }
+  }
+
+  private sourceSnapshot(): SourceSnapshot | null {
+    if (!this.source) return null
+    return {
+      kind: this.watched.source.kind,
+      wish: this.answer?.wish ?? 'unknown',
+      why: this.answer?.why ?? null,
+      at: this.answer?.at ?? null,
+    }
+  }
+
+  /** The source answered: decide at once; a new wish (or a recheck) also reads the API anew. */
+  private onAnswer(answer: SourceAnswer): void {
+    if (this.stopped) return
+    const before = this.answer
+    this.answer = answer
+    const changed = before?.wish !== answer.wish
+    if (changed || before?.why !== answer.why) this.log.info(`source: ${answer.wish}: ${answer.why}`)
+    // A claim in flight for a hold that no longer stands stops (an address it added is taken back).
+    if (answer.wish !== 'hold') this.withdraw?.abort()
+    this.kick()
+    if (changed || answer.recheck) this.readApi('source')
   }
 
   private checkSnapshot(kind: CheckKind): CheckSnapshot {
@@ -251,6 +301,7 @@ export class IpWatcher {
       witness: this.checks.get('witness')?.state,
       api: this.api,
       carried: this.carried,
+      source: this.answer,
     }
   }
 
@@ -322,13 +373,17 @@ export class IpWatcher {
   }
 
   private async claimIp(why: string): Promise<void> {
-    if (this.stopped) {
+    // A source that stopped saying hold while the claim waited its turn (an API read) withdrew it.
+    if (this.stopped || (this.source && this.answer?.wish !== 'hold')) {
+      if (!this.stopped) this.log.info(`not claiming: the source says ${this.answer?.wish ?? 'nothing'} now`)
       this.decider.claimDone(false, now())
+      this.kick()
       return
     }
     const { watched, context } = this
     const started = now()
     this.log.info(`claiming ${watched.ip.block}: ${why}`)
+    this.withdraw = new AbortController()
     const timeline = this.failover ?? emptyTimeline(started)
     let ok = false
     let superseded = false
@@ -346,7 +401,7 @@ export class IpWatcher {
         },
         wait: true,
         dryRun: false,
-        signal: AbortSignal.timeout(watched.convergeTimeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(watched.convergeTimeoutMs), this.withdraw.signal]),
         pollMs: context.pollMs,
         log: this.log,
       })
@@ -359,12 +414,16 @@ export class IpWatcher {
       this.log.info(`claimed ${watched.ip.block} in ${Math.round(now() - started)} ms (${result.outcome})`)
     } catch (error) {
       superseded = isKind(error, 'superseded')
-      if (isKind(error, 'unreachable', 'timeout')) {
-        this.api = { reachable: false, reason: (error as Error).message }
-      }
       failure = (error as Error).message
-      this.log.warn(`claim failed: ${failure}`)
+      if (this.withdraw.signal.aborted) {
+        failure = `withdrawn: the source says ${this.answer?.wish} now`
+        this.log.info(`claim stopped: ${failure}`)
+      } else {
+        if (isKind(error, 'unreachable', 'timeout')) this.api = { reachable: false, reason: failure }
+        this.log.warn(`claim failed: ${failure}`)
+      }
     }
+    this.withdraw = undefined
     this.failover = undefined
     const from = this.role
     const decision = this.decider.claimDone(ok, now(), superseded)

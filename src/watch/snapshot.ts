@@ -9,6 +9,7 @@
  * Date.now() in another process); `null` means "never" or "not known".
  */
 import type { CheckKind, Health } from '../health.js'
+import type { Wish } from './sources/source.js'
 
 /** Bump when a field changes meaning or goes away; adding a field keeps the version. */
 export const SNAPSHOT_VERSION = 1
@@ -113,6 +114,15 @@ export interface TransitionSnapshot {
   error: string | null
 }
 
+export interface SourceSnapshot {
+  /** `keepalived-fifo`, `command`, … as in the config. */
+  kind: string
+  wish: Wish
+  /** The source's last answer in one line, and when it came; null before the first. */
+  why: string | null
+  at: number | null
+}
+
 export interface IpSnapshot {
   /** The name in the config. */
   name: string
@@ -126,6 +136,8 @@ export interface IpSnapshot {
   /** Whether this host's interface carries the address now. */
   carried: boolean
   checks: Record<CheckKind, CheckSnapshot>
+  /** The source the IP follows (src/watch/sources/); null when its own probes decide. */
+  source: SourceSnapshot | null
   antiFlap: AntiFlapSnapshot
   /** The most recent last, at most MAX_TRANSITIONS (the daemon keeps a bounded list). */
   transitions: TransitionSnapshot[]
@@ -194,6 +206,11 @@ function checkLine(check: CheckSnapshot, takenAt: number): string {
   return `  ${check.kind}: ${check.health}, last success ${ago(check.lastSuccessAt, takenAt)}${failure}`
 }
 
+function sourceLine(source: SourceSnapshot, takenAt: number): string {
+  const said = source.why === null ? 'no answer yet' : `${source.why} (${ago(source.at, takenAt)})`
+  return `  source ${source.kind}: ${source.wish}, ${said}`
+}
+
 function antiFlapLine(name: string, flap: AntiFlapSnapshot, takenAt: number): string | undefined {
   if (flap.stopped) {
     const until =
@@ -218,7 +235,8 @@ export function renderSnapshot(snapshot: DaemonSnapshot): string[] {
       `${ip.name} ${ip.address} (${ip.provider}): ${ip.role} for ${formatDuration(takenAt - ip.roleSince)}, ${carried}`,
     )
     lines.push(holderLine(ip, takenAt))
-    for (const check of Object.values(ip.checks)) lines.push(checkLine(check, takenAt))
+    if (ip.source) lines.push(sourceLine(ip.source, takenAt))
+    else for (const check of Object.values(ip.checks)) lines.push(checkLine(check, takenAt))
     const flap = antiFlapLine(ip.name, ip.antiFlap, takenAt)
     if (flap) lines.push(flap)
     for (const t of ip.transitions) {

@@ -55,6 +55,7 @@ export function sampleSnapshot(overrides: Partial<IpSnapshot> = {}): DaemonSnaps
             error: null,
           },
         ],
+        source: null,
         transitionsTotal: 3,
         ...overrides,
       },

@@ -1,0 +1,73 @@
+/**
+ * Who should hold the IP, as something other than ipmove's own probes says:
+ * an election engine (keepalived's notify_fifo, a carp interface, ucarp's
+ * scripts), a lease, or a command. A source only answers the question; the
+ * watcher (src/watch/ip-watcher.ts) does the rest the same way for every
+ * source: it reads the API on every answer that changes and every
+ * api-interval, claims when the source says hold and the API routes the IP
+ * elsewhere (a stale notify is repaired within api-interval), and yields
+ * (drops the address, never touches the API) when the source says do not hold.
+ *
+ * `source = probes` (the default) is the other kind of answer: the probe
+ * decider (src/watch/decide.ts) with its peer, self and witness checks.
+ */
+
+import type { Logger } from '../../output.js'
+import type { IpBlock } from '../../validate.js'
+import type { SectionReader } from '../section.js'
+
+/**
+ * hold: this node should hold the IP. release: it should not (drop the
+ * address; the holder's own daemon moves the IP). unknown: the source cannot
+ * say (not started yet, its engine is gone, a command timed out): nothing is
+ * claimed, a held address stays while the API routes the IP here.
+ */
+export type Wish = 'hold' | 'release' | 'unknown'
+
+export interface SourceAnswer {
+  wish: Wish
+  /** One line for the log and status: `keepalived: INSTANCE "VI_1" MASTER 100`. */
+  why: string
+  /** When the source learned it (epoch ms, src/probes/probe.ts `now`). */
+  at: number
+  /** Read the API now even if the wish did not change (keepalived's MASTER_RX_LOWER_PRI). */
+  recheck?: boolean
+}
+
+/** What a running source is given. */
+export interface SourceContext {
+  /** The `[watch.NAME]` name. */
+  name: string
+  ip: IpBlock
+  /** The interface the address goes on. */
+  interface: string
+  /** Tagged with the IP's name already. */
+  log: Logger
+}
+
+/** One running source for one watched IP. */
+export interface HoldSource {
+  /**
+   * Begin; call `report` with every answer, in the order learned (repeating
+   * an unchanged answer is harmless). Until the first report the wish is
+   * unknown. Called once.
+   */
+  start(report: (answer: SourceAnswer) => void): void
+  /** Stop: once this resolves, no report follows and nothing the source opened is left. Bounded. */
+  stop(): Promise<void>
+}
+
+/** Settings a source parsed from its keys: plain data (a reload compares them deeply). */
+export type SourceSettings = Readonly<Record<string, string | number | boolean | readonly string[]>>
+
+/** One kind of source, as the registry (./index.ts) lists it. */
+export interface SourceDescriptor {
+  /** The value of `source =` in `[watch.NAME]`. */
+  kind: string
+  /** Keys of `[watch.NAME]` this source reads (others' keys are refused as unknown). */
+  keys: readonly string[]
+  /** Read and check its keys; throw `r.fail(key, expected)` on bad input. */
+  parse(r: SectionReader): SourceSettings
+  /** The implementation, loaded only when an IP uses it (start-up stays flat). */
+  load(): Promise<(settings: SourceSettings, context: SourceContext) => HoldSource>
+}
