@@ -105,6 +105,15 @@ describe('Prometheus endpoint', () => {
     expect(m.get('ipmove_watch_carried{ip="web"}')).toBe(0)
   })
 
+  it('has no carried or holder-match series where the cloud maps the IP (hosts carry nothing)', async () => {
+    const snapshot = sampleSnapshot({ carried: null })
+    server = await startMetrics({ host: '127.0.0.1', port: 0 }, () => snapshot, new MemoryLogger())
+    const m = await scrape(server)
+    expect(m.get('ipmove_watch_holder_is_self{ip="web"}')).toBe(Number(snapshot.ips[0]!.holder.isSelf))
+    expect(m.has('ipmove_watch_carried{ip="web"}')).toBe(false)
+    expect(m.has('ipmove_watch_holder_match{ip="web"}')).toBe(false)
+  })
+
   it('answers 404 outside /metrics', async () => {
     server = await startMetrics({ host: '127.0.0.1', port: 0 }, () => sampleSnapshot(), new MemoryLogger())
     const response = await fetch(`http://127.0.0.1:${server.address.port}/`)

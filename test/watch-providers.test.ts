@@ -88,6 +88,8 @@ describeRoot('ipmove watch with every cloud provider, against its emulator', () 
             STEP_MS,
             50,
           )
+          // Where the cloud maps the IP, the daemon reports nothing to carry rather than a missing address.
+          expect((await node.snapshot())?.carried).toBe(cloud.carries ? true : null)
 
           // Another client moves the IP to the dead peer: the daemon takes it back.
           await node.moveTo(cloud, cloud.peer.instance)
@@ -245,7 +247,9 @@ interval = 0.05
   }
 
   /** The daemon's role and the holder it last read from the API, from its control socket. */
-  async snapshot(): Promise<{ role: string; holder?: string; peer: string } | undefined> {
+  async snapshot(): Promise<
+    { role: string; holder?: string; peer: string; carried: boolean | null } | undefined
+  > {
     const run = await exec(['ip', 'netns', 'exec', this.ns, ...ipmoveArgv(['status', '--watch', '--json'])], {
       env: { ...process.env, IPMOVE_LOCK_DIR: join(this.dir, 'run-daemon') },
     })
@@ -254,8 +258,11 @@ interval = 0.05
       role: string
       holder?: { id: string } | null
       checks: { peer: { health: string } }
+      carried: boolean | null
     }>
-    return web && { role: web.role, holder: web.holder?.id, peer: web.checks.peer.health }
+    return (
+      web && { role: web.role, holder: web.holder?.id, peer: web.checks.peer.health, carried: web.carried }
+    )
   }
 
   /** Another client (its own cache and lock) moves the IP, waiting until the API shows it. */

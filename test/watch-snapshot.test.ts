@@ -24,6 +24,13 @@ describe('daemon snapshot', () => {
     )
   })
 
+  it('says when the cloud maps the IP and no host carries an address', () => {
+    const text = renderSnapshot(sampleSnapshot({ carried: null })).join('\n')
+    expect(text).toContain(
+      'web 203.0.113.10 (ovh): master for 5.0 s, mapped by the cloud (no address on hosts)',
+    )
+  })
+
   it('names the anti-flap stop and how to clear it', () => {
     const snapshot = sampleSnapshot({
       role: 'stopped',

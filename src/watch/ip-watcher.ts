@@ -193,7 +193,8 @@ export class IpWatcher {
         readAt: this.readAt,
         error: this.api && !this.api.reachable ? this.api.reason : null,
       },
-      carried: this.carried === true,
+      // null where the cloud maps the IP onto an address the host already has (nothing to carry).
+      carried: this.located?.hostCarries === false ? null : this.carried === true,
       checks: {
         peer: this.checkSnapshot('peer'),
         self: this.checkSnapshot('self'),

@@ -99,13 +99,14 @@ export function metricsRegistry(snapshot: () => DaemonSnapshot): Registry {
   perIp('ipmove_watch_holder_is_self', 'Whether the API routes the IP to this node, as last read.', (ip) =>
     read(ip, () => Number(ip.holder.isSelf)),
   )
+  // Neither series exists for an IP the cloud maps onto hosts' own addresses: there is nothing to carry.
   perIp('ipmove_watch_carried', 'Whether this host carries the address on its interface.', (ip) =>
-    Number(ip.carried),
+    ip.carried === null ? undefined : Number(ip.carried),
   )
   perIp(
     'ipmove_watch_holder_match',
     'Whether the API and this host agree: the address is carried here exactly when the API routes it here.',
-    (ip) => read(ip, () => Number(ip.holder.isSelf === ip.carried)),
+    (ip) => (ip.carried === null ? undefined : read(ip, () => Number(ip.holder.isSelf === ip.carried))),
   )
   perIp(
     'ipmove_watch_holder_read_age_seconds',

@@ -133,8 +133,11 @@ export interface IpSnapshot {
   /** Since when the role holds. */
   roleSince: number
   holder: HolderSnapshot
-  /** Whether this host's interface carries the address now. */
-  carried: boolean
+  /**
+   * Whether this host's interface carries the address now; null where hosts carry
+   * nothing because the cloud maps the IP onto an address they already have (EC2, DigitalOcean).
+   */
+  carried: boolean | null
   checks: Record<CheckKind, CheckSnapshot>
   /** The source the IP follows (src/watch/sources/); null when its own probes decide. */
   source: SourceSnapshot | null
@@ -230,7 +233,12 @@ export function renderSnapshot(snapshot: DaemonSnapshot): string[] {
     `ipmove watch (pid ${snapshot.pid}), up ${formatDuration(takenAt - snapshot.startedAt)}, config ${snapshot.configPath}`,
   ]
   for (const ip of snapshot.ips) {
-    const carried = ip.carried ? 'carried here' : 'not carried here'
+    const carried =
+      ip.carried === null
+        ? 'mapped by the cloud (no address on hosts)'
+        : ip.carried
+          ? 'carried here'
+          : 'not carried here'
     lines.push(
       `${ip.name} ${ip.address} (${ip.provider}): ${ip.role} for ${formatDuration(takenAt - ip.roleSince)}, ${carried}`,
     )
