@@ -91,14 +91,24 @@ describeRoot('ipmove watch with every cloud provider, against its emulator', () 
           // Where the cloud maps the IP, the daemon reports nothing to carry rather than a missing address.
           expect((await node.snapshot())?.carried).toBe(cloud.carries ? true : null)
 
-          // Another client moves the IP to the dead peer: the daemon takes it back.
-          await node.moveTo(cloud, cloud.peer.instance)
+          // Another client moves the IP to the dead peer: the daemon takes it back. The move does not wait for
+          // its effect: the daemon may rightly undo it first (a waiting move then ends superseded, exit 6).
+          await node.moveTo(cloud, cloud.peer.instance, { wait: false })
+          await waitFor(
+            'the daemon to see the move and re-assert',
+            async () =>
+              /the API routes the IP elsewhere while the peer is dead: re-asserting/.test(daemon.log())
+                ? true
+                : undefined,
+            STEP_MS,
+            50,
+          )
           await node.until('the re-assertion', cloud, { role: 'master', holder: 'self' })
 
           // The peer lives again and is given the IP: this node yields and leaves it there.
           await node.peerLives()
           await node.peerSeen('up')
-          await node.moveTo(cloud, cloud.peer.instance)
+          await node.moveTo(cloud, cloud.peer.instance, { wait: true })
           await node.until('the yield', cloud, { role: 'backup', holder: 'peer' })
           await waitFor(
             'the address dropped',
@@ -266,8 +276,9 @@ interval = 0.05
   }
 
   /** Another client (its own cache and lock) moves the IP, waiting until the API shows it. */
-  async moveTo(cloud: Cloud, instance: string): Promise<void> {
-    const run = await exec(this.cli(cloud, ['move', '--instance', instance]), { env: this.env('other') })
+  async moveTo(cloud: Cloud, instance: string, options: { wait: boolean }): Promise<void> {
+    const args = ['move', '--instance', instance, ...(options.wait ? [] : ['--no-wait'])]
+    const run = await exec(this.cli(cloud, args), { env: this.env('other') })
     if (run.code !== 0) throw new Error(`the other client's move exited ${run.code}: ${run.stderr}`)
   }
 
