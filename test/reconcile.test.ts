@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { reconcile } from '../src/core/reconcile.js'
+import { reconcile, StoodDown } from '../src/core/reconcile.js'
 import { IpmoveError } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import { failure } from './helpers/errors.js'
@@ -9,7 +9,7 @@ const POLL = { first: 1, max: 5 }
 
 async function run(
   cloud: FakeProvider,
-  options: { dryRun?: boolean; wait?: boolean; timeoutMs?: number } = {},
+  options: { dryRun?: boolean; wait?: boolean; timeoutMs?: number; stop?: AbortSignal } = {},
 ) {
   const signal = AbortSignal.timeout(options.timeoutMs ?? 5_000)
   const located = await cloud.locate({ ip: cloud.ip, needTarget: true }, signal)
@@ -23,6 +23,7 @@ async function run(
       dryRun: options.dryRun ?? false,
       signal,
       pollMs: POLL,
+      stop: options.stop,
     },
     log,
   )
@@ -143,5 +144,58 @@ describe('reconcile, on an in-memory cloud', () => {
       writes: 1,
     })
     expect(noWait.calls).toEqual(['locate', 'write self'])
+  })
+})
+
+describe('reconcile asked to stand down for a newer call', () => {
+  /** Stop when the cloud answers read number `at`, as the lock's watch would between polls. */
+  function stopAtRead(cloud: FakeProvider, at: number): AbortSignal {
+    const stop = new AbortController()
+    cloud.onRead = (_cloud, read) => {
+      if (read === at) stop.abort()
+    }
+    return stop.signal
+  }
+
+  /** The StoodDown that reconcile threw; fails the test on a result or another error. */
+  async function stoodDown(result: Promise<unknown>): Promise<StoodDown> {
+    const outcome = await result.catch((e: unknown) => e)
+    expect(outcome).toBeInstanceOf(StoodDown)
+    return outcome as StoodDown
+  }
+
+  it('stops before writing while it waits for another operation', async () => {
+    const cloud = new FakeProvider()
+    cloud.startForeignMove('web-3', 50)
+    const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 2) })).result)
+    expect(stood).toMatchObject({ writes: 0, wrote: false })
+    expect(writes(cloud)).toEqual([])
+    expect(cloud.calls).toEqual(['locate', 'read', 'read'])
+  })
+
+  it('after its accepted write, reads the IP once more, then stops: the operation is left to the API', async () => {
+    const cloud = new FakeProvider({ settleReads: 50 })
+    const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 2) })).result)
+    expect(stood).toMatchObject({ writes: 1, wrote: true, to: { id: 'self' }, state: { pending: true } })
+    expect(cloud.calls).toEqual(['locate', 'write self', 'read', 'read', 'read'])
+    expect(cloud.operation).toMatchObject({ ours: true, to: { id: 'self' } })
+  })
+
+  it('never sends the second write an unanswered first one would earn, and says it may have landed', async () => {
+    const cloud = new FakeProvider({ settleReads: 50 })
+    cloud.writeFaults.push('ambiguous-lost')
+    const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 1) })).result)
+    expect(stood).toMatchObject({
+      writes: 1,
+      wrote: true,
+      state: { pending: false, holder: { id: 'web-2' } },
+    })
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
+  it('finishes as moved when the re-read shows the move done', async () => {
+    const cloud = new FakeProvider({ settleReads: 2 })
+    const { result } = await run(cloud, { stop: stopAtRead(cloud, 2) })
+    expect(await result).toMatchObject({ outcome: 'moved', writes: 1 })
   })
 })

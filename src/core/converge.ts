@@ -30,7 +30,7 @@ import {
   type LocateRequest,
   type Provider,
 } from './provider.js'
-import { type ReconcileResult, reconcile } from './reconcile.js'
+import { type ReconcileResult, reconcile, StoodDown } from './reconcile.js'
 
 /** The address on this host's side of a claim. */
 export interface CarryOptions {
@@ -56,6 +56,8 @@ export interface ClaimOptions {
   signal: AbortSignal
   /** Pauses between polls; the default suits real APIs, tests shorten them. */
   pollMs?: { first: number; max: number }
+  /** A newer call wants something else: stop at the next safe point (reconcile's StoodDown; the address is taken back). */
+  stop?: AbortSignal
   log: Logger
 }
 
@@ -94,11 +96,18 @@ export async function claim(provider: Provider, options: ClaimOptions): Promise<
     result = await reconcile(
       provider,
       located,
-      { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
+      {
+        target,
+        wait: options.wait,
+        dryRun: options.dryRun,
+        signal,
+        pollMs: options.pollMs,
+        stop: options.stop,
+      },
       log,
     )
   } catch (error) {
-    await rollback(local, adding, log)
+    await rollback(local, adding, log, error instanceof StoodDown ? 'it stood down' : 'the move failed')
     throw error
   }
   const alias = local && adding ? await finishLocal(provider, local, adding, result, log) : undefined
@@ -172,13 +181,18 @@ async function carried(
   })
 }
 
-/** The cloud move failed: take back an address we added, so nothing is half-done. */
-async function rollback(local: LocalAddress | undefined, adding: Promise<boolean> | undefined, log: Logger) {
+/** The cloud move failed or stood down: take back an address we added, so nothing is half-done. */
+async function rollback(
+  local: LocalAddress | undefined,
+  adding: Promise<boolean> | undefined,
+  log: Logger,
+  why: string,
+) {
   if (!local || !adding) return
   const added = await adding.catch(() => false)
   if (!added) return
   await local.remove().then(
-    () => log.info(`removed ${local.ip.block} from ${local.iface} again, since the move failed`),
+    () => log.info(`removed ${local.ip.block} from ${local.iface} again, since ${why}`),
     (error: Error) =>
       log.warn(`could not remove ${local.ip.block} from ${local.iface} again: ${error.message}`),
   )

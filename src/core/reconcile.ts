@@ -21,6 +21,12 @@ export interface ReconcileOptions {
   signal: AbortSignal
   /** First and largest pause between polls. */
   pollMs?: { first: number; max: number }
+  /**
+   * Fires when a newer call wants something else of the IP: stop at the next
+   * safe point (before a write, or between polls) and throw StoodDown. It never
+   * cuts a request short; after a write of ours, the IP is read once more first.
+   */
+  stop?: AbortSignal
 }
 
 export type Outcome = 'in-place' | 'moved' | 'accepted' | 'would-move'
@@ -33,6 +39,22 @@ export interface ReconcileResult {
   state: IpState
   /** Writes sent (0 or 1, 2 only after a re-read showed the first had no effect). */
   writes: number
+}
+
+/** Thrown by reconcile when `stop` fired: what it left behind, for the report. */
+export class StoodDown extends Error {
+  constructor(
+    /** Writes sent; a write of ours was accepted or may have landed when `wrote`. */
+    readonly writes: number,
+    readonly wrote: boolean,
+    /** The holder our write asked for. */
+    readonly to: Holder,
+    /** The state last read: after a write of ours, read after `stop` fired. */
+    readonly state: IpState,
+  ) {
+    super('stood down for a newer call')
+    this.name = 'StoodDown'
+  }
 }
 
 /**
@@ -74,10 +96,23 @@ export async function reconcile(
   let mayWrite = true
   let delay = poll.first
   let waitedOnOthers = false
+  /** Polls pause until this fires: the timeout, or a newer call's stop. */
+  const pause = options.stop ? AbortSignal.any([signal, options.stop]) : signal
+  let rereadForStop = false
 
   for (;;) {
     if (!state.pending && sameHolder(state.holder, target)) {
       return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
+    }
+    if (options.stop?.aborted) {
+      // A write of ours may be under way: see where it stands before leaving,
+      // so the report (and the log) says what the API is doing with it.
+      if (wrote && !rereadForStop) {
+        rereadForStop = true
+        state = await readOrTimeout(located, signal, state, target)
+        continue
+      }
+      throw new StoodDown(writes, wrote, target, state)
     }
     if (state.pending) {
       if (writes === 0 && !waitedOnOthers) {
@@ -128,9 +163,10 @@ export async function reconcile(
       }
     }
     try {
-      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal })
+      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal: pause })
     } catch {
-      throw timedOut(state, target)
+      if (signal.aborted) throw timedOut(state, target)
+      continue // a newer call's stop: handled at the top
     }
     delay = Math.min(delay * 1.5, poll.max)
     state = await readOrTimeout(located, signal, state, target)
