@@ -19,6 +19,7 @@ let dir: string
 let socket: string
 let server: ControlServer
 const cleared: string[] = []
+const told: string[] = []
 
 beforeAll(async () => {
   requireBuild()
@@ -32,6 +33,10 @@ beforeAll(async () => {
       clearFlap(name) {
         if (name !== 'web') throw notFound(`${name} is not watched`)
         cleared.push(name)
+      },
+      tell(name, wish) {
+        if (name !== 'web') throw notFound(`${name} is not watched`)
+        told.push(`${name}=${wish}`)
       },
     },
   })

@@ -19,7 +19,7 @@ import {
   type Provider,
   sameHolder,
 } from '../core/provider.js'
-import { isKind } from '../errors.js'
+import { isKind, usageError } from '../errors.js'
 import { Check, type CheckEvent, type CheckKind, runCheck } from '../health.js'
 import type { Logger } from '../output.js'
 import { createProbe, type ProbeResult } from '../probes/index.js'
@@ -36,7 +36,7 @@ import {
   type SourceSnapshot,
   type TransitionSnapshot,
 } from './snapshot.js'
-import type { HoldSource, SourceAnswer, SourceContext, SourceSettings } from './sources/source.js'
+import type { HoldSource, SourceAnswer, SourceContext, SourceSettings, ToldWish } from './sources/source.js'
 
 /** What the watcher needs from outside: the provider, and test seams. */
 export interface WatcherContext {
@@ -168,6 +168,16 @@ export class IpWatcher {
     this.decider.clearFlapping()
     this.log.info('anti-flap stop cleared')
     this.kick()
+  }
+
+  /** An engine's script told the wish (`ipmove status --watch --tell`): only a source that takes it may be told. */
+  tell(wish: ToldWish): void {
+    if (!this.source?.tell) {
+      throw usageError(
+        `${this.watched.name} follows source = ${this.watched.source.kind}, which is not told: --tell is for source = ucarp`,
+      )
+    }
+    this.source.tell(wish)
   }
 
   /** This IP's part of the daemon's snapshot (src/watch/snapshot.ts). */

@@ -52,6 +52,13 @@ export const SOURCES: readonly SourceDescriptor[] = [
     },
     load: async () => (await import('./carp.js')).carpSource,
   },
+  {
+    // Told by ucarp's scripts through the control socket; no keys of its own.
+    kind: 'ucarp',
+    keys: [],
+    parse: () => ({}),
+    load: async () => (await import('./ucarp.js')).ucarpSource,
+  },
 ]
 
 export const SOURCE_KINDS: readonly string[] = [PROBES, ...SOURCES.map((s) => s.kind)]
