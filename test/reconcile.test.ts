@@ -104,6 +104,21 @@ describe('reconcile, on an in-memory cloud', () => {
     expect(writes(cloud)).toEqual(['write self'])
   })
 
+  it('stops, superseded, when the IP goes back where it was after the API showed our move', async () => {
+    const cloud = new FakeProvider({ settleReads: 5 })
+    cloud.onRead = (c, n) => {
+      // Read 1 shows our move pending; before read 2, another node's move puts it back on web-2.
+      if (n === 2) {
+        c.operation = undefined
+        c.holder = c.host('web-2')
+      }
+    }
+    const error = await failure((await run(cloud, { timeoutMs: 2_000 })).result)
+    expect(error.kind).toBe('superseded')
+    expect(error.message).toBe('another operation moved the IP to web-2.example (web-2) while ours ran')
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
   it('gives up after two move requests when both fail', async () => {
     const cloud = new FakeProvider()
     cloud.writeFaults.push('ambiguous-lost', 'ambiguous-lost')

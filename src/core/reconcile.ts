@@ -99,11 +99,14 @@ export async function reconcile(
   /** Polls pause until this fires: the timeout, or a newer call's stop. */
   const pause = options.stop ? AbortSignal.any([signal, options.stop]) : signal
   let rereadForStop = false
+  /** The API showed our write at work (pending, or on the target): from then on, any other holder is someone else's doing. */
+  let sawOurs = false
 
   for (;;) {
     if (!state.pending && sameHolder(state.holder, target)) {
       return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
     }
+    if (wrote && state.pending) sawOurs = true
     if (options.stop?.aborted) {
       // A write of ours may be under way: see where it stands before leaving,
       // so the report (and the log) says what the API is doing with it.
@@ -120,7 +123,8 @@ export async function reconcile(
         waitedOnOthers = true
       }
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
-    } else if (wrote && !sameHolder(state.holder, from)) {
+    } else if (wrote && (sawOurs || !sameHolder(state.holder, from))) {
+      // Moved elsewhere after our write, or back where it was once our operation showed.
       throw new IpmoveError(
         'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
