@@ -75,6 +75,24 @@ describe('source = ucarp', () => {
     expect(writes(cloud)).toBe(2)
   })
 
+  it('a release while the claim waits on a slow API operation stops the claim at its next poll: no second write', async () => {
+    const { cloud, driver, log, ready } = start(new FakeProvider({ holder: 'web-2', settleReads: 1000 }))
+    await ready
+    daemon!.tell('web', 'hold')
+    await until('our write', () => writes(cloud) === 1)
+    const told = Date.now()
+    daemon!.tell('web', 'release')
+    await until(
+      'the claim to stand down',
+      () => /claim stood down: the source says release/.test(log.lines.join('\n')),
+      2000,
+    )
+    expect(Date.now() - told).toBeLessThan(1000)
+    await until('backup, the address dropped', () => role() === 'backup' && !driver.has(cloud.ip, 'eth0'))
+    expect(cloud.operation).toMatchObject({ ours: true, to: { id: 'self' } })
+    expect(writes(cloud)).toBe(1)
+  })
+
   it('starts from the wish recorded before it started (a restart while ucarp stays master)', async () => {
     recordWish(dir, 'web', 'hold')
     const { cloud, ready } = start()

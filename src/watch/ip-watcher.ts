@@ -19,6 +19,7 @@ import {
   type Provider,
   sameHolder,
 } from '../core/provider.js'
+import { StoodDown } from '../core/reconcile.js'
 import { isKind, usageError } from '../errors.js'
 import { Check, type CheckEvent, type CheckKind, runCheck } from '../health.js'
 import type { Logger } from '../output.js'
@@ -92,6 +93,8 @@ export class IpWatcher {
   /** The source the IP follows, and its latest answer; undefined with probes. */
   private readonly source: HoldSource | undefined
   private answer: SourceAnswer | undefined
+  /** Fires when the source stops saying hold while a claim runs: the claim stands down at its next safe point. */
+  private claimStop: AbortController | undefined
 
   constructor(
     readonly watched: WatchedIp,
@@ -238,6 +241,7 @@ export class IpWatcher {
     this.answer = answer
     const changed = before?.wish !== answer.wish
     if (changed || before?.why !== answer.why) this.log.info(`source: ${answer.wish}: ${answer.why}`)
+    if (answer.wish !== 'hold') this.claimStop?.abort()
     this.kick()
     if (changed || answer.recheck) this.readApi('source')
   }
@@ -391,6 +395,7 @@ export class IpWatcher {
     let superseded = false
     let failure: string | null = null
     let landed: { to: Holder } | undefined
+    this.claimStop = new AbortController()
     try {
       const driver = timedDriver(await this.driver(), timeline)
       const result = await claim(timedProvider(context.provider, timeline), {
@@ -405,6 +410,7 @@ export class IpWatcher {
         dryRun: false,
         signal: AbortSignal.timeout(watched.convergeTimeoutMs),
         pollMs: context.pollMs,
+        stop: this.claimStop.signal,
         log: this.log,
       })
       ok = true
@@ -415,13 +421,21 @@ export class IpWatcher {
       if (this.checks.has('witness')) this.awaitingWitness = timeline
       this.log.info(`claimed ${watched.ip.block} in ${Math.round(now() - started)} ms (${result.outcome})`)
     } catch (error) {
-      superseded = isKind(error, 'superseded')
-      if (isKind(error, 'unreachable', 'timeout')) {
-        this.api = { reachable: false, reason: (error as Error).message }
+      if (error instanceof StoodDown) {
+        // The source stopped saying hold: someone else decides now, as when another holder took the IP.
+        superseded = true
+        failure = `stood down: the source says ${this.answer?.wish ?? 'unknown'}${error.wrote ? ' (our move was accepted; the API finishes it)' : ''}`
+        this.log.info(`claim ${failure}`)
+      } else {
+        superseded = isKind(error, 'superseded')
+        if (isKind(error, 'unreachable', 'timeout')) {
+          this.api = { reachable: false, reason: (error as Error).message }
+        }
+        failure = (error as Error).message
+        this.log.warn(`claim failed: ${failure}`)
       }
-      failure = (error as Error).message
-      this.log.warn(`claim failed: ${failure}`)
     }
+    this.claimStop = undefined
     this.failover = undefined
     const from = this.role
     const decision = this.decider.claimDone(ok, now(), superseded)
