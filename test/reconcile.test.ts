@@ -191,7 +191,13 @@ describe('reconcile asked to stand down for a newer call', () => {
   it('after its accepted write, reads the IP once more, then stops: the operation is left to the API', async () => {
     const cloud = new FakeProvider({ settleReads: 50 })
     const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 2) })).result)
-    expect(stood).toMatchObject({ writes: 1, wrote: true, to: { id: 'self' }, state: { pending: true } })
+    expect(stood).toMatchObject({
+      writes: 1,
+      wrote: true,
+      accepted: true,
+      to: { id: 'self' },
+      state: { pending: true },
+    })
     expect(cloud.calls).toEqual(['locate', 'write self', 'read', 'read', 'read'])
     expect(cloud.operation).toMatchObject({ ours: true, to: { id: 'self' } })
   })
@@ -203,6 +209,7 @@ describe('reconcile asked to stand down for a newer call', () => {
     expect(stood).toMatchObject({
       writes: 1,
       wrote: true,
+      accepted: false,
       state: { pending: false, holder: { id: 'web-2' } },
     })
     expect(writes(cloud)).toEqual(['write self'])

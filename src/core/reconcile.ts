@@ -47,6 +47,8 @@ export class StoodDown extends Error {
     /** Writes sent; a write of ours was accepted or may have landed when `wrote`. */
     readonly writes: number,
     readonly wrote: boolean,
+    /** The API answered our write (else it may or may not have landed). */
+    readonly accepted: boolean,
     /** The holder our write asked for. */
     readonly to: Holder,
     /** The state last read: after a write of ours, read after `stop` fired. */
@@ -92,6 +94,7 @@ export async function reconcile(
   let writes = 0
   /** A write of ours was accepted or may have landed; a refused ("busy") one had no effect. */
   let wrote = false
+  let accepted = false
   /** A write is owed: none yet, or the last one may not have reached the API. */
   let mayWrite = true
   let delay = poll.first
@@ -115,7 +118,7 @@ export async function reconcile(
         state = await readOrTimeout(located, signal, state, target)
         continue
       }
-      throw new StoodDown(writes, wrote, target, state)
+      throw new StoodDown(writes, wrote, accepted, target, state)
     }
     if (state.pending) {
       if (writes === 0 && !waitedOnOthers) {
@@ -138,6 +141,7 @@ export async function reconcile(
       try {
         const answered = await located.write(target, signal)
         wrote = true
+        accepted = true
         if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
         // A synchronous API may already show the end state: no poll needed.

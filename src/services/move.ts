@@ -143,8 +143,9 @@ function stoodDown(
   const api = stood.state.pending
     ? 'is still working on it'
     : `now routes it to ${describeHolder(stood.state.holder)}`
+  const sent = stood.accepted ? 'was accepted' : 'may have reached the API (no answer)'
   const left = target
-    ? `our move to ${describeHolder(target)} was accepted; the API ${api}`
+    ? `our move to ${describeHolder(target)} ${sent}; the API ${api}`
     : 'nothing was written'
   log.info(
     `a newer ipmove call for ${ip} (${newer ?? 'another intent'}) arrived: standing down (superseded); ${left}`,
