@@ -119,6 +119,21 @@ describe('reconcile, on an in-memory cloud', () => {
     expect(writes(cloud)).toEqual(['write self'])
   })
 
+  it('stops, superseded, when the IP reached the target and another operation moved it back where it came from', async () => {
+    const cloud = new FakeProvider({ settleReads: 1 })
+    cloud.onRead = (c, n) => {
+      // Ours lands and at once another node's move back to web-2 starts: pending on us (read 2), then done.
+      if (n === 2) {
+        c.holder = c.host('self')
+        c.startForeignMove('web-2', 1)
+      }
+    }
+    const error = await failure((await run(cloud, { timeoutMs: 2000 })).result)
+    expect(error.kind).toBe('superseded')
+    expect(error.message).toBe('another operation moved the IP to web-2.example (web-2) while ours ran')
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
   it('gives up after two move requests when both fail', async () => {
     const cloud = new FakeProvider()
     cloud.writeFaults.push('ambiguous-lost', 'ambiguous-lost')

@@ -84,7 +84,7 @@ describe('source = ucarp', () => {
     daemon!.tell('web', 'release')
     await until(
       'the claim to stand down',
-      () => /claim stood down: the source says release/.test(log.lines.join('\n')),
+      () => /claim stopped: withdrawn: the source says release now/.test(log.lines.join('\n')),
       2000,
     )
     expect(Date.now() - told).toBeLessThan(1000)

@@ -109,7 +109,7 @@ export async function reconcile(
     if (!state.pending && sameHolder(state.holder, target)) {
       return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
     }
-    if (wrote && state.pending) sawOurs = true
+    if (wrote && (state.pending || sameHolder(state.holder, target))) sawOurs = true
     if (options.stop?.aborted) {
       // A write of ours may be under way: see where it stands before leaving,
       // so the report (and the log) says what the API is doing with it.
@@ -127,7 +127,7 @@ export async function reconcile(
       }
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
     } else if (wrote && (sawOurs || !sameHolder(state.holder, from))) {
-      // Moved elsewhere after our write, or back where it was once our operation showed.
+      // Elsewhere once ours showed (pending, or on the target), back where it came from too: waiting longer changes nothing.
       throw new IpmoveError(
         'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,

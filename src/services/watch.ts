@@ -15,6 +15,7 @@ import { controlSocketPath, startControlServer } from '../watch/control.js'
 import { WatchDaemon } from '../watch/daemon.js'
 import { type MetricsServer, startMetrics } from '../watch/metrics.js'
 import { summarizeSnapshot } from '../watch/snapshot.js'
+import { PROBES } from '../watch/sources/index.js'
 import { systemdNotifier } from '../watch/systemd.js'
 
 export interface WatchOptions {
@@ -56,7 +57,7 @@ export async function runWatch(options: WatchOptions, log: Logger): Promise<Watc
   if (options.check) {
     for (const w of config.ips) {
       log.info(
-        `${w.name}: ${w.ip.block} with ${w.provider}, ${w.probes.length} probes, ${w.actions.length} actions: valid`,
+        `${w.name}: ${w.ip.block} with ${w.provider}, ${w.source.kind === PROBES ? `${w.probes.length} probes` : `following ${w.source.kind}`}, ${w.actions.length} actions: valid`,
       )
     }
     return summary(config)

@@ -117,6 +117,14 @@ export const WATCH_DEFAULTS = {
   actionTimeoutMs: 30_000,
 } as const
 
+/**
+ * The brakes' defaults for an IP that follows a source: the engine has its own
+ * hysteresis, so no dwell (it would only delay a failover), and re-asserts are
+ * paced by api-interval; the anti-flap stop still bounds a flapping engine or a
+ * lasting dual master.
+ */
+export const FOLLOW_DEFAULTS = { dwellMs: 0, maxMoves: 10, moveWindowMs: 60_000 } as const
+
 const TIMING_KEYS = ['initdead', 'warntime', 'deadtime', 'rise'] as const
 const WATCH_KEYS = [
   'priority',
@@ -134,6 +142,15 @@ const WATCH_KEYS = [
   'profile',
   'source',
   ...SOURCES.flatMap((s) => s.keys),
+  ...CHECK_KINDS.flatMap((check) => TIMING_KEYS.map((t) => `${check}-${t}`)),
+]
+/** Keys only the probe decider reads: refused with another source, which decides instead. */
+const PROBE_ONLY_KEYS = [
+  'priority',
+  'peer-priority',
+  'preempt',
+  'preempt-delay',
+  'profile',
   ...CHECK_KINDS.flatMap((check) => TIMING_KEYS.map((t) => `${check}-${t}`)),
 ]
 const PROBE_KEYS: Record<ProbeSpec['kind'], readonly string[]> = {
@@ -225,14 +242,22 @@ function parseOne(
       rise: main.integer(`${check}-rise`, 1, 100, base.rise),
     }
   }
+  const source = parseSource(main)
+  const brakes = source.kind === PROBES ? WATCH_DEFAULTS : FOLLOW_DEFAULTS
+  if (source.kind !== PROBES) {
+    const probeOnly = PROBE_ONLY_KEYS.find((key) => main.get(key) !== undefined)
+    if (probeOnly) {
+      throw main.fail(probeOnly, `is for source = probes; with source = ${source.kind} the source decides`)
+    }
+  }
   const policy: Policy = {
     priority: main.integer('priority', 1, 255, WATCH_DEFAULTS.priority),
     peerPriority: main.integer('peer-priority', 1, 255, WATCH_DEFAULTS.priority),
     preempt: main.flag('preempt', false),
     preemptDelayMs: main.seconds('preempt-delay', WATCH_DEFAULTS.preemptDelayMs),
-    dwellMs: main.seconds('dwell', WATCH_DEFAULTS.dwellMs),
-    maxMoves: main.integer('max-moves', 1, 1000, WATCH_DEFAULTS.maxMoves),
-    moveWindowMs: main.seconds('move-window', WATCH_DEFAULTS.moveWindowMs),
+    dwellMs: main.seconds('dwell', brakes.dwellMs),
+    maxMoves: main.integer('max-moves', 1, 1000, brakes.maxMoves),
+    moveWindowMs: main.seconds('move-window', brakes.moveWindowMs),
     apiUnreachable: main.oneOf('api-unreachable', ['hold', 'release'] as const, 'hold'),
   }
   const peers = (main.get('peer') ?? '')
@@ -240,7 +265,6 @@ function parseOne(
     .map((p) => p.trim())
     .filter(Boolean)
   for (const peer of peers) main.wrap('peer', () => validateName('a peer', peer))
-  const source = parseSource(main)
   if (source.kind !== PROBES && probeSections.length > 0) {
     throw reader(probeSections[0]!).fail(
       undefined,

@@ -241,6 +241,7 @@ export class IpWatcher {
     this.answer = answer
     const changed = before?.wish !== answer.wish
     if (changed || before?.why !== answer.why) this.log.info(`source: ${answer.wish}: ${answer.why}`)
+    // A claim in flight for a hold that no longer stands stops at its next safe point (an address it added is taken back).
     if (answer.wish !== 'hold') this.claimStop?.abort()
     this.kick()
     if (changed || answer.recheck) this.readApi('source')
@@ -383,8 +384,11 @@ export class IpWatcher {
   }
 
   private async claimIp(why: string): Promise<void> {
-    if (this.stopped) {
+    // A source that stopped saying hold while the claim waited its turn (an API read) withdrew it.
+    if (this.stopped || (this.source && this.answer?.wish !== 'hold')) {
+      if (!this.stopped) this.log.info(`not claiming: the source says ${this.answer?.wish ?? 'nothing'} now`)
       this.decider.claimDone(false, now())
+      this.kick()
       return
     }
     const { watched, context } = this
@@ -424,14 +428,13 @@ export class IpWatcher {
       if (error instanceof StoodDown) {
         // The source stopped saying hold: someone else decides now, as when another holder took the IP.
         superseded = true
-        failure = `stood down: the source says ${this.answer?.wish ?? 'unknown'}${error.wrote ? ' (our move was accepted; the API finishes it)' : ''}`
-        this.log.info(`claim ${failure}`)
+        const left = error.wrote ? ' (our move may have landed; the API finishes it)' : ''
+        failure = `withdrawn: the source says ${this.answer?.wish ?? 'nothing'} now${left}`
+        this.log.info(`claim stopped: ${failure}`)
       } else {
         superseded = isKind(error, 'superseded')
-        if (isKind(error, 'unreachable', 'timeout')) {
-          this.api = { reachable: false, reason: (error as Error).message }
-        }
         failure = (error as Error).message
+        if (isKind(error, 'unreachable', 'timeout')) this.api = { reachable: false, reason: failure }
         this.log.warn(`claim failed: ${failure}`)
       }
     }

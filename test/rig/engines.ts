@@ -92,8 +92,11 @@ export function startDaemon(node: RigNode, argv: readonly string[]): Daemon {
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
+  // Each line stamped with the time it came (ms), so a failure's output shows what happened when.
   const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-20_000)
+    const stamp = `${new Date().toISOString().slice(11, 23)} `
+    const lines = chunk.toString().replace(/\n(?=.)/g, `\n${stamp}`)
+    output = (output + (output === '' || output.endsWith('\n') ? stamp : '') + lines).slice(-20_000)
   }
   child.stdout?.on('data', keep)
   child.stderr?.on('data', keep)

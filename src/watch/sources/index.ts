@@ -6,7 +6,7 @@
  * load of the implementation.
  */
 import { checkTiming } from '../../probes/probe.js'
-import { validateInterface } from '../../validate.js'
+import { shown, validateInterface } from '../../validate.js'
 import type { SectionReader } from '../section.js'
 import type { SourceDescriptor } from './source.js'
 
@@ -58,6 +58,32 @@ export const SOURCES: readonly SourceDescriptor[] = [
     keys: [],
     parse: () => ({}),
     load: async () => (await import('./ucarp.js')).ucarpSource,
+  },
+  {
+    kind: 'keepalived-fifo',
+    keys: ['keepalived-fifo', 'keepalived-instance', 'keepalived-group'],
+    parse: (r: SectionReader) => {
+      const fifo = r.need('keepalived-fifo', "the path of keepalived's vrrp_notify_fifo")
+      if (!fifo.startsWith('/'))
+        throw r.fail('keepalived-fifo', `expected an absolute path, got ${shown(fifo)}`)
+      const instance = r.get('keepalived-instance')
+      const group = r.get('keepalived-group')
+      if ((instance === undefined) === (group === undefined)) {
+        throw r.fail(
+          undefined,
+          'needs either keepalived-instance = NAME (a vrrp_instance) or keepalived-group = NAME (a vrrp_sync_group)',
+        )
+      }
+      const name = (instance ?? group)!
+      if (!/^[^\s"]{1,64}$/.test(name)) {
+        throw r.fail(
+          instance === undefined ? 'keepalived-group' : 'keepalived-instance',
+          `expected keepalived's name for it, got ${shown(name)}`,
+        )
+      }
+      return { fifo, type: instance === undefined ? 'GROUP' : 'INSTANCE', name }
+    },
+    load: async () => (await import('./keepalived-fifo.js')).keepalivedFifoSource,
   },
 ]
 
