@@ -93,7 +93,7 @@ export class IpWatcher {
   /** The source the IP follows, and its latest answer; undefined with probes. */
   private readonly source: HoldSource | undefined
   private answer: SourceAnswer | undefined
-  /** Fires when the source stops saying hold while a claim runs: the claim stands down at its next safe point. */
+  /** Fires when the source stops saying hold while a claim runs: the claim stands down (reconcile's `stop`). */
   private claimStop: AbortController | undefined
 
   constructor(
@@ -424,7 +424,7 @@ export class IpWatcher {
       if (error instanceof StoodDown) {
         // The source stopped saying hold: someone else decides now, as when another holder took the IP.
         superseded = true
-        failure = `stood down: the source says ${this.answer?.wish ?? 'unknown'}${error.wrote ? ' (our move was accepted; the API finishes it)' : ''}`
+        failure = `stood down: the source says ${this.answer?.wish ?? 'unknown'}${error.wrote ? ' (our move may have landed; the API finishes it)' : ''}`
         this.log.info(`claim ${failure}`)
       } else {
         superseded = isKind(error, 'superseded')
