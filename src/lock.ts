@@ -86,9 +86,8 @@ export interface Superseded {
 
 /**
  * withLatestIntent's `work` is told through this signal that a newer call for
- * the IP wants something else. It is a request, not an abort: the work stops
- * at its next safe point (never in the middle of a write the API may have
- * accepted) and says what it left behind.
+ * the IP wants something else: it writes nothing more, re-reads what a write
+ * of its own left (reconcile's `stop`), and says what it left behind.
  */
 export interface StandDown {
   signal: AbortSignal

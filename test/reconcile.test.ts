@@ -230,6 +230,19 @@ describe('reconcile asked to stand down for a newer call', () => {
     expect(writes(cloud)).toEqual(['write self'])
   })
 
+  it('cuts a write that gets no answer short, reads once more, and stands down saying it may have landed', async () => {
+    const cloud = new FakeProvider({ settleReads: 50 })
+    cloud.writeFaults.push('hang')
+    const stop = new AbortController()
+    const { result } = await run(cloud, { stop: stop.signal, timeoutMs: 20_000 })
+    setTimeout(() => stop.abort(), 50)
+    const started = Date.now()
+    const stood = await stoodDown(result)
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(stood).toMatchObject({ writes: 1, wrote: true, accepted: false, state: { pending: true } })
+    expect(cloud.calls).toEqual(['locate', 'write self', 'read'])
+  })
+
   it('finishes as moved when the re-read shows the move done', async () => {
     const cloud = new FakeProvider({ settleReads: 2 })
     const { result } = await run(cloud, { stop: stopAtRead(cloud, 2) })

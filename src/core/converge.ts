@@ -56,7 +56,7 @@ export interface ClaimOptions {
   signal: AbortSignal
   /** Pauses between polls; the default suits real APIs, tests shorten them. */
   pollMs?: { first: number; max: number }
-  /** A newer call wants something else: stop at the next safe point (reconcile's StoodDown; the address is taken back). */
+  /** A newer call wants something else: stop now (reconcile's StoodDown; the address is taken back). */
   stop?: AbortSignal
   log: Logger
 }
@@ -75,7 +75,7 @@ export async function claim(provider: Provider, options: ClaimOptions): Promise<
   provider.check?.(request)
   // Check the local side (interface, driver, arping) before the cloud is touched.
   const early = options.find.ip ? await carried(provider, options.find.ip, options) : undefined
-  const located = await locateIp(provider, request, signal, asked)
+  const located = await locateOrStand(provider, request, options, asked)
   const { ip, target } = located
   if (!target) throw new IpmoveError('internal', `${provider.name} located no target for ${ip.block}`)
   let local = early ?? (await carried(provider, ip, options))
@@ -121,6 +121,21 @@ export async function claim(provider: Provider, options: ClaimOptions): Promise<
  */
 export function yieldIp(options: AliasTarget): Promise<AliasResult> {
   return removeAlias(options)
+}
+
+/** Locate the IP for a claim; a stop meanwhile cuts the lookup short (nothing was written yet). */
+async function locateOrStand(
+  provider: Provider,
+  request: LocateRequest,
+  { signal, stop }: ClaimOptions,
+  asked: string,
+): Promise<LocatedIp> {
+  try {
+    return await locateIp(provider, request, stop ? AbortSignal.any([signal, stop]) : signal, asked)
+  } catch (error) {
+    if (stop?.aborted && !signal.aborted) throw new StoodDown(0, false, false)
+    throw error
+  }
 }
 
 /** Locate the IP; a failure once the time ran out is a timeout, whatever the provider made of it. */

@@ -22,9 +22,11 @@ export interface ReconcileOptions {
   /** First and largest pause between polls. */
   pollMs?: { first: number; max: number }
   /**
-   * Fires when a newer call wants something else of the IP: stop at the next
-   * safe point (before a write, or between polls) and throw StoodDown. It never
-   * cuts a request short; after a write of ours, the IP is read once more first.
+   * Fires when a newer call (or the daemon's source) wants something else of
+   * the IP: stop now and throw StoodDown. Nothing more is written; a request in
+   * flight is cut short (an API that does not answer must not hold the stop
+   * up), and when a write of ours may have reached the API, the IP is read
+   * once more, within STOP_REREAD_MS, so the report says where it stands.
    */
   stop?: AbortSignal
 }
@@ -41,6 +43,9 @@ export interface ReconcileResult {
   writes: number
 }
 
+/** The one read after a stop, when a write of ours may have landed: bounded, as the API may be gone. */
+export const STOP_REREAD_MS = 3000
+
 /** Thrown by reconcile when `stop` fired: what it left behind, for the report. */
 export class StoodDown extends Error {
   constructor(
@@ -49,10 +54,10 @@ export class StoodDown extends Error {
     readonly wrote: boolean,
     /** The API answered our write (else it may or may not have landed). */
     readonly accepted: boolean,
-    /** The holder our write asked for. */
-    readonly to: Holder,
-    /** The state last read: after a write of ours, read after `stop` fired. */
-    readonly state: IpState,
+    /** The holder our write asked for; absent when the stop came before the IP was located. */
+    readonly to?: Holder,
+    /** The state last read (after a write of ours, read after `stop` fired, when it answered). */
+    readonly state?: IpState,
   ) {
     super('stood down for a newer call')
     this.name = 'StoodDown'
@@ -99,8 +104,9 @@ export async function reconcile(
   let mayWrite = true
   let delay = poll.first
   let waitedOnOthers = false
-  /** Polls pause until this fires: the timeout, or a newer call's stop. */
-  const pause = options.stop ? AbortSignal.any([signal, options.stop]) : signal
+  const { stop } = options
+  /** Requests and pauses end when this fires: the timeout, or a stop. */
+  const live = stop ? AbortSignal.any([signal, stop]) : signal
   let rereadForStop = false
   /** The API showed our write at work (pending, or on the target): from then on, any other holder is someone else's doing. */
   let sawOurs = false
@@ -110,12 +116,16 @@ export async function reconcile(
       return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
     }
     if (wrote && (state.pending || sameHolder(state.holder, target))) sawOurs = true
-    if (options.stop?.aborted) {
+    if (stop?.aborted) {
       // A write of ours may be under way: see where it stands before leaving,
       // so the report (and the log) says what the API is doing with it.
       if (wrote && !rereadForStop) {
         rereadForStop = true
-        state = await readOrTimeout(located, signal, state, target)
+        try {
+          state = await located.read(AbortSignal.any([signal, AbortSignal.timeout(STOP_REREAD_MS)]))
+        } catch {
+          // No answer: the report keeps the last state read.
+        }
         continue
       }
       throw new StoodDown(writes, wrote, accepted, target, state)
@@ -139,7 +149,7 @@ export async function reconcile(
       from = state.holder
       writes++
       try {
-        const answered = await located.write(target, signal)
+        const answered = await located.write(target, live)
         wrote = true
         accepted = true
         if (answered) state = answered
@@ -147,6 +157,12 @@ export async function reconcile(
         // A synchronous API may already show the end state: no poll needed.
         if (answered && !answered.pending && sameHolder(answered.holder, target)) continue
       } catch (error) {
+        if (stop?.aborted && !signal.aborted) {
+          // Cut short by the stop: the write may have reached the API.
+          wrote = true
+          mayWrite = false
+          continue
+        }
         if (!(error instanceof IpmoveError)) throw error
         const busy = error.kind === 'busy'
         if (!busy && error.kind !== 'unreachable' && error.kind !== 'ambiguous-write') throw error
@@ -171,13 +187,18 @@ export async function reconcile(
       }
     }
     try {
-      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal: pause })
+      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal: live })
     } catch {
       if (signal.aborted) throw timedOut(state, target)
       continue // a newer call's stop: handled at the top
     }
     delay = Math.min(delay * 1.5, poll.max)
-    state = await readOrTimeout(located, signal, state, target)
+    try {
+      state = await readOrTimeout(located, live, state, target)
+    } catch (error) {
+      if (!stop?.aborted || signal.aborted) throw error
+      continue // cut short by the stop: handled at the top
+    }
     if (mayWrite && wrote && (state.pending || sameHolder(state.holder, target))) {
       // The ambiguous write did land after all.
       mayWrite = false

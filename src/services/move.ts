@@ -140,9 +140,11 @@ function stoodDown(
 ): SupersededResult {
   const ip = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
   const target = stood.wrote ? stood.to : undefined
-  const api = stood.state.pending
-    ? 'is still working on it'
-    : `now routes it to ${describeHolder(stood.state.holder)}`
+  const api = !stood.state
+    ? 'was not read'
+    : stood.state.pending
+      ? 'is still working on it'
+      : `now routes it to ${describeHolder(stood.state.holder)}`
   const sent = stood.accepted ? 'was accepted' : 'may have reached the API (no answer)'
   const left = target
     ? `our move to ${describeHolder(target)} ${sent}; the API ${api}`

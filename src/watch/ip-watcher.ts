@@ -93,7 +93,7 @@ export class IpWatcher {
   /** The source the IP follows, and its latest answer; undefined with probes. */
   private readonly source: HoldSource | undefined
   private answer: SourceAnswer | undefined
-  /** Fires when the source stops saying hold while a claim runs: the claim stands down at its next safe point. */
+  /** Fires when the source stops saying hold while a claim runs: the claim stands down (reconcile's `stop`). */
   private claimStop: AbortController | undefined
 
   constructor(
@@ -241,7 +241,7 @@ export class IpWatcher {
     this.answer = answer
     const changed = before?.wish !== answer.wish
     if (changed || before?.why !== answer.why) this.log.info(`source: ${answer.wish}: ${answer.why}`)
-    // A claim in flight for a hold that no longer stands stops at its next safe point (an address it added is taken back).
+    // A claim in flight for a hold that no longer stands stops now (an address it added is taken back).
     if (answer.wish !== 'hold') this.claimStop?.abort()
     this.kick()
     if (changed || answer.recheck) this.readApi('source')
