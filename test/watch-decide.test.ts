@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import type { Policy } from '../src/watch/config.js'
 import { type ApiView, Decider, type Facts } from '../src/watch/decide.js'
 import { FollowDecider } from '../src/watch/follow.js'
+import { drive } from './helpers/decider.js'
 
 const POLICY: Policy = {
   priority: 100,
@@ -23,18 +24,7 @@ const down: ApiView = { reachable: false, reason: 'connect ECONNREFUSED' }
 
 /** A decider driven by a fake clock: `at(ms, facts)` decides at that time. */
 function node(policy: Partial<Policy> = {}) {
-  const decider = new Decider({ ...POLICY, ...policy })
-  let facts: Facts = { peer: 'pending', self: 'pending', witness: undefined, api: undefined }
-  return {
-    decider,
-    at(t: number, change: Partial<Facts> = {}) {
-      facts = { ...facts, ...change }
-      return decider.decide(facts, t)
-    },
-    done(t: number, ok = true, superseded = false) {
-      return decider.claimDone(ok, t, superseded)
-    },
-  }
+  return drive(new Decider({ ...POLICY, ...policy }))
 }
 
 /** A healthy backup at t=3000 that knows the peer holds the IP. */

@@ -29,7 +29,7 @@ export interface WatchOptions {
 
 export interface WatchSummary {
   config: string
-  ips: Array<{ name: string; ip: string; provider: string; probes: number; actions: number }>
+  ips: Array<{ name: string; ip: string; provider: string; source: string; probes: number; actions: number }>
 }
 
 /** Read and validate the whole file: nothing starts unless all of it is valid. */
@@ -45,6 +45,7 @@ function summary(config: WatchConfig): WatchSummary {
       name: w.name,
       ip: w.ip.block,
       provider: w.provider,
+      source: w.source.kind,
       probes: w.probes.length,
       actions: w.actions.length,
     })),

@@ -126,24 +126,6 @@ export const WATCH_DEFAULTS = {
 export const FOLLOW_DEFAULTS = { dwellMs: 0, maxMoves: 10, moveWindowMs: 60_000 } as const
 
 const TIMING_KEYS = ['initdead', 'warntime', 'deadtime', 'rise'] as const
-const WATCH_KEYS = [
-  'priority',
-  'peer-priority',
-  'peer',
-  'preempt',
-  'preempt-delay',
-  'dwell',
-  'max-moves',
-  'move-window',
-  'api-unreachable',
-  'api-interval',
-  'converge-timeout',
-  'release-on-stop',
-  'profile',
-  'source',
-  ...SOURCES.flatMap((s) => s.keys),
-  ...CHECK_KINDS.flatMap((check) => TIMING_KEYS.map((t) => `${check}-${t}`)),
-]
 /** Keys only the probe decider reads: refused with another source, which decides instead. */
 const PROBE_ONLY_KEYS = [
   'priority',
@@ -152,6 +134,19 @@ const PROBE_ONLY_KEYS = [
   'preempt-delay',
   'profile',
   ...CHECK_KINDS.flatMap((check) => TIMING_KEYS.map((t) => `${check}-${t}`)),
+]
+const WATCH_KEYS = [
+  ...PROBE_ONLY_KEYS,
+  'peer',
+  'dwell',
+  'max-moves',
+  'move-window',
+  'api-unreachable',
+  'api-interval',
+  'converge-timeout',
+  'release-on-stop',
+  'source',
+  ...SOURCES.flatMap((s) => s.keys),
 ]
 const PROBE_KEYS: Record<ProbeSpec['kind'], readonly string[]> = {
   icmp: ['target', 'source'],

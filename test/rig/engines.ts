@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, expect } from 'vitest'
 import { ipmoveArgv, requireBuild } from '../helpers/cli.js'
 import { type NamespacedEmulator, startNamespacedEmulator } from './emulator.js'
-import { createRig, type Exec, type Rig, type RigNode, waitFor } from './netns.js'
+import { createRig, type Exec, exec, type Rig, type RigNode, waitFor } from './netns.js'
 
 export const IP = '203.0.113.10'
 /** The instance each node is, in the emulator's default fixture. */
@@ -147,16 +147,22 @@ export async function holdsAlone(rig: Rig, pair: Pair, master: RigNode): Promise
   return problems.length > 0 ? problems.join('; ') : undefined
 }
 
-/** Wait until no ipmove started by a recipe's hook runs (their calls carry --syslog; no other test's do). */
+/**
+ * Wait until no ipmove started by a recipe's hook runs in this rig's nodes (their calls carry --syslog;
+ * no other test's do; processes of other rigs on the same machine, in other namespaces, do not count).
+ */
 export async function hooksIdle(rig: Rig): Promise<void> {
+  const ours = new Set([rig.a.ns, rig.b.ns])
   await waitFor(
     'the hooks to finish',
     async () => {
-      const ps = await rig.run(rig.obs, ['ps', '-eo', 'args'])
-      const busy = ps.stdout
+      const ps = await rig.run(rig.obs, ['ps', '-eo', 'pid,args'])
+      const hooks = ps.stdout
         .split('\n')
-        .some((l) => /run\.js (move|release) --ip 203\.0\.113\.10 .*--syslog/.test(l))
-      return busy ? undefined : true
+        .filter((l) => /run\.js (move|release) --ip 203\.0\.113\.10 .*--syslog/.test(l))
+        .map((l) => l.trim().split(' ')[0]!)
+      const where = await Promise.all(hooks.map((pid) => exec(['ip', 'netns', 'identify', pid])))
+      return where.some((w) => ours.has(w.stdout.trim())) ? undefined : true
     },
     20_000,
     100,
