@@ -10,6 +10,7 @@ export default class Status extends BaseCommand {
     '<%= config.bin %> status --project t18s --ip 203.0.113.10 --json',
     '<%= config.bin %> status --watch',
     '<%= config.bin %> status --watch --clear-flap web',
+    "<%= config.bin %> status --watch --tell web=hold   # in ucarp's up script (source = ucarp)",
   ]
 
   static override flags = {
@@ -33,6 +34,11 @@ export default class Status extends BaseCommand {
     'clear-flap': Flags.string({
       description: 'Clear the anti-flap stop of this watched IP (by its name) in the running daemon.',
     }),
+    tell: Flags.string({
+      description:
+        "NAME=hold or NAME=release: an engine's script tells the daemon this node's wish for a watched IP that follows source = ucarp (recorded for a daemon not running yet).",
+      exclusive: ['clear-flap'],
+    }),
     ...providerFlags,
   }
 
@@ -40,14 +46,21 @@ export default class Status extends BaseCommand {
     const { flags } = await this.parse(Status)
     const timeoutMs = flags.timeout === undefined ? undefined : parseSeconds('--timeout', flags.timeout)
     // Explicit rather than guessed from the socket's presence: the same command line always reads the same source.
-    if (flags.watch || flags.socket !== undefined || flags['clear-flap'] !== undefined) {
+    if (
+      flags.watch ||
+      flags.socket !== undefined ||
+      flags['clear-flap'] !== undefined ||
+      flags.tell !== undefined
+    ) {
       // Loaded only here, so that asking the API costs what it did.
-      const { clearFlap, watchStatus } = await import('../src/watch/status-client.js')
+      const { clearFlap, tell, watchStatus } = await import('../src/watch/status-client.js')
       const options = { socket: flags.socket, ip: flags.ip, timeoutMs }
       const result =
-        flags['clear-flap'] === undefined
-          ? await watchStatus(options, this.output)
-          : await clearFlap(flags['clear-flap'], options, this.output)
+        flags.tell !== undefined
+          ? await tell(flags.tell, options, this.output)
+          : flags['clear-flap'] !== undefined
+            ? await clearFlap(flags['clear-flap'], options, this.output)
+            : await watchStatus(options, this.output)
       this.output.result({ ok: true, ...result })
       return
     }

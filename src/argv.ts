@@ -42,6 +42,7 @@ export const VALUE_FLAGS: ReadonlySet<string> = new Set([
   'project',
   'provider',
   'socket',
+  'tell',
   'this-host',
   'timeout',
   ...PROVIDER_FLAGS.map((flag) => flag.key),

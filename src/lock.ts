@@ -85,29 +85,45 @@ export interface Superseded {
 }
 
 /**
- * withIpLock for a call that states an intent for the IP (move it here,
+ * withLatestIntent's `work` is told through this signal that a newer call for
+ * the IP wants something else: it writes nothing more, re-reads what a write
+ * of its own left (reconcile's `stop`), and says what it left behind.
+ */
+export interface StandDown {
+  signal: AbortSignal
+  /** What the newest call wants, as it said it (see `intent`); set once the signal fired. */
+  readonly newer?: string
+}
+
+/**
+ * withLatestIntent for a call that states an intent for the IP (move it here,
  * release it): the latest intent wins. The call takes an arrival number first;
- * while it waits for the lock, and once it holds it, a newer arrival for the
- * same IP makes it stand down without running `work`, since whatever it would
- * do is about to be undone. Hooks fired back to back thus end in the state
- * of the last one, and the ones in between touch nothing.
+ * while it waits for the lock, a newer arrival for the same IP makes it stand
+ * down without running `work`, since whatever it would do is about to be
+ * undone. Once it holds the lock and works, it keeps watching: when the
+ * newest arrival states a different `intent`, `work` is asked to stand down
+ * (see StandDown), so a release does not wait for a move's slow task to end.
+ * A newer call with the same intent lets the holder finish (it would only
+ * redo the same work). Hooks fired back to back thus end in the state of the
+ * last one, and the ones in between touch nothing.
  *
- * Arrival numbers are `<key>.seq.<n>` files, each created exclusively (so two
- * calls never share a number) and then checked to be the highest: the order is
- * the order in which calls got there, as the file system saw it, not a clock
- * that can step or a pid that wraps. The highest number is never deleted, so
- * once a newer call exists, a newer number stays visible.
+ * Arrival numbers are `<key>.seq.<n>` files holding the caller's pid and
+ * intent, each created exclusively (so two calls never share a number) and
+ * then checked to be the highest: the order is the order in which calls got
+ * there, as the file system saw it, not a clock that can step or a pid that
+ * wraps. The highest number is never deleted, so once a newer call exists, a
+ * newer number stays visible.
  */
 export async function withLatestIntent<T>(
   key: string,
-  options: { env: NodeJS.ProcessEnv; signal: AbortSignal; log: Logger },
-  work: () => Promise<T>,
+  options: { env: NodeJS.ProcessEnv; signal: AbortSignal; log: Logger; intent: string },
+  work: (standDown: StandDown) => Promise<T>,
 ): Promise<T | Superseded> {
   const dir = lockDirectory(options.env)
   const name = fileName(key)
   const arrivals = new LockChain(dir, name, 'seq')
-  const arrival = arrivals.arrive(String(process.pid))
-  options.log.debug(`lock: call #${arrival} for ${key}`)
+  const arrival = arrivals.arrive(`${process.pid} ${options.intent}`)
+  options.log.debug(`lock: call #${arrival} for ${key} (${options.intent})`)
   const newer = () => arrivals.newerThan(arrival)
   const chain = new LockChain(dir, name, 'lock')
   const held = await acquire(chain, key, { ...options, newer })
@@ -118,10 +134,42 @@ export async function withLatestIntent<T>(
     )
     return { superseded: true }
   }
+  const standDown = new StandDownWatch(arrivals, arrival, options.intent)
   try {
-    return await work()
+    return await work(standDown)
   } finally {
+    standDown.close()
     chain.release(held)
+  }
+}
+
+/** Looks, every RETRY_MS while the lock is held, for a newer arrival that wants something else. */
+class StandDownWatch implements StandDown {
+  private readonly controller = new AbortController()
+  private readonly timer: NodeJS.Timeout
+  newer?: string
+
+  constructor(arrivals: LockChain, arrival: number, intent: string) {
+    this.timer = setInterval(() => {
+      try {
+        const latest = arrivals.latestIntent(arrival)
+        if (latest === undefined || latest === intent) return
+        this.newer = latest
+        this.controller.abort()
+        clearInterval(this.timer)
+      } catch {
+        // The directory broke under us: keep working; the lock itself fails loudly where it matters.
+      }
+    }, RETRY_MS)
+    this.timer.unref()
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  close(): void {
+    clearInterval(this.timer)
   }
 }
 
@@ -226,15 +274,20 @@ class LockChain {
    * only a bug or a hand-written file leaves one), 'gone' when it was deleted.
    */
   holder(n: number): number | undefined | 'gone' {
-    let text: string
-    try {
-      text = readFileSync(this.path(n), 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone'
-      throw lockDirFailure(this.dir, error)
-    }
+    const text = this.read(n)
+    if (text === undefined) return 'gone'
     const pid = Number(text.split(' ')[0])
     return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+  }
+
+  /** The text of file `n`; undefined when it was deleted. */
+  private read(n: number): string | undefined {
+    try {
+      return readFileSync(this.path(n), 'utf8')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw lockDirFailure(this.dir, error)
+    }
   }
 
   /** Try to hold generation `n` for `pid`: n when we do, undefined when another process won or our view was stale. */
@@ -256,10 +309,10 @@ class LockChain {
    * ours is given back and a higher one taken). Lower numbers are deleted,
    * the highest never, so the chain only grows.
    */
-  arrive(pid: string): number {
+  arrive(text: string): number {
     for (;;) {
       const n = (this.top() ?? 0) + 1
-      if (!this.create(n, pid)) continue
+      if (!this.create(n, text)) continue
       const numbers = this.numbers()
       if (numbers.some((m) => m > n)) {
         this.remove(n)
@@ -273,6 +326,21 @@ class LockChain {
   /** Whether a number above `n` was taken: a newer call arrived. */
   newerThan(n: number): boolean {
     return (this.top() ?? 0) > n
+  }
+
+  /**
+   * The intent of the newest arrival above `n`, undefined when there is none.
+   * A newer arrival deletes the file we looked at: then look again.
+   */
+  latestIntent(n: number): string | undefined {
+    for (;;) {
+      const top = this.top() ?? 0
+      if (top <= n) return undefined
+      const text = this.read(top)
+      if (text === undefined) continue
+      const space = text.indexOf(' ')
+      return space < 0 ? '' : text.slice(space + 1)
+    }
   }
 
   /** Mark the lock free with the next generation, then drop ours. */

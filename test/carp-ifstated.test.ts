@@ -3,14 +3,18 @@
  * the `run` commands out of the recipe's ifstated.conf, checks each is a plain
  * argv (ifstated hands it to sh), and runs them with the built CLI on node A
  * against the OVH emulator, vio0 standing for the rig's eth0. The OpenBSD
- * ifconfig side is test/alias-bsd.test.ts's. Run `npm run build` first.
+ * ifconfig side is test/alias-bsd.test.ts's. The daemon variant's config
+ * (ipmove-watch.conf, source = carp) must pass `ipmove watch --check`; the
+ * daemon following carp is test/carp-watch.test.ts. Run `npm run build` first.
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { ipmove, isolatedEnv, requireBuild } from './helpers/cli.js'
 import { carries, type Daemon, INSTANCE, IP, usePair } from './rig/engines.js'
 import { describeRoot } from './rig/netns.js'
 
+const WATCH_CONF = fileURLToPath(new URL('../contrib/carp-ifstated/ipmove-watch.conf', import.meta.url))
 const CONF = readFileSync(
   fileURLToPath(new URL('../contrib/carp-ifstated/ifstated.conf', import.meta.url)),
   'utf8',
@@ -75,3 +79,16 @@ describeRoot(
     }, 60_000)
   },
 )
+
+describe('the daemon variant: ipmove watch follows carp0 itself', () => {
+  it('is a valid watch config, following carp0 as ifstated.conf does, carrying the IP on vio0', async () => {
+    requireBuild()
+    const run = await ipmove(['watch', '--check', '--config', WATCH_CONF], isolatedEnv())
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stdout).toBe('web: 203.0.113.10/32 with ovh, 0 probes, 0 actions: valid\n')
+    const text = readFileSync(WATCH_CONF, 'utf8')
+    expect(text).toMatch(/^source = carp$/m)
+    expect(text).toMatch(/^carp-interface = carp0$/m)
+    expect(text).toMatch(/^interface = vio0$/m)
+  })
+})

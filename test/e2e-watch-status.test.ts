@@ -1,8 +1,8 @@
 /**
- * `ipmove status --watch` and `--clear-flap`, the built CLI against a real
- * control socket served by this process (the daemon's own module).
+ * `ipmove status --watch`, `--clear-flap` and `--tell`, the built CLI against
+ * a real control socket served by this process (the daemon's own module).
  */
-import { chmodSync, copyFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -19,6 +19,7 @@ let dir: string
 let socket: string
 let server: ControlServer
 const cleared: string[] = []
+const told: string[] = []
 
 beforeAll(async () => {
   requireBuild()
@@ -32,6 +33,10 @@ beforeAll(async () => {
       clearFlap(name) {
         if (name !== 'web') throw notFound(`${name} is not watched`)
         cleared.push(name)
+      },
+      tell(name, wish) {
+        if (name !== 'web') throw notFound(`${name} is not watched`)
+        told.push(`${name}=${wish}`)
       },
     },
   })
@@ -77,6 +82,31 @@ describe('ipmove status --watch', () => {
     const unknown = await ipmove(['status', '--socket', socket, '--clear-flap', 'db'], isolatedEnv())
     expect(unknown.code).toBe(ExitCode.NOT_FOUND)
     expect(unknown.stderr).toBe('ipmove: error: ipmove watch: db is not watched\n')
+  })
+
+  it('tells the daemon a wish (source = ucarp), recorded beside the socket; refuses a bad one (exit 2) or a name not watched (exit 4)', async () => {
+    const run = await ipmove(['status', '--socket', socket, '--tell', 'web=hold', '--json'], isolatedEnv())
+    expect(json(run)).toEqual({ ok: true, told: 'web', wish: 'hold', delivered: true })
+    expect(told).toEqual(['web=hold'])
+    expect(readFileSync(join(dir, 'run', 'watch-web.wish'), 'utf8')).toBe('hold\n')
+    const bad = await ipmove(['status', '--socket', socket, '--tell', 'web=master'], isolatedEnv())
+    expect(bad.code).toBe(ExitCode.USAGE)
+    expect(bad.stderr).toBe('ipmove: error: --tell takes NAME=hold or NAME=release, got "web=master"\n')
+    const unknown = await ipmove(['status', '--socket', socket, '--tell', 'db=release'], isolatedEnv())
+    expect(unknown.code).toBe(ExitCode.NOT_FOUND)
+    expect(told).toEqual(['web=hold'])
+  })
+
+  it('with no daemon running, --tell records the wish for its start and exits 0 with a warning', async () => {
+    const idle = join(dir, 'idle')
+    mkdirSync(idle, { mode: 0o700 })
+    const none = join(idle, 'watch.sock')
+    const run = await ipmove(['status', '--socket', none, '--tell', 'web=release'], isolatedEnv())
+    expect(run.code, run.stderr).toBe(0)
+    expect(run.stderr).toBe(
+      `ipmove: warning: no ipmove watch is running: nothing listens on ${none}: web=release is recorded for when it starts\n`,
+    )
+    expect(readFileSync(join(idle, 'watch-web.wish'), 'utf8')).toBe('release\n')
   })
 
   it('says no daemon runs when nothing listens (exit 4)', async () => {

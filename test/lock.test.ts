@@ -98,6 +98,12 @@ describe('withIpLock', () => {
 
 describe('withLatestIntent', () => {
   const KEY = '203.0.113.10/32'
+  const MOVE = 'move to this host on eth0'
+  const RELEASE = 'release from eth0'
+  const intent = (options: ReturnType<ReturnType<typeof setup>['options']>, what = MOVE) => ({
+    ...options,
+    intent: what,
+  })
 
   /** Hold the lock of KEY until `release` is called. */
   function holdLock(options: Parameters<typeof withIpLock>[1]) {
@@ -115,7 +121,7 @@ describe('withLatestIntent', () => {
     const ran: string[] = []
     const calls: Promise<unknown>[] = []
     for (const name of ['first', 'second', 'third']) {
-      calls.push(withLatestIntent(KEY, options(), async () => ran.push(name)))
+      calls.push(withLatestIntent(KEY, intent(options()), async () => ran.push(name)))
       // Each call takes its arrival number synchronously, before its first wait.
       await sleep(10)
     }
@@ -129,25 +135,64 @@ describe('withLatestIntent', () => {
     expect(log.lines.filter((l) => l.includes('superseded'))).toHaveLength(2)
   })
 
-  it('lets a call that already holds the lock finish its work when a newer one arrives', async () => {
+  it('lets a call that already holds the lock finish its work when a newer one wants the same', async () => {
     const { options } = setup()
     const events: string[] = []
-    const older = withLatestIntent(KEY, options(), async () => {
+    const older = withLatestIntent(KEY, intent(options()), async (standDown) => {
       events.push('older in')
-      await sleep(150)
-      events.push('older out')
+      await sleep(300)
+      events.push(standDown.signal.aborted ? 'older asked to stand down' : 'older out')
     })
     await sleep(30)
-    const newer = withLatestIntent(KEY, options(), async () => {
+    const newer = withLatestIntent(KEY, intent(options()), async () => {
       events.push('newer in')
     })
     expect((await Promise.all([older, newer])).map(isSuperseded)).toEqual([false, false])
     expect(events).toEqual(['older in', 'older out', 'newer in'])
   })
 
+  it('asks a holder to stand down, within moments, when a newer call wants something else', async () => {
+    const { options } = setup()
+    const events: string[] = []
+    let arrived = 0
+    const older = withLatestIntent(KEY, intent(options()), async (standDown) => {
+      events.push('older in')
+      // Work that heeds the request at its safe points, as reconcile does between polls.
+      await sleep(5_000, undefined, { signal: standDown.signal }).catch(() => {})
+      events.push(`older stood down after ${Date.now() - arrived} ms for: ${standDown.newer}`)
+    })
+    await sleep(30)
+    arrived = Date.now()
+    const newer = withLatestIntent(KEY, intent(options(), RELEASE), async () => {
+      events.push('newer in')
+    })
+    expect((await Promise.all([older, newer])).map(isSuperseded)).toEqual([false, false])
+    expect(events[0]).toBe('older in')
+    expect(events[1]).toMatch(/^older stood down after \d+ ms for: release from eth0$/)
+    expect(Number(/after (\d+) ms/.exec(events[1]!)?.[1])).toBeLessThan(1_000)
+    expect(events[2]).toBe('newer in')
+  })
+
+  it('does not ask a holder to stand down when the newest call wants the same again', async () => {
+    const { options } = setup()
+    let asked = false
+    const older = withLatestIntent(KEY, intent(options()), async (standDown) => {
+      await sleep(400)
+      asked = standDown.signal.aborted
+    })
+    await sleep(30)
+    // A release, then a move like the holder's: the release stands down unrun, the holder works on.
+    const release = withLatestIntent(KEY, intent(options(), RELEASE), async () => 'released')
+    const again = withLatestIntent(KEY, intent(options()), async () => 'moved again')
+    const results = await Promise.all([older, release, again])
+    expect(results.map(isSuperseded)).toEqual([false, true, false])
+    expect(results[2]).toBe('moved again')
+    expect(asked).toBe(false)
+  })
+
   it('keeps one arrival number per IP on disk, growing across calls', async () => {
     const { dir, options } = setup()
-    for (let i = 0; i < 3; i++) await withLatestIntent(KEY, options(), async () => {})
+    for (let i = 0; i < 3; i++) await withLatestIntent(KEY, intent(options()), async () => {})
     expect(readdirSync(dir).filter((n) => n.includes('.seq.'))).toEqual(['203.0.113.10_32.seq.3'])
   })
 })

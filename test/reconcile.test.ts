@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { reconcile } from '../src/core/reconcile.js'
+import { reconcile, StoodDown } from '../src/core/reconcile.js'
 import { IpmoveError } from '../src/errors.js'
 import { MemoryLogger } from '../src/output.js'
 import { failure } from './helpers/errors.js'
@@ -9,7 +9,7 @@ const POLL = { first: 1, max: 5 }
 
 async function run(
   cloud: FakeProvider,
-  options: { dryRun?: boolean; wait?: boolean; timeoutMs?: number } = {},
+  options: { dryRun?: boolean; wait?: boolean; timeoutMs?: number; stop?: AbortSignal } = {},
 ) {
   const signal = AbortSignal.timeout(options.timeoutMs ?? 5_000)
   const located = await cloud.locate({ ip: cloud.ip, needTarget: true }, signal)
@@ -23,6 +23,7 @@ async function run(
       dryRun: options.dryRun ?? false,
       signal,
       pollMs: POLL,
+      stop: options.stop,
     },
     log,
   )
@@ -103,6 +104,21 @@ describe('reconcile, on an in-memory cloud', () => {
     expect(writes(cloud)).toEqual(['write self'])
   })
 
+  it('stops, superseded, when the IP goes back where it was after the API showed our move', async () => {
+    const cloud = new FakeProvider({ settleReads: 5 })
+    cloud.onRead = (c, n) => {
+      // Read 1 shows our move pending; before read 2, another node's move puts it back on web-2.
+      if (n === 2) {
+        c.operation = undefined
+        c.holder = c.host('web-2')
+      }
+    }
+    const error = await failure((await run(cloud, { timeoutMs: 2_000 })).result)
+    expect(error.kind).toBe('superseded')
+    expect(error.message).toBe('another operation moved the IP to web-2.example (web-2) while ours ran')
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
   it('stops, superseded, when the IP reached the target and another operation moved it back where it came from', async () => {
     const cloud = new FakeProvider({ settleReads: 1 })
     cloud.onRead = (c, n) => {
@@ -158,5 +174,78 @@ describe('reconcile, on an in-memory cloud', () => {
       writes: 1,
     })
     expect(noWait.calls).toEqual(['locate', 'write self'])
+  })
+})
+
+describe('reconcile asked to stand down for a newer call', () => {
+  /** Stop when the cloud answers read number `at`, as the lock's watch would between polls. */
+  function stopAtRead(cloud: FakeProvider, at: number): AbortSignal {
+    const stop = new AbortController()
+    cloud.onRead = (_cloud, read) => {
+      if (read === at) stop.abort()
+    }
+    return stop.signal
+  }
+
+  /** The StoodDown that reconcile threw; fails the test on a result or another error. */
+  async function stoodDown(result: Promise<unknown>): Promise<StoodDown> {
+    const outcome = await result.catch((e: unknown) => e)
+    expect(outcome).toBeInstanceOf(StoodDown)
+    return outcome as StoodDown
+  }
+
+  it('stops before writing while it waits for another operation', async () => {
+    const cloud = new FakeProvider()
+    cloud.startForeignMove('web-3', 50)
+    const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 2) })).result)
+    expect(stood).toMatchObject({ writes: 0, wrote: false })
+    expect(writes(cloud)).toEqual([])
+    expect(cloud.calls).toEqual(['locate', 'read', 'read'])
+  })
+
+  it('after its accepted write, reads the IP once more, then stops: the operation is left to the API', async () => {
+    const cloud = new FakeProvider({ settleReads: 50 })
+    const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 2) })).result)
+    expect(stood).toMatchObject({
+      writes: 1,
+      wrote: true,
+      accepted: true,
+      to: { id: 'self' },
+      state: { pending: true },
+    })
+    expect(cloud.calls).toEqual(['locate', 'write self', 'read', 'read', 'read'])
+    expect(cloud.operation).toMatchObject({ ours: true, to: { id: 'self' } })
+  })
+
+  it('never sends the second write an unanswered first one would earn, and says it may have landed', async () => {
+    const cloud = new FakeProvider({ settleReads: 50 })
+    cloud.writeFaults.push('ambiguous-lost')
+    const stood = await stoodDown((await run(cloud, { stop: stopAtRead(cloud, 1) })).result)
+    expect(stood).toMatchObject({
+      writes: 1,
+      wrote: true,
+      accepted: false,
+      state: { pending: false, holder: { id: 'web-2' } },
+    })
+    expect(writes(cloud)).toEqual(['write self'])
+  })
+
+  it('cuts a write that gets no answer short, reads once more, and stands down saying it may have landed', async () => {
+    const cloud = new FakeProvider({ settleReads: 50 })
+    cloud.writeFaults.push('hang')
+    const stop = new AbortController()
+    const { result } = await run(cloud, { stop: stop.signal, timeoutMs: 20_000 })
+    setTimeout(() => stop.abort(), 50)
+    const started = Date.now()
+    const stood = await stoodDown(result)
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(stood).toMatchObject({ writes: 1, wrote: true, accepted: false, state: { pending: true } })
+    expect(cloud.calls).toEqual(['locate', 'write self', 'read'])
+  })
+
+  it('finishes as moved when the re-read shows the move done', async () => {
+    const cloud = new FakeProvider({ settleReads: 2 })
+    const { result } = await run(cloud, { stop: stopAtRead(cloud, 2) })
+    expect(await result).toMatchObject({ outcome: 'moved', writes: 1 })
   })
 })

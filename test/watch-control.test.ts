@@ -21,6 +21,7 @@ let dir: string
 let path: string
 let server: ControlServer | undefined
 let cleared: string[]
+let told: string[]
 const log = new MemoryLogger()
 
 const handlers = {
@@ -29,12 +30,17 @@ const handlers = {
     if (name !== 'web') throw notFound(`${name} is not watched`)
     cleared.push(name)
   },
+  tell(name: string, wish: string) {
+    if (name !== 'web') throw notFound(`${name} is not watched`)
+    told.push(`${name}=${wish}`)
+  },
 }
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'ipmove-control-'))
   path = join(dir, 'run', 'watch.sock')
   cleared = []
+  told = []
 })
 afterEach(async () => {
   await server?.close()
@@ -89,6 +95,28 @@ describe('control socket', () => {
     expect([error.kind, error.message]).toEqual(['not-found', 'ipmove watch: db is not watched'])
   })
 
+  it('passes on the wish an engine’s script tells, hold or release, and refuses any other', async () => {
+    server = await startControlServer({ path, handlers, log })
+    expect(await askDaemon(path, { command: 'tell', name: 'web', wish: 'hold' })).toEqual({
+      ok: true,
+      told: 'web',
+      wish: 'hold',
+    })
+    await askDaemon(path, { command: 'tell', name: 'web', wish: 'release' })
+    expect(told).toEqual(['web=hold', 'web=release'])
+    expect(JSON.parse(await rawExchange('{"command":"tell","name":"web","wish":"unknown"}\n'))).toEqual({
+      ok: false,
+      error: 'tell needs a wish: hold or release',
+      kind: 'usage',
+    })
+    expect(JSON.parse(await rawExchange('{"command":"tell","wish":"hold"}\n'))).toMatchObject({
+      error: 'tell needs the name of a watched IP',
+    })
+    const error = await failure(askDaemon(path, { command: 'tell', name: 'db', wish: 'hold' }))
+    expect(error.kind).toBe('not-found')
+    expect(told).toHaveLength(2)
+  })
+
   it('answers a malformed request with a one-line usage refusal', async () => {
     server = await startControlServer({ path, handlers, log })
     expect(JSON.parse(await rawExchange('hello\n'))).toEqual({
@@ -98,7 +126,7 @@ describe('control socket', () => {
     })
     expect(JSON.parse(await rawExchange('{"command":"reboot"}\n'))).toMatchObject({
       ok: false,
-      error: 'unknown command: expected status or clear-flap',
+      error: 'unknown command: expected status, clear-flap or tell',
     })
     expect(JSON.parse(await rawExchange('{"command":"clear-flap"}\n'))).toMatchObject({
       ok: false,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Policy } from '../src/watch/config.js'
-import { type ApiView, Decider } from '../src/watch/decide.js'
+import { type ApiView, Decider, type Facts } from '../src/watch/decide.js'
+import { FollowDecider } from '../src/watch/follow.js'
 import { drive } from './helpers/decider.js'
 
 const POLICY: Policy = {
@@ -261,5 +262,33 @@ describe('the decision', () => {
     expect(first.action.do).toBe('nothing')
     expect(first.notes).toEqual([expect.stringContaining('not claiming back (no ping-pong)')])
     expect(second.notes).toEqual([])
+  })
+})
+
+describe('the decision when following a source', () => {
+  const hold = { wish: 'hold' as const, why: 'ucarp says hold', at: 0 }
+
+  it('takes the IP back from another node only once that node has held it for dwell (a handover is no stale notify)', () => {
+    const decider = new FollowDecider({ ...POLICY, dwellMs: 3000 })
+    const facts = (holder: 'self' | 'other'): Facts => ({
+      peer: 'pending',
+      self: 'pending',
+      witness: undefined,
+      api: api(holder),
+      source: hold,
+    })
+    expect(decider.decide(facts('self'), 0).action).toMatchObject({ do: 'claim' })
+    decider.claimDone(true, 100)
+    expect(decider.decide(facts('self'), 5000).action.do).toBe('nothing')
+    // Another node took it at 10 s (its engine says master too, for a moment).
+    const early = decider.decide(facts('other'), 10_000)
+    expect(early.action).toMatchObject({ do: 'nothing' })
+    expect(early.action.do === 'nothing' && early.action.why).toMatch(
+      /since 0 ms: dwell 3000 ms before taking it back/,
+    )
+    expect(decider.nextDeadline(10_000)).toBe(13_000)
+    expect(decider.decide(facts('other'), 12_999).action.do).toBe('nothing')
+    // Still there after dwell: a stale notify, repaired.
+    expect(decider.decide(facts('other'), 13_000).action).toMatchObject({ do: 'claim' })
   })
 })

@@ -30,7 +30,7 @@ import {
   type LocateRequest,
   type Provider,
 } from './provider.js'
-import { type ReconcileResult, reconcile } from './reconcile.js'
+import { type ReconcileResult, reconcile, StoodDown } from './reconcile.js'
 
 /** The address on this host's side of a claim. */
 export interface CarryOptions {
@@ -56,6 +56,8 @@ export interface ClaimOptions {
   signal: AbortSignal
   /** Pauses between polls; the default suits real APIs, tests shorten them. */
   pollMs?: { first: number; max: number }
+  /** A newer call wants something else: stop now (reconcile's StoodDown; the address is taken back). */
+  stop?: AbortSignal
   log: Logger
 }
 
@@ -73,7 +75,7 @@ export async function claim(provider: Provider, options: ClaimOptions): Promise<
   provider.check?.(request)
   // Check the local side (interface, driver, arping) before the cloud is touched.
   const early = options.find.ip ? await carried(provider, options.find.ip, options) : undefined
-  const located = await locateIp(provider, request, signal, asked)
+  const located = await locateOrStand(provider, request, options, asked)
   const { ip, target } = located
   if (!target) throw new IpmoveError('internal', `${provider.name} located no target for ${ip.block}`)
   let local = early ?? (await carried(provider, ip, options))
@@ -94,11 +96,18 @@ export async function claim(provider: Provider, options: ClaimOptions): Promise<
     result = await reconcile(
       provider,
       located,
-      { target, wait: options.wait, dryRun: options.dryRun, signal, pollMs: options.pollMs },
+      {
+        target,
+        wait: options.wait,
+        dryRun: options.dryRun,
+        signal,
+        pollMs: options.pollMs,
+        stop: options.stop,
+      },
       log,
     )
   } catch (error) {
-    await rollback(local, adding, log)
+    await rollback(local, adding, log, error instanceof StoodDown ? 'it stood down' : 'the move failed')
     throw error
   }
   const alias = local && adding ? await finishLocal(provider, local, adding, result, log) : undefined
@@ -112,6 +121,21 @@ export async function claim(provider: Provider, options: ClaimOptions): Promise<
  */
 export function yieldIp(options: AliasTarget): Promise<AliasResult> {
   return removeAlias(options)
+}
+
+/** Locate the IP for a claim; a stop meanwhile cuts the lookup short (nothing was written yet). */
+async function locateOrStand(
+  provider: Provider,
+  request: LocateRequest,
+  { signal, stop }: ClaimOptions,
+  asked: string,
+): Promise<LocatedIp> {
+  try {
+    return await locateIp(provider, request, stop ? AbortSignal.any([signal, stop]) : signal, asked)
+  } catch (error) {
+    if (stop?.aborted && !signal.aborted) throw new StoodDown(0, false, false)
+    throw error
+  }
 }
 
 /** Locate the IP; a failure once the time ran out is a timeout, whatever the provider made of it. */
@@ -172,13 +196,18 @@ async function carried(
   })
 }
 
-/** The cloud move failed: take back an address we added, so nothing is half-done. */
-async function rollback(local: LocalAddress | undefined, adding: Promise<boolean> | undefined, log: Logger) {
+/** The cloud move failed or stood down: take back an address we added, so nothing is half-done. */
+async function rollback(
+  local: LocalAddress | undefined,
+  adding: Promise<boolean> | undefined,
+  log: Logger,
+  why: string,
+) {
   if (!local || !adding) return
   const added = await adding.catch(() => false)
   if (!added) return
   await local.remove().then(
-    () => log.info(`removed ${local.ip.block} from ${local.iface} again, since the move failed`),
+    () => log.info(`removed ${local.ip.block} from ${local.iface} again, since ${why}`),
     (error: Error) =>
       log.warn(`could not remove ${local.ip.block} from ${local.iface} again: ${error.message}`),
   )

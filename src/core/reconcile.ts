@@ -21,6 +21,14 @@ export interface ReconcileOptions {
   signal: AbortSignal
   /** First and largest pause between polls. */
   pollMs?: { first: number; max: number }
+  /**
+   * Fires when a newer call (or the daemon's source) wants something else of
+   * the IP: stop now and throw StoodDown. Nothing more is written; a request in
+   * flight is cut short (an API that does not answer must not hold the stop
+   * up), and when a write of ours may have reached the API, the IP is read
+   * once more, within STOP_REREAD_MS, so the report says where it stands.
+   */
+  stop?: AbortSignal
 }
 
 export type Outcome = 'in-place' | 'moved' | 'accepted' | 'would-move'
@@ -33,6 +41,27 @@ export interface ReconcileResult {
   state: IpState
   /** Writes sent (0 or 1, 2 only after a re-read showed the first had no effect). */
   writes: number
+}
+
+/** The one read after a stop, when a write of ours may have landed: bounded, as the API may be gone. */
+export const STOP_REREAD_MS = 3000
+
+/** Thrown by reconcile when `stop` fired: what it left behind, for the report. */
+export class StoodDown extends Error {
+  constructor(
+    /** Writes sent; a write of ours was accepted or may have landed when `wrote`. */
+    readonly writes: number,
+    readonly wrote: boolean,
+    /** The API answered our write (else it may or may not have landed). */
+    readonly accepted: boolean,
+    /** The holder our write asked for; absent when the stop came before the IP was located. */
+    readonly to?: Holder,
+    /** The state last read (after a write of ours, read after `stop` fired, when it answered). */
+    readonly state?: IpState,
+  ) {
+    super('stood down for a newer call')
+    this.name = 'StoodDown'
+  }
 }
 
 /**
@@ -70,16 +99,36 @@ export async function reconcile(
   let writes = 0
   /** A write of ours was accepted or may have landed; a refused ("busy") one had no effect. */
   let wrote = false
+  let accepted = false
   /** A write is owed: none yet, or the last one may not have reached the API. */
   let mayWrite = true
-  /** After our write, the API showed the IP on the target (with an operation still pending). */
-  let landed = false
   let delay = poll.first
   let waitedOnOthers = false
+  const { stop } = options
+  /** Requests and pauses end when this fires: the timeout, or a stop. */
+  const live = stop ? AbortSignal.any([signal, stop]) : signal
+  let rereadForStop = false
+  /** The API showed our write at work (pending, or on the target): from then on, any other holder is someone else's doing. */
+  let sawOurs = false
 
   for (;;) {
     if (!state.pending && sameHolder(state.holder, target)) {
       return { outcome: wrote ? 'moved' : 'in-place', from, to: target, state, writes }
+    }
+    if (wrote && (state.pending || sameHolder(state.holder, target))) sawOurs = true
+    if (stop?.aborted) {
+      // A write of ours may be under way: see where it stands before leaving,
+      // so the report (and the log) says what the API is doing with it.
+      if (wrote && !rereadForStop) {
+        rereadForStop = true
+        try {
+          state = await located.read(AbortSignal.any([signal, AbortSignal.timeout(STOP_REREAD_MS)]))
+        } catch {
+          // No answer: the report keeps the last state read.
+        }
+        continue
+      }
+      throw new StoodDown(writes, wrote, accepted, target, state)
     }
     if (state.pending) {
       if (writes === 0 && !waitedOnOthers) {
@@ -87,8 +136,8 @@ export async function reconcile(
         waitedOnOthers = true
       }
       log.progress(`waiting for ${provider.name}: ${describeState(state)}`)
-    } else if (wrote && (landed || !sameHolder(state.holder, from))) {
-      // Elsewhere once ours landed (moved back to where it came from, too): waiting longer changes nothing.
+    } else if (wrote && (sawOurs || !sameHolder(state.holder, from))) {
+      // Elsewhere once ours showed (pending, or on the target), back where it came from too: waiting longer changes nothing.
       throw new IpmoveError(
         'superseded',
         `another operation moved the IP to ${describeHolder(state.holder)} while ours ran`,
@@ -100,13 +149,20 @@ export async function reconcile(
       from = state.holder
       writes++
       try {
-        const answered = await located.write(target, signal)
+        const answered = await located.write(target, live)
         wrote = true
+        accepted = true
         if (answered) state = answered
         if (!options.wait) return { outcome: 'accepted', from, to: target, state, writes }
         // A synchronous API may already show the end state: no poll needed.
         if (answered && !answered.pending && sameHolder(answered.holder, target)) continue
       } catch (error) {
+        if (stop?.aborted && !signal.aborted) {
+          // Cut short by the stop: the write may have reached the API.
+          wrote = true
+          mayWrite = false
+          continue
+        }
         if (!(error instanceof IpmoveError)) throw error
         const busy = error.kind === 'busy'
         if (!busy && error.kind !== 'unreachable' && error.kind !== 'ambiguous-write') throw error
@@ -131,13 +187,18 @@ export async function reconcile(
       }
     }
     try {
-      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal })
+      await sleep(delay * (0.8 + Math.random() * 0.4), undefined, { signal: live })
     } catch {
-      throw timedOut(state, target)
+      if (signal.aborted) throw timedOut(state, target)
+      continue // a newer call's stop: handled at the top
     }
     delay = Math.min(delay * 1.5, poll.max)
-    state = await readOrTimeout(located, signal, state, target)
-    if (wrote && sameHolder(state.holder, target)) landed = true
+    try {
+      state = await readOrTimeout(located, live, state, target)
+    } catch (error) {
+      if (!stop?.aborted || signal.aborted) throw error
+      continue // cut short by the stop: handled at the top
+    }
     if (mayWrite && wrote && (state.pending || sameHolder(state.holder, target))) {
       // The ambiguous write did land after all.
       mayWrite = false

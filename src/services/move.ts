@@ -1,8 +1,8 @@
 import type { AddAliasResult } from '../alias/service.js'
-import { claim } from '../core/converge.js'
+import { type ClaimResult, claim } from '../core/converge.js'
 import { describeHolder, type Holder } from '../core/provider.js'
-import type { Outcome } from '../core/reconcile.js'
-import { isSuperseded, withIpLock, withLatestIntent } from '../lock.js'
+import { type Outcome, StoodDown } from '../core/reconcile.js'
+import { isSuperseded, type StandDown, withIpLock, withLatestIntent } from '../lock.js'
 import type { Logger } from '../output.js'
 import { type Prepared, prepare, type TargetOptions } from './target.js'
 
@@ -31,11 +31,18 @@ export interface MoveResult {
   roundTrips: number
 }
 
-/** A call that stood down because a newer call for the same IP arrived while it waited: it touched nothing. */
+/**
+ * A call that stood down because a newer call for the same IP arrived: while
+ * it waited (it touched nothing), or, when the newer call wants something
+ * else, while it worked (it stopped before writing, or after its write was
+ * accepted, leaving the API's operation to run: `changed` and `to` say so).
+ */
 export interface SupersededResult {
   ip: string
   outcome: 'superseded'
-  changed: false
+  changed: boolean
+  /** The holder our accepted (or possibly landed) write asked for, when there was one. */
+  to?: Holder
   durationMs: number
 }
 
@@ -58,10 +65,11 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
     // One move or release of an IP at a time on this host, the latest intent
     // winning; the wait counts toward --timeout. A dry run states no intent.
     const lock = { env: options.env ?? process.env, signal, log }
-    const work = () => moveLocked(prepared, options, log, { started, signal })
     const result = await (options.dryRun
-      ? withIpLock(asked, lock, work)
-      : withLatestIntent(asked, lock, work))
+      ? withIpLock(asked, lock, () => moveLocked(prepared, options, log, { started, signal }))
+      : withLatestIntent(asked, { ...lock, intent: moveIntent(prepared) }, (standDown) =>
+          moveLocked(prepared, options, log, { started, signal, standDown }),
+        ))
     if (!isSuperseded(result)) return result
     return { ip: asked, outcome: 'superseded', changed: false, durationMs: Date.now() - started }
   } finally {
@@ -69,23 +77,40 @@ export async function moveIp(options: MoveOptions, log: Logger): Promise<MoveRes
   }
 }
 
+/**
+ * What this move wants, as the lock compares it with newer calls' (a newer
+ * call wanting the same lets this one finish): the target as given, and the
+ * interface that is to carry the address.
+ */
+function moveIntent(prepared: Prepared): string {
+  const to = prepared.instance ?? 'this host'
+  return prepared.interface ? `move to ${to} on ${prepared.interface}` : `move to ${to}`
+}
+
 /** The move itself, under this host's lock on the IP. */
 async function moveLocked(
   prepared: Prepared,
   options: MoveOptions,
   log: Logger,
-  { started, signal }: { started: number; signal: AbortSignal },
-): Promise<MoveResult> {
+  { started, signal, standDown }: { started: number; signal: AbortSignal; standDown?: StandDown },
+): Promise<MoveResult | SupersededResult> {
   const { provider } = prepared
-  const claimed = await claim(provider, {
-    find: { ip: prepared.ip, ipId: prepared.ipId, project: prepared.project, instance: prepared.instance },
-    carry: prepared.interface ? { interface: prepared.interface, label: prepared.label } : undefined,
-    wait: options.wait,
-    dryRun: options.dryRun,
-    signal,
-    pollMs: options.pollMs,
-    log,
-  })
+  let claimed: ClaimResult
+  try {
+    claimed = await claim(provider, {
+      find: { ip: prepared.ip, ipId: prepared.ipId, project: prepared.project, instance: prepared.instance },
+      carry: prepared.interface ? { interface: prepared.interface, label: prepared.label } : undefined,
+      wait: options.wait,
+      dryRun: options.dryRun,
+      signal,
+      pollMs: options.pollMs,
+      stop: standDown?.signal,
+      log,
+    })
+  } catch (error) {
+    if (!(error instanceof StoodDown)) throw error
+    return stoodDown(prepared, error, standDown?.newer, started, log)
+  }
   const { located, alias } = claimed
   const durationMs = Date.now() - started
   log.info(summary(located.ip.block, claimed.outcome, claimed.from, claimed.to, durationMs))
@@ -102,6 +127,37 @@ async function moveLocked(
     durationMs,
     requests: provider.requests,
     roundTrips: provider.roundTrips,
+  }
+}
+
+/** A newer call wanted something else: say what was left behind, and give way. */
+function stoodDown(
+  prepared: Prepared,
+  stood: StoodDown,
+  newer: string | undefined,
+  started: number,
+  log: Logger,
+): SupersededResult {
+  const ip = prepared.ip?.block ?? `the IP with id ${prepared.ipId}`
+  const target = stood.wrote ? stood.to : undefined
+  const api = !stood.state
+    ? 'was not read'
+    : stood.state.pending
+      ? 'is still working on it'
+      : `now routes it to ${describeHolder(stood.state.holder)}`
+  const sent = stood.accepted ? 'was accepted' : 'may have reached the API (no answer)'
+  const left = target
+    ? `our move to ${describeHolder(target)} ${sent}; the API ${api}`
+    : 'nothing was written'
+  log.info(
+    `a newer ipmove call for ${ip} (${newer ?? 'another intent'}) arrived: standing down (superseded); ${left}`,
+  )
+  return {
+    ip,
+    outcome: 'superseded',
+    changed: stood.wrote,
+    ...(target ? { to: target } : {}),
+    durationMs: Date.now() - started,
   }
 }
 

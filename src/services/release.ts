@@ -27,7 +27,11 @@ export async function releaseIp(
   // A move of the same IP still running on this host finishes first, then the
   // address goes, unless a newer move or release arrived meanwhile.
   const lock = { env: options.env ?? process.env, signal: AbortSignal.timeout(DEFAULT_LOCK_WAIT_MS), log }
-  const result = await withLatestIntent(ip.block, lock, () => yieldIp({ ip, interface: options.interface }))
+  // Dropping an address takes a moment: it runs to its end even when a newer call arrives.
+  const intent = `release from ${options.interface}`
+  const result = await withLatestIntent(ip.block, { ...lock, intent }, () =>
+    yieldIp({ ip, interface: options.interface }),
+  )
   if (isSuperseded(result))
     return { ip: ip.block, interface: options.interface, changed: false, outcome: 'superseded' }
   return { ...result, outcome: result.changed ? 'released' : 'absent' }

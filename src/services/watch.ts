@@ -70,7 +70,11 @@ export async function runWatch(options: WatchOptions, log: Logger): Promise<Watc
   const snapshot = () => daemon!.snapshot()
   const control = await startControlServer({
     path: controlSocketPath(env),
-    handlers: { status: snapshot, clearFlap: (name) => daemon!.clearFlap(name) },
+    handlers: {
+      status: snapshot,
+      clearFlap: (name) => daemon!.clearFlap(name),
+      tell: (name, wish) => daemon!.tell(name, wish),
+    },
     log,
   })
   let metrics: MetricsEndpoint | undefined

@@ -14,6 +14,9 @@
  *
  *   {"command":"status"}                    → {"ok":true,"snapshot":DaemonSnapshot}
  *   {"command":"clear-flap","name":"web"}   → {"ok":true,"cleared":"web"}
+ *   {"command":"tell","name":"web","wish":"hold"}
+ *                                           → {"ok":true,"told":"web","wish":"hold"}
+ *     (an engine's script, for source = ucarp; wish is hold or release)
  *   anything else                           → {"ok":false,"error":"…"}
  *
  * A request longer than MAX_REQUEST_BYTES, or a client that has not finished
@@ -28,6 +31,7 @@ import { lockDir } from '../lock.js'
 import type { Logger } from '../output.js'
 import { privateDirProblem } from '../secure-file.js'
 import type { DaemonSnapshot } from './snapshot.js'
+import type { ToldWish } from './sources/source.js'
 
 export const SOCKET_NAME = 'watch.sock'
 /** Requests are a few dozen bytes; anything much longer is not a client of ours. */
@@ -39,11 +43,15 @@ const MAX_CONNECTIONS = 16
 /** A snapshot of many IPs is a few hundred KB at most; a larger answer is not the daemon's. */
 const MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
-export type ControlRequest = { command: 'status' } | { command: 'clear-flap'; name: string }
+export type ControlRequest =
+  | { command: 'status' }
+  | { command: 'clear-flap'; name: string }
+  | { command: 'tell'; name: string; wish: ToldWish }
 
 export type ControlAnswer =
   | { ok: true; snapshot: DaemonSnapshot }
   | { ok: true; cleared: string }
+  | { ok: true; told: string; wish: ToldWish }
   /** `kind`: the IpmoveError kind of the refusal, so the client exits with the same code. */
   | { ok: false; error: string; kind: ErrorKind }
 
@@ -52,6 +60,8 @@ export interface ControlHandlers {
   status(): DaemonSnapshot
   /** Clear the anti-flap stop of one IP; throw an IpmoveError (not-found) for a name not watched. */
   clearFlap(name: string): void
+  /** Tell one IP's source the wish; throw not-found for a name not watched, usage for a source not told. */
+  tell(name: string, wish: ToldWish): void
 }
 
 /** The socket's path: `watch.sock` in the lock directory (IPMOVE_LOCK_DIR, /run/ipmove for root). */
@@ -72,20 +82,28 @@ function parseRequest(line: string): ControlRequest {
   } catch {
     throw usageError('the request is not JSON')
   }
-  const r = request as { command?: unknown; name?: unknown } | null
+  const r = request as { command?: unknown; name?: unknown; wish?: unknown } | null
   if (r?.command === 'status') return { command: 'status' }
-  if (r?.command === 'clear-flap') {
-    if (typeof r.name !== 'string' || r.name === '')
-      throw usageError('clear-flap needs the name of a watched IP')
-    return { command: 'clear-flap', name: r.name }
-  }
-  throw usageError('unknown command: expected status or clear-flap')
+  if (r?.command !== 'clear-flap' && r?.command !== 'tell')
+    throw usageError('unknown command: expected status, clear-flap or tell')
+  if (typeof r.name !== 'string' || r.name === '')
+    throw usageError(`${r.command} needs the name of a watched IP`)
+  if (r.command === 'clear-flap') return { command: 'clear-flap', name: r.name }
+  if (r.wish !== 'hold' && r.wish !== 'release') throw usageError('tell needs a wish: hold or release')
+  return { command: 'tell', name: r.name, wish: r.wish }
 }
 
 function answer(request: ControlRequest, handlers: ControlHandlers): ControlAnswer {
-  if (request.command === 'status') return { ok: true, snapshot: handlers.status() }
-  handlers.clearFlap(request.name)
-  return { ok: true, cleared: request.name }
+  switch (request.command) {
+    case 'status':
+      return { ok: true, snapshot: handlers.status() }
+    case 'clear-flap':
+      handlers.clearFlap(request.name)
+      return { ok: true, cleared: request.name }
+    case 'tell':
+      handlers.tell(request.name, request.wish)
+      return { ok: true, told: request.name, wish: request.wish }
+  }
 }
 
 /** The answer to one request line; never throws. */

@@ -14,6 +14,7 @@ import type { WatchedIp } from './config.js'
 import { IpWatcher } from './ip-watcher.js'
 import { type DaemonSnapshot, SNAPSHOT_VERSION } from './snapshot.js'
 import { sourceNamed } from './sources/index.js'
+import type { ToldWish } from './sources/source.js'
 
 export interface DaemonOptions {
   log: Logger
@@ -119,9 +120,18 @@ export class WatchDaemon {
 
   /** An operator clears one IP's anti-flap stop. */
   clearFlap(name: string): void {
+    this.watcherNamed(name).clearFlapping()
+  }
+
+  private watcherNamed(name: string): IpWatcher {
     const watcher = this.watchers.get(name)
     if (!watcher) throw notFound(`${name} is not watched (watched: ${this.names.join(', ') || 'none'})`)
-    watcher.clearFlapping()
+    return watcher
+  }
+
+  /** An engine's script tells one IP's wish (source = ucarp). */
+  tell(name: string, wish: ToldWish): void {
+    this.watcherNamed(name).tell(wish)
   }
 
   private async create(watched: WatchedIp): Promise<IpWatcher> {

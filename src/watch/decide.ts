@@ -105,7 +105,7 @@ export class Decider {
   }
   private last: { peer: Health; self: Health } = { peer: 'pending', self: 'pending' }
 
-  constructor(private readonly policy: Policy) {}
+  constructor(protected readonly policy: Policy) {}
 
   /** Decide once; call it on every check event, API read, claim result and timer. */
   decide(facts: Facts, now: number): Decision {
@@ -158,6 +158,8 @@ export class Decider {
     const times = [
       s.flappingUntil,
       s.claims.length > 0 ? s.claims.at(-1)! + this.policy.dwellMs : undefined,
+      // A source's re-assert waits for another node's hold to last dwell (src/watch/follow.ts).
+      s.holder === 'other' && s.holderSince !== undefined ? s.holderSince + this.policy.dwellMs : undefined,
       s.selfUpAt !== undefined ? s.selfUpAt + this.policy.preemptDelayMs : undefined,
       s.peerUpAt !== undefined ? s.peerUpAt + this.policy.preemptDelayMs : undefined,
     ]

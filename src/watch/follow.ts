@@ -13,7 +13,10 @@
  *    is put back if missing); it routes it elsewhere or nowhere → claim,
  *    within the dwell and anti-flap brakes. This is the re-assert: a notify
  *    that went stale (both nodes were master, the other one moved the IP
- *    last) is repaired at the next read of the API.
+ *    last) is repaired at the next read of the API. Taking the IP back from
+ *    another node also waits until that node has held it for `dwell`: at a
+ *    handover both engines say master for a moment (ucarp for about two
+ *    advertisement intervals), and the old master must not move it back.
  * 4. The source cannot say (unknown) → claim nothing; a master keeps the
  *    address while the API routes the IP here, and drops it when the API
  *    routes it elsewhere.
@@ -56,6 +59,13 @@ export class FollowDecider extends Decider {
       return { do: 'nothing' }
     }
     const where = api.holder === 'nobody' ? 'nowhere' : `to ${api.holderName ?? 'another node'}`
+    const heldFor = s.holderSince === undefined ? undefined : now - s.holderSince
+    if (api.holder === 'other' && heldFor !== undefined && heldFor < this.policy.dwellMs) {
+      return {
+        do: 'nothing',
+        why: `${source.why}; the API routes the IP ${where} since ${heldFor} ms: dwell ${this.policy.dwellMs} ms before taking it back (its engine may be handing over)`,
+      }
+    }
     return this.claim(now, `${source.why}; the API routes the IP ${where}`, notes)
   }
 }

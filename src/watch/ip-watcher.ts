@@ -19,7 +19,8 @@ import {
   type Provider,
   sameHolder,
 } from '../core/provider.js'
-import { isKind } from '../errors.js'
+import { StoodDown } from '../core/reconcile.js'
+import { isKind, usageError } from '../errors.js'
 import { Check, type CheckEvent, type CheckKind, runCheck } from '../health.js'
 import type { Logger } from '../output.js'
 import { createProbe, type ProbeResult } from '../probes/index.js'
@@ -36,7 +37,7 @@ import {
   type SourceSnapshot,
   type TransitionSnapshot,
 } from './snapshot.js'
-import type { HoldSource, SourceAnswer, SourceContext, SourceSettings } from './sources/source.js'
+import type { HoldSource, SourceAnswer, SourceContext, SourceSettings, ToldWish } from './sources/source.js'
 
 /** What the watcher needs from outside: the provider, and test seams. */
 export interface WatcherContext {
@@ -92,8 +93,8 @@ export class IpWatcher {
   /** The source the IP follows, and its latest answer; undefined with probes. */
   private readonly source: HoldSource | undefined
   private answer: SourceAnswer | undefined
-  /** Aborts the claim in flight when the source stops saying hold. */
-  private withdraw: AbortController | undefined
+  /** Fires when the source stops saying hold while a claim runs: the claim stands down (reconcile's `stop`). */
+  private claimStop: AbortController | undefined
 
   constructor(
     readonly watched: WatchedIp,
@@ -172,6 +173,16 @@ export class IpWatcher {
     this.kick()
   }
 
+  /** An engine's script told the wish (`ipmove status --watch --tell`): only a source that takes it may be told. */
+  tell(wish: ToldWish): void {
+    if (!this.source?.tell) {
+      throw usageError(
+        `${this.watched.name} follows source = ${this.watched.source.kind}, which is not told: --tell is for source = ucarp`,
+      )
+    }
+    this.source.tell(wish)
+  }
+
   /** This IP's part of the daemon's snapshot (src/watch/snapshot.ts). */
   snapshot(): IpSnapshot {
     const at = now()
@@ -231,8 +242,8 @@ export class IpWatcher {
     this.answer = answer
     const changed = before?.wish !== answer.wish
     if (changed || before?.why !== answer.why) this.log.info(`source: ${answer.wish}: ${answer.why}`)
-    // A claim in flight for a hold that no longer stands stops (an address it added is taken back).
-    if (answer.wish !== 'hold') this.withdraw?.abort()
+    // A claim in flight for a hold that no longer stands stops now (an address it added is taken back).
+    if (answer.wish !== 'hold') this.claimStop?.abort()
     this.kick()
     if (changed || answer.recheck) this.readApi('source')
   }
@@ -384,12 +395,12 @@ export class IpWatcher {
     const { watched, context } = this
     const started = now()
     this.log.info(`claiming ${watched.ip.block}: ${why}`)
-    this.withdraw = new AbortController()
     const timeline = this.failover ?? emptyTimeline(started)
     let ok = false
     let superseded = false
     let failure: string | null = null
     let landed: { to: Holder } | undefined
+    this.claimStop = new AbortController()
     try {
       const driver = timedDriver(await this.driver(), timeline)
       const result = await claim(timedProvider(context.provider, timeline), {
@@ -402,8 +413,9 @@ export class IpWatcher {
         },
         wait: true,
         dryRun: false,
-        signal: AbortSignal.any([AbortSignal.timeout(watched.convergeTimeoutMs), this.withdraw.signal]),
+        signal: AbortSignal.timeout(watched.convergeTimeoutMs),
         pollMs: context.pollMs,
+        stop: this.claimStop.signal,
         log: this.log,
       })
       ok = true
@@ -414,17 +426,20 @@ export class IpWatcher {
       if (this.checks.has('witness')) this.awaitingWitness = timeline
       this.log.info(`claimed ${watched.ip.block} in ${Math.round(now() - started)} ms (${result.outcome})`)
     } catch (error) {
-      superseded = isKind(error, 'superseded')
-      failure = (error as Error).message
-      if (this.withdraw.signal.aborted) {
-        failure = `withdrawn: the source says ${this.answer?.wish} now`
+      if (error instanceof StoodDown) {
+        // The source stopped saying hold: someone else decides now, as when another holder took the IP.
+        superseded = true
+        const left = error.wrote ? ' (our move may have landed; the API finishes it)' : ''
+        failure = `withdrawn: the source says ${this.answer?.wish ?? 'nothing'} now${left}`
         this.log.info(`claim stopped: ${failure}`)
       } else {
+        superseded = isKind(error, 'superseded')
+        failure = (error as Error).message
         if (isKind(error, 'unreachable', 'timeout')) this.api = { reachable: false, reason: failure }
         this.log.warn(`claim failed: ${failure}`)
       }
     }
-    this.withdraw = undefined
+    this.claimStop = undefined
     this.failover = undefined
     const from = this.role
     const decision = this.decider.claimDone(ok, now(), superseded)

@@ -30,6 +30,8 @@ export type WriteFault =
   | 'ambiguous-lost'
   /** The API refuses: another operation holds the IP. */
   | 'busy'
+  /** No answer until the request is aborted (the API or the network gone); the write lands all the same. */
+  | 'hang'
   /** Any other refusal. */
   | IpmoveError
 
@@ -134,6 +136,11 @@ export class FakeProvider implements Provider {
       throw new IpmoveError('busy', 'fake cloud: another operation holds the IP')
     }
     if (fault instanceof IpmoveError) throw fault
+    if (fault === 'hang') {
+      this.operation = { to, reads: this.settleReads, ours: true }
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }))
+      throw new IpmoveError('timeout', 'fake cloud: the write got no answer')
+    }
     if (fault !== 'ambiguous-lost') this.operation = { to, reads: this.settleReads, ours: true }
     if (fault)
       throw new IpmoveError('ambiguous-write', 'fake cloud: no answer to the write', { ambiguous: true })

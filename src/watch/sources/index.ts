@@ -6,7 +6,7 @@
  * load of the implementation.
  */
 import { checkTiming } from '../../probes/probe.js'
-import { shown } from '../../validate.js'
+import { shown, validateInterface } from '../../validate.js'
 import type { SectionReader } from '../section.js'
 import type { SourceDescriptor } from './source.js'
 
@@ -17,6 +17,8 @@ export const PROBES = 'probes'
 
 const DEFAULT_COMMAND_INTERVAL_MS = 2000
 const DEFAULT_COMMAND_TIMEOUT_MS = 5000
+/** carp changes state within its advertisement interval (1 s by default): look as often. */
+const DEFAULT_CARP_INTERVAL_MS = 1000
 
 export const SOURCES: readonly SourceDescriptor[] = [
   {
@@ -32,7 +34,31 @@ export const SOURCES: readonly SourceDescriptor[] = [
     },
     load: async () => (await import('./command.js')).commandSource,
   },
-
+  {
+    kind: 'carp',
+    keys: ['carp-interface', 'carp-vhid', 'carp-interval'],
+    parse: (r: SectionReader) => {
+      const iface = r.need(
+        'carp-interface',
+        'the carp interface (OpenBSD carp0; FreeBSD the one with the vhid)',
+      )
+      const intervalMs = r.seconds('carp-interval', DEFAULT_CARP_INTERVAL_MS)
+      r.wrap('carp-interval', () => checkTiming('the carp source', { intervalMs, timeoutMs: intervalMs }))
+      return {
+        interface: r.wrap('carp-interface', () => validateInterface(iface, 'the value')),
+        vhid: r.integer('carp-vhid', 1, 255, 0),
+        intervalMs,
+      }
+    },
+    load: async () => (await import('./carp.js')).carpSource,
+  },
+  {
+    // Told by ucarp's scripts through the control socket; no keys of its own.
+    kind: 'ucarp',
+    keys: [],
+    parse: () => ({}),
+    load: async () => (await import('./ucarp.js')).ucarpSource,
+  },
   {
     kind: 'keepalived-fifo',
     keys: ['keepalived-fifo', 'keepalived-instance', 'keepalived-group'],

@@ -55,7 +55,16 @@ export interface HoldSource {
   start(report: (answer: SourceAnswer) => void): void
   /** Stop: once this resolves, no report follows and nothing the source opened is left. Bounded. */
   stop(): Promise<void>
+  /**
+   * Only for a source told from outside (`source = ucarp`): the wish an
+   * engine's script sent through the control socket (`ipmove status --watch
+   * --tell NAME=hold`). Sources that look for themselves leave it out, and the
+   * daemon refuses to tell them.
+   */
+  tell?(wish: ToldWish): void
 }
+
+export type ToldWish = Exclude<Wish, 'unknown'>
 
 /** Settings a source parsed from its keys: plain data (a reload compares them deeply). */
 export type SourceSettings = Readonly<Record<string, string | number | boolean | readonly string[]>>
