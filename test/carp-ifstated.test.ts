@@ -85,7 +85,7 @@ describe('the daemon variant: ipmove watch follows carp0 itself', () => {
     requireBuild()
     const run = await ipmove(['watch', '--check', '--config', WATCH_CONF], isolatedEnv())
     expect(run.code, run.stderr).toBe(0)
-    expect(run.stdout).toBe('web: 203.0.113.10/32 with ovh, 0 probes, 0 actions: valid\n')
+    expect(run.stdout).toBe('web: 203.0.113.10/32 with ovh, following carp, 0 actions: valid\n')
     const text = readFileSync(WATCH_CONF, 'utf8')
     expect(text).toMatch(/^source = carp$/m)
     expect(text).toMatch(/^carp-interface = carp0$/m)
