@@ -7,6 +7,8 @@ export interface TlsMaterial {
   /** The server certificate and its private key. */
   cert: string
   key: string
+  /** With `withClient`: a client certificate the same CA signed (for servers that ask for one). */
+  client?: { cert: string; key: string }
 }
 
 const DEFAULT_NAMES = ['127.0.0.1', 'localhost', '::1']
@@ -18,7 +20,10 @@ const DEFAULT_NAMES = ['127.0.0.1', 'localhost', '::1']
  * keep generation in the milliseconds. The CA key is dropped: nothing else can
  * ever be signed with it.
  */
-export async function generateTls(extraNames: readonly string[] = []): Promise<TlsMaterial> {
+export async function generateTls(
+  extraNames: readonly string[] = [],
+  withClient = false,
+): Promise<TlsMaterial> {
   // Loaded only here: the emulator is the one user of this package. It is
   // CommonJS, so take `default` (module.exports), which Node and the bundle agree on.
   const { generate } = (await import('selfsigned')).default
@@ -55,5 +60,21 @@ export async function generateTls(extraNames: readonly string[] = []): Promise<T
       },
     ],
   })
-  return { caCert: ca.cert, cert: leaf.cert, key: leaf.private }
+  const material: TlsMaterial = { caCert: ca.cert, cert: leaf.cert, key: leaf.private }
+  if (withClient) {
+    const client = await generate([{ name: 'commonName', value: 'ipmove client' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      notBeforeDate,
+      notAfterDate,
+      ca: { key: ca.private, cert: ca.cert },
+      extensions: [
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'extKeyUsage', clientAuth: true },
+      ],
+    })
+    material.client = { cert: client.cert, key: client.private }
+  }
+  return material
 }

@@ -1,0 +1,386 @@
+/**
+ * `source = etcd`: the holder of an etcd lease is the node that should hold
+ * the IP. Every node campaigns, through the etcd3 library's election (the
+ * port of etcd's own Go `concurrency.Election`: a key under the election's
+ * prefix per candidate, bound to the candidate's lease; the oldest key leads).
+ * This file adds what an IP needs on top:
+ *
+ * - Self-fencing. The leader renews its lease itself every `renewEveryMs`
+ *   and notes when each successful renewal was *sent*: etcd received it
+ *   later, so the lease cannot expire before sentAt + TTL. The leader stops
+ *   holding at sentAt + TTL − renew margin (`fenceAt`), so it has dropped
+ *   the address at least `renew margin` before any other node can be
+ *   elected, even when it is cut off from etcd and not from its clients.
+ *   The margin covers timer lateness and the drop itself (milliseconds); a
+ *   renewal that succeeds again (the lease still lives: nobody else can be
+ *   leader) lifts the fence.
+ * - etcd unreachable (no renewal or read answered in a round of attempts):
+ *   `hold` keeps the address until the fence says otherwise (a restart or a
+ *   rolling upgrade of etcd shorter than the TTL moves nothing); `release`
+ *   drops it at once. Either way the fence wins for the leader, and nobody
+ *   claims while etcd cannot elect.
+ * - Own health: a node in fault does not campaign, and a leader that turns
+ *   unhealthy resigns (revokes its lease, so the next candidate is elected
+ *   at once rather than after the TTL).
+ *
+ * Loaded lazily (src/watch/sources/index.ts): the etcd client (gRPC) costs
+ * nothing to commands and IPs that do not use it.
+ */
+import { readFileSync } from 'node:fs'
+import { type Campaign, type Election, Etcd3, EtcdLeaseInvalidError, type IKeyValue } from 'etcd3'
+import { usageError } from '../../errors.js'
+import type { Logger } from '../../output.js'
+import { now } from '../../probes/probe.js'
+
+export interface EtcdSettings {
+  /** https://HOST:2379 or http://HOST:2379 (one scheme for all). */
+  endpoints: readonly string[]
+  /** PEM files: the CA that signed the members, and this node's client certificate and key. */
+  ca?: string
+  cert?: string
+  key?: string
+  /** The election's name: candidates' keys are `election/<name>/<lease id>` (one election per IP). */
+  election: string
+  /** This node, as the other candidates and `ipmove status` see it. */
+  identity: string
+  /** The lease's time to live, in whole seconds (etcd's unit). */
+  ttlS: number
+  /** The leader stops holding this long before its lease can expire anywhere. */
+  renewMarginMs: number
+  /** What the leader does while etcd does not answer, within its lease. */
+  unreachable: 'hold' | 'release'
+}
+
+/** What this node knows of the lease, for the daemon and `ipmove status`. */
+export interface LeaseView {
+  /** This node holds the lease and may carry the address (fenceAt is ahead). */
+  leader: boolean
+  /** This node is a candidate (healthy, campaigning or elected). */
+  campaigning: boolean
+  /** The last round of renewals or reads got an answer from etcd. */
+  reachable: boolean
+  /** Why the last round failed, when it did. */
+  error: string | null
+  /** The candidate holding the lease, as last read; null: none; undefined: not read yet. */
+  holder: string | null | undefined
+  /** The holder key's create revision (its term), as last read. */
+  revision: string | null
+  /** The holder's lease time left, in ms, as last read (counted down since). */
+  ttlLeftMs: number | null
+  /** When this node stops holding unless a renewal succeeds first (leader only). */
+  fenceAt: number | null
+  /** When etcd last answered. */
+  lastContactAt: number | null
+}
+
+/** Bounds on the settings, checked when the config is read. */
+export const LEASE_TTL_MAX_S = 3600
+
+export function checkEtcdSettings(s: Pick<EtcdSettings, 'ttlS' | 'renewMarginMs' | 'endpoints'>): void {
+  if (!Number.isInteger(s.ttlS) || s.ttlS < 1 || s.ttlS > LEASE_TTL_MAX_S) {
+    throw usageError(`the lease TTL must be a whole number of seconds from 1 to ${LEASE_TTL_MAX_S}`)
+  }
+  if (s.renewMarginMs <= 0 || s.renewMarginMs * 2 > s.ttlS * 1000) {
+    throw usageError(
+      `the renew margin must be above 0 and at most half the lease TTL (${s.ttlS * 500} ms), got ${s.renewMarginMs} ms`,
+    )
+  }
+  if (s.endpoints.length === 0) throw usageError('etcd needs at least one endpoint')
+  const schemes = new Set(s.endpoints.map((e) => /^(https?):\/\/[^/\s]+$/.exec(e)?.[1]))
+  if (schemes.has(undefined)) {
+    throw usageError('expected etcd endpoints as https://HOST:PORT or http://HOST:PORT, separated by commas')
+  }
+  if (schemes.size > 1) throw usageError('etcd endpoints must all be https:// or all http://')
+}
+
+/** How often the leader renews (three tries before the fence, as etcd's Go client does) . */
+export function renewEveryMs(s: Pick<EtcdSettings, 'ttlS' | 'renewMarginMs'>): number {
+  return (s.ttlS * 1000 - s.renewMarginMs) / 3
+}
+
+/** A candidate's value in its key: who it is. */
+interface CandidateValue {
+  id: string
+}
+
+export class EtcdLeadership {
+  private readonly client: Etcd3
+  private readonly election: Election
+  private readonly everyMs: number
+  /** Each attempt of a round (renewal or read) gets this long. */
+  private readonly attemptMs: number
+  private campaign: Campaign | undefined
+  /** The campaign that won: its lease id. */
+  private elected: { campaign: Campaign; leaseId: string } | undefined
+  private fenceAt: number | null = null
+  private healthy = false
+  private stopped = false
+  private timer: NodeJS.Timeout | undefined
+  private fenceTimer: NodeJS.Timeout | undefined
+  private retryTimer: NodeJS.Timeout | undefined
+  private reachable = true
+  private error: string | null = null
+  private lastContactAt: number | null = null
+  private holder: { id: string | null; revision: string | null; ttlS: number | null; at: number } | undefined
+  private round: Promise<void> = Promise.resolve()
+
+  constructor(
+    readonly settings: EtcdSettings,
+    private readonly log: Logger,
+    /** Called whenever the view may have changed (leadership, fence, reachability, holder). */
+    private readonly onChange: (view: LeaseView) => void,
+  ) {
+    checkEtcdSettings(settings)
+    this.everyMs = renewEveryMs(settings)
+    this.attemptMs = Math.max(100, Math.min(this.everyMs / 2, 2000))
+    const secure = settings.endpoints[0]!.startsWith('https:')
+    this.client = new Etcd3({
+      hosts: [...settings.endpoints],
+      ...(secure
+        ? {
+            credentials: {
+              // Without a CA file, gRPC trusts the system's CAs (its type says Buffer, its code takes null).
+              rootCertificate: settings.ca ? readPem(settings.ca, 'etcd-ca') : (null as unknown as Buffer),
+              ...(settings.key ? { privateKey: readPem(settings.key, 'etcd-key') } : {}),
+              ...(settings.cert ? { certChain: readPem(settings.cert, 'etcd-cert') } : {}),
+            },
+          }
+        : {}),
+      // Every unary call is bounded; streams (watches, renewals) are bounded where they are made.
+      defaultCallOptions: (context) =>
+        context.isStream ? {} : { deadline: new Date(Date.now() + this.attemptMs) },
+      dialTimeout: this.attemptMs,
+    })
+    this.election = this.client.election(settings.election, settings.ttlS)
+  }
+
+  /** Start reading the lease's holder; campaigning waits for `setHealthy(true)`. */
+  start(): void {
+    this.tick()
+  }
+
+  /** Own health: a healthy node campaigns, an unhealthy one resigns (and never campaigns). */
+  setHealthy(healthy: boolean): void {
+    if (this.stopped || healthy === this.healthy) return
+    this.healthy = healthy
+    if (healthy) this.campaignNow()
+    else void this.resign('own health is down')
+  }
+
+  /** Stop: resign (the next candidate is elected at once), close the client. Bounded by the call deadlines. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    clearTimeout(this.fenceTimer)
+    clearTimeout(this.retryTimer)
+    await this.resign('stopping')
+    await this.round
+    this.client.close()
+  }
+
+  view(): LeaseView {
+    const at = now()
+    const leader = this.elected !== undefined && this.fenceAt !== null && at < this.fenceAt
+    const h = this.holder
+    return {
+      leader,
+      campaigning: this.campaign !== undefined,
+      reachable: this.reachable,
+      error: this.error,
+      holder: h === undefined ? undefined : h.id,
+      revision: h?.revision ?? null,
+      ttlLeftMs: h?.ttlS == null ? null : Math.max(0, h.ttlS * 1000 - (at - h.at)),
+      fenceAt: this.elected ? this.fenceAt : null,
+      lastContactAt: this.lastContactAt,
+    }
+  }
+
+  private changed(): void {
+    if (!this.stopped) this.onChange(this.view())
+  }
+
+  private campaignNow(): void {
+    if (this.stopped || !this.healthy || this.campaign) return
+    const value: CandidateValue = { id: this.settings.identity }
+    const campaign = this.election.campaign(JSON.stringify(value))
+    this.campaign = campaign
+    this.log.info(`campaigning for etcd election ${this.settings.election} as ${this.settings.identity}`)
+    campaign.on('elected', () => {
+      if (this.campaign !== campaign) return
+      void campaign.getCampaignKey().then(
+        (key) => {
+          if (this.campaign !== campaign) return
+          this.elected = { campaign, leaseId: key.slice(key.lastIndexOf('/') + 1) }
+          this.log.info(`elected: this node holds the etcd lease ${this.elected.leaseId}`)
+          // Hold only once a renewal of our own has set the fence.
+          this.tickNow()
+        },
+        (error: Error) => this.lost(campaign, error),
+      )
+    })
+    campaign.on('error', (error: Error) => this.lost(campaign, error))
+    this.changed()
+  }
+
+  /** The campaign failed (lease lost, etcd unreachable at grant): out of it, and try again soon. */
+  private lost(campaign: Campaign, error: Error): void {
+    if (this.campaign !== campaign) return
+    const wasLeader = this.elected?.campaign === campaign
+    this.log.warn(`${wasLeader ? 'lost the etcd lease' : 'campaign failed'}: ${describe(error)}`)
+    this.dropCampaign()
+    campaign.resign().catch(() => {})
+    clearTimeout(this.retryTimer)
+    this.retryTimer = setTimeout(() => this.campaignNow(), this.everyMs)
+    this.changed()
+  }
+
+  private dropCampaign(): void {
+    this.campaign = undefined
+    this.elected = undefined
+    this.fenceAt = null
+    clearTimeout(this.fenceTimer)
+  }
+
+  private async resign(why: string): Promise<void> {
+    const campaign = this.campaign
+    if (!campaign) return
+    const wasLeader = this.elected !== undefined
+    this.dropCampaign()
+    this.changed()
+    this.log.info(`${wasLeader ? 'resigning the etcd lease' : 'leaving the etcd election'}: ${why}`)
+    // Revoking lets the next candidate in at once; unreachable etcd lets the lease run out instead.
+    await campaign.resign().catch((error: Error) => {
+      this.log.warn(
+        `could not revoke the lease (it expires within ${this.settings.ttlS} s): ${describe(error)}`,
+      )
+    })
+  }
+
+  /** One round now (after the one running), then every `everyMs`. */
+  private tickNow(): void {
+    clearTimeout(this.timer)
+    this.tick()
+  }
+
+  private tick(): void {
+    if (this.stopped) return
+    this.round = this.round.then(() => this.runRound())
+    void this.round.then(() => {
+      if (this.stopped) return
+      clearTimeout(this.timer)
+      this.timer = setTimeout(() => this.tick(), this.everyMs)
+    })
+  }
+
+  /** Renew (leader) and read the holder, trying each endpoint in turn within one period. */
+  private async runRound(): Promise<void> {
+    const until = now() + this.everyMs
+    let failure: Error | undefined
+    for (let attempt = 0; attempt < this.settings.endpoints.length + 1 && now() < until; attempt++) {
+      try {
+        const elected = this.elected
+        if (elected) await this.renew(elected)
+        await this.readHolder()
+        failure = undefined
+        break
+      } catch (error) {
+        failure = error as Error
+        if (failure instanceof EtcdLeaseInvalidError && this.elected) {
+          this.lost(this.elected.campaign, failure)
+          failure = undefined
+          break
+        }
+      }
+    }
+    const wasReachable = this.reachable
+    this.reachable = failure === undefined
+    this.error = failure ? describe(failure) : null
+    if (wasReachable && failure) this.log.warn(`etcd does not answer: ${this.error}`)
+    if (!wasReachable && !failure) this.log.info('etcd answers again')
+    this.changed()
+  }
+
+  /** Renew our lease once, on a stream of our own, and move the fence to sentAt + TTL − margin. */
+  private async renew(elected: { campaign: Campaign; leaseId: string }): Promise<void> {
+    const sentAt = now()
+    const stream = await this.client.leaseClient.leaseKeepAlive({
+      deadline: new Date(Date.now() + this.attemptMs),
+    })
+    let ttlS: number
+    try {
+      const response = await new Promise<{ TTL: string }>((resolve, reject) => {
+        stream.on('data', resolve)
+        stream.on('error', reject)
+        stream.write({ ID: elected.leaseId })
+      })
+      ttlS = Number(response.TTL)
+    } finally {
+      stream.end()
+    }
+    if (!(ttlS > 0)) throw new EtcdLeaseInvalidError(elected.leaseId)
+    if (this.elected !== elected) return
+    this.contact()
+    const fenceAt = sentAt + ttlS * 1000 - this.settings.renewMarginMs
+    const wasLeader = this.fenceAt !== null && sentAt < this.fenceAt
+    this.fenceAt = fenceAt
+    if (!wasLeader) this.log.info(`holding the lease: renewed, fence at +${Math.round(fenceAt - now())} ms`)
+    clearTimeout(this.fenceTimer)
+    this.fenceTimer = setTimeout(() => this.fenced(elected), Math.max(0, fenceAt - now()))
+  }
+
+  /** No renewal got through in time: stop holding before the lease can expire elsewhere. */
+  private fenced(elected: { campaign: Campaign; leaseId: string }): void {
+    if (this.elected !== elected || this.fenceAt === null || now() < this.fenceAt) return
+    this.log.warn(
+      `fenced: no renewal of the etcd lease got through; not holding the IP (the lease may expire in ${this.settings.renewMarginMs} ms)`,
+    )
+    this.changed()
+  }
+
+  private async readHolder(): Promise<void> {
+    const result = await this.client
+      .namespace(`election/${this.settings.election}/`)
+      .getAll()
+      .sort('Create', 'Ascend')
+      .limit(1)
+      .exec()
+    this.contact()
+    const kv: IKeyValue | undefined = result.kvs[0]
+    const at = now()
+    if (!kv) {
+      this.holder = { id: null, revision: null, ttlS: null, at }
+      return
+    }
+    let ttlS: number | null = null
+    if (kv.lease !== '0') {
+      const lease = await this.client.leaseClient.leaseTimeToLive({ ID: kv.lease })
+      ttlS = Number(lease.TTL) >= 0 ? Number(lease.TTL) : null
+    }
+    this.holder = { id: candidateId(kv.value), revision: kv.create_revision, ttlS, at }
+  }
+
+  private contact(): void {
+    this.lastContactAt = now()
+  }
+}
+
+function readPem(path: string, key: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (error) {
+    throw usageError(`${key} = ${path}: cannot read it (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+  }
+}
+
+function candidateId(value: Buffer): string {
+  try {
+    const parsed = JSON.parse(value.toString()) as Partial<CandidateValue>
+    if (typeof parsed.id === 'string') return parsed.id
+  } catch {}
+  return value.toString().slice(0, 64)
+}
+
+/** One line, no stack: gRPC errors carry their code and details in the message. */
+function describe(error: Error): string {
+  return error.message.split('\n')[0]!.slice(0, 300)
+}

@@ -1,0 +1,308 @@
+/**
+ * Leadership through an etcd lease, with a real three-member etcd (Debian's
+ * etcd-server) and three candidates, each in its own network namespace on
+ * one LAN (test/rig/etcd.ts). Each candidate runs src/watch/sources/etcd.ts
+ * and carries the address while it leads (test/rig/lease-agent.ts); the
+ * kernel's own address events (`ip monitor`, in every candidate) say who
+ * carried it when, so "never two carriers" is checked on what the kernel
+ * did, not on what the code under test reports.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import type { EtcdSettings } from '../src/watch/sources/etcd.js'
+import { CLIENT_PORT, ETCD_TOOLS, type EtcdCluster, startEtcd } from './rig/etcd.js'
+import { buildAgent, createRig, describeRoot, type Rig, type RigNode, waitFor } from './rig/netns.js'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const IP = '203.0.113.10'
+/** The fast setting the tests use: a 2 s lease, fenced 500 ms before it can expire. */
+const TTL_S = 2
+const MARGIN_MS = 500
+
+interface Line {
+  t: string
+  at: number
+  leader?: boolean
+  reachable?: boolean
+  holder?: string | null
+  fenceAt?: number | null
+  m?: string
+}
+
+interface Agent {
+  node: RigNode
+  lines: Line[]
+  next(what: string, match: (l: Line) => boolean, timeoutMs: number, from?: number): Promise<Line>
+  send(command: 'healthy' | 'unhealthy'): void
+  stop(): Promise<void>
+  kill(): Promise<void>
+}
+
+/** Who carries the address, from the kernel's own events in each candidate. */
+interface Carriers {
+  /** [node, from, to) spans; `to` is undefined while it still carries. */
+  spans: Array<{ node: string; from: number; to: number | undefined }>
+  stop(): Promise<void>
+}
+
+/** `ip -ts monitor address` prints local time with microseconds: `[2026-11-30T18:00:00.123456]`. */
+function monitorTime(line: string): number {
+  const stamp = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\d*\]/.exec(line)?.[1]
+  if (!stamp) throw new Error(`no timestamp in ip monitor line: ${line}`)
+  return new Date(stamp).getTime()
+}
+
+describeRoot('leadership through an etcd lease (real etcd in network namespaces)', () => {
+  let rig: Rig
+  let dir: string
+  let etcd: EtcdCluster
+  let agentPath: string
+  let candidates: RigNode[]
+  let members: RigNode[]
+  const agents: Agent[] = []
+  let carriers: Carriers
+
+  const settings = (node: RigNode, extra: Partial<EtcdSettings> = {}): EtcdSettings => ({
+    endpoints: etcd.endpoints,
+    ca: etcd.tls.ca,
+    cert: etcd.tls.cert,
+    key: etcd.tls.key,
+    election: 'ipmove/web',
+    identity: node.name,
+    ttlS: TTL_S,
+    renewMarginMs: MARGIN_MS,
+    unreachable: 'hold',
+    ...extra,
+  })
+
+  async function startAgent(node: RigNode, extra: Partial<EtcdSettings> = {}): Promise<Agent> {
+    const request = { settings: settings(node, extra), ip: IP, iface: node.iface }
+    const child: ChildProcess = spawn(
+      'ip',
+      ['netns', 'exec', node.ns, process.execPath, agentPath, JSON.stringify(request)],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    )
+    const lines: Line[] = []
+    const waiters = new Set<() => void>()
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      lines.push(JSON.parse(text) as Line)
+      for (const wake of waiters) wake()
+    })
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
+    const agent: Agent = {
+      node,
+      lines,
+      next: (what, match, timeoutMs, from = 0) =>
+        new Promise((resolve, reject) => {
+          const look = () => {
+            const found = lines.slice(from).find(match)
+            if (!found) return false
+            waiters.delete(check)
+            clearTimeout(timer)
+            resolve(found)
+            return true
+          }
+          const check = () => void look()
+          const timer = setTimeout(() => {
+            waiters.delete(check)
+            reject(new Error(`${node.name}: no ${what} within ${timeoutMs} ms; last lines:\n${tail(lines)}`))
+          }, timeoutMs)
+          if (!look()) waiters.add(check)
+        }),
+      send: (command) => child.stdin!.write(`${command}\n`),
+      stop: async () => {
+        child.stdin!.write('stop\n')
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000)
+        await exited
+        clearTimeout(timer)
+      },
+      kill: async () => {
+        child.kill('SIGKILL')
+        await exited
+      },
+    }
+    await agent.next('start', (l) => l.t === 'started', 10_000)
+    agents.push(agent)
+    return agent
+  }
+
+  function watchCarriers(): Carriers {
+    const spans: Carriers['spans'] = []
+    const monitors = candidates.map((node) => {
+      const child = spawn('ip', ['-n', node.ns, '-ts', 'monitor', 'address', 'dev', node.iface], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (!line.includes(` ${IP}/`)) return
+        const at = monitorTime(line)
+        const open = spans.find((s) => s.node === node.name && s.to === undefined)
+        if (line.includes('Deleted')) {
+          if (open) open.to = at
+        } else if (!open) spans.push({ node: node.name, from: at, to: undefined })
+      })
+      return { child, exited: new Promise<void>((resolve) => child.once('close', () => resolve())) }
+    })
+    return {
+      spans,
+      stop: async () => {
+        for (const m of monitors) m.child.kill('SIGTERM')
+        await Promise.all(monitors.map((m) => m.exited))
+      },
+    }
+  }
+
+  /** The longest time two candidates carried the address at once, over every span so far. */
+  function longestOverlap(): number {
+    const { spans } = carriers
+    let longest = 0
+    for (const [i, s] of spans.entries()) {
+      for (const t of spans.slice(i + 1)) {
+        if (s.node === t.node) continue
+        const overlap = Math.min(s.to ?? Date.now(), t.to ?? Date.now()) - Math.max(s.from, t.from)
+        longest = Math.max(longest, overlap)
+      }
+    }
+    return longest
+  }
+
+  async function carriersNow(): Promise<string[]> {
+    const out: string[] = []
+    for (const node of candidates) {
+      const run = await rig.run(node, ['ip', '-j', 'addr', 'show', 'dev', node.iface])
+      if (run.stdout.includes(`"${IP}"`)) out.push(node.name)
+    }
+    return out
+  }
+
+  async function leader(timeoutMs: number): Promise<Agent> {
+    const name = await waitFor(
+      'one candidate to carry the address',
+      async () => {
+        const now = await carriersNow()
+        return now.length === 1 ? now[0] : undefined
+      },
+      timeoutMs,
+      50,
+    )
+    return agents.find((a) => a.node.name === name)!
+  }
+
+  /** Drop this node's traffic to etcd's client port (its clients still reach it). */
+  async function cutFromEtcd(node: RigNode, cut: boolean): Promise<void> {
+    if (!cut) {
+      const run = await rig.run(node, ['nft', 'delete', 'table', 'inet', 'ipmove_etcd_cut'])
+      expect(run.code, run.stderr).toBe(0)
+      return
+    }
+    const file = join(dir, `cut-${node.name}.nft`)
+    writeFileSync(
+      file,
+      `table inet ipmove_etcd_cut {\n  chain output { type filter hook output priority 0; tcp dport ${CLIENT_PORT} drop; }\n}\n`,
+    )
+    const run = await rig.run(node, ['nft', '-f', file])
+    expect(run.code, run.stderr).toBe(0)
+  }
+
+  async function cable(node: RigNode, state: 'up' | 'down'): Promise<void> {
+    const run = await rig.run(rig.obs, ['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${node.name}`, state])
+    expect(run.code, run.stderr).toBe(0)
+  }
+
+  async function startAll(extra: Partial<EtcdSettings> = {}): Promise<Agent> {
+    for (const node of candidates) (await startAgent(node, extra)).send('healthy')
+    return leader(5000)
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ipmove-etcd-'))
+    ;[rig, agentPath] = await Promise.all([
+      createRig('etcd', ['c', 'e1', 'e2', 'e3']),
+      buildAgent(join(HERE, 'rig', 'lease-agent.ts')),
+    ])
+    const [c, e1, e2, e3] = rig.extra as [RigNode, RigNode, RigNode, RigNode]
+    candidates = [rig.a, rig.b, c]
+    members = [e1, e2, e3]
+    etcd = await startEtcd(rig, members, dir)
+  })
+
+  afterEach(async () => {
+    for (const agent of agents.splice(0)) await agent.kill()
+    await carriers?.stop()
+    for (const node of candidates) {
+      await rig.run(node, ['ip', 'addr', 'del', `${IP}/32`, 'dev', node.iface])
+      await rig.run(node, ['nft', 'delete', 'table', 'inet', 'ipmove_etcd_cut'])
+      await cable(node, 'up')
+    }
+    // A fresh election for the next test: the killed agents' leases are revoked.
+    const keys = await etcd.ctl(['del', '--prefix', 'election/'])
+    expect(keys.code, keys.stderr).toBe(0)
+    await etcd.ctl(['lease', 'list']).then(async (list) => {
+      for (const id of list.stdout.match(/\b[0-9a-f]{8,}\b/g) ?? []) await etcd.ctl(['lease', 'revoke', id])
+    })
+  })
+
+  afterAll(async () => {
+    await etcd?.stop()
+    await rig?.destroy()
+    if (agentPath) rmSync(dirname(agentPath), { recursive: true, force: true })
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('elects one candidate, which alone carries the address; it resigns when unhealthy and the next is elected at once', async () => {
+    carriers = watchCarriers()
+    const first = await startAll()
+    await sleep(3 * TTL_S * 100)
+    expect(await carriersNow()).toEqual([first.node.name])
+
+    const mark = first.lines.length
+    const resigned = Date.now()
+    first.send('unhealthy')
+    await first.next('the address removed', (l) => l.t === 'removed', 2000, mark)
+    const second = await leader(TTL_S * 1000)
+    // Resigning revokes the lease: no waiting for the TTL.
+    expect(Date.now() - resigned).toBeLessThan(TTL_S * 1000)
+    expect(second.node.name).not.toBe(first.node.name)
+    expect(longestOverlap()).toBe(0)
+  })
+
+  it('the leader cut from etcd alone drops the address before the new leader adds it', async () => {
+    carriers = watchCarriers()
+    const old = await startAll()
+    await sleep(500)
+    await cutFromEtcd(old.node, true)
+    // No renewal sent after this gets through: the fence is at most TTL − margin away.
+    const cutAt = Date.now()
+    const next = await waitFor(
+      'another candidate to carry the address',
+      async () => {
+        const now = await carriersNow()
+        return now.length === 1 && now[0] !== old.node.name ? now[0] : undefined
+      },
+      TTL_S * 1000 + 3000,
+      10,
+    )
+    const dropped = carriers.spans.find((s) => s.node === old.node.name)!.to!
+    const added = carriers.spans.find((s) => s.node === next)!.from
+    const fenceAt = old.lines.findLast((l) => l.t === 'view' && l.fenceAt != null)!.fenceAt!
+    console.log(
+      `cut from etcd: fence at +${Math.round(fenceAt - cutAt)} ms, old leader dropped at +${dropped - cutAt} ms, new leader added at +${added - cutAt} ms (gap ${added - dropped} ms)`,
+    )
+    expect(dropped).toBeLessThan(added)
+    expect(longestOverlap()).toBe(0)
+    // The lease rule: the fence is TTL − margin after the last renewal that got through.
+    expect(fenceAt - cutAt).toBeLessThanOrEqual(TTL_S * 1000 - MARGIN_MS)
+  })
+}, [...ETCD_TOOLS, 'nft'])
+
+function tail(lines: Line[]): string {
+  return lines
+    .slice(-8)
+    .map((l) => JSON.stringify(l))
+    .join('\n')
+}
