@@ -21,9 +21,9 @@ import { buildAgent, createRig, describeRoot, type Rig, type RigNode, waitFor } 
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const IP = '203.0.113.10'
-/** The fast setting the tests use: a 2 s lease, fenced 500 ms before it can expire. */
+/** The fast setting the tests use: a 2 s lease, fenced 700 ms before it can expire. */
 const TTL_S = 2
-const MARGIN_MS = 500
+const MARGIN_MS = 700
 
 interface Line {
   t: string
@@ -298,6 +298,86 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
     // The lease rule: the fence is TTL − margin after the last renewal that got through.
     expect(fenceAt - cutAt).toBeLessThanOrEqual(TTL_S * 1000 - MARGIN_MS)
   })
+
+  it("the leader's link dies: another candidate carries the address within the TTL; nothing moves when the old leader returns", async () => {
+    carriers = watchCarriers()
+    const old = await startAll()
+    await sleep(300)
+    const downAt = Date.now()
+    await cable(old.node, 'down')
+    const next = await waitFor(
+      'another candidate to carry the address',
+      async () => {
+        const now = await carriersNow()
+        return now.includes(old.node.name) || now.length !== 1 ? undefined : now[0]
+      },
+      TTL_S * 1000 + 3000,
+      10,
+    )
+    const added = carriers.spans.find((s) => s.node === next)!.from
+    console.log(`link died: the new leader carries the address ${added - downAt} ms later (TTL ${TTL_S} s)`)
+    // The lease expires TTL after the last renewal; etcd looks for expired leases every 500 ms.
+    expect(added - downAt).toBeLessThan(TTL_S * 1000 + 1000)
+
+    await cable(old.node, 'up')
+    const returned = old.lines.length
+    // The old leader hears from etcd again (its lease is gone) and carries nothing.
+    await old.next('etcd again', (l) => l.t === 'view' && l.reachable === true, 5000, returned)
+    await sleep(2 * TTL_S * 1000)
+    expect(await carriersNow()).toEqual([next])
+    expect(carriers.spans.filter((s) => s.to === undefined).map((s) => s.node)).toEqual([next])
+    expect(longestOverlap()).toBe(0)
+  })
+
+  it('an etcd member dies (the raft leader): nothing moves', async () => {
+    carriers = watchCarriers()
+    const first = await startAll()
+    const status = await etcd.ctl(['endpoint', 'status', '-w', 'json'])
+    expect(status.code, status.stderr).toBe(0)
+    const endpoints = JSON.parse(status.stdout) as Array<{
+      Endpoint: string
+      Status: { header: { member_id: number }; leader: number }
+    }>
+    const raftLeader = endpoints.find((e) => e.Status.header.member_id === e.Status.leader)!
+    const member = members.find((m) => raftLeader.Endpoint.includes(m.ipv4))!
+    await etcd.kill(member)
+    try {
+      await sleep(3 * TTL_S * 1000)
+      expect(await carriersNow()).toEqual([first.node.name])
+      // One span, never closed: the address never left the leader.
+      expect(carriers.spans.map((s) => [s.node, s.to])).toEqual([[first.node.name, undefined]])
+    } finally {
+      await etcd.start(member)
+    }
+  })
+
+  for (const policy of ['hold', 'release'] as const) {
+    it(`all of etcd down, policy ${policy}: nobody claims; the leader ${policy === 'hold' ? 'keeps the address until its fence' : 'drops it at once'}`, async () => {
+      carriers = watchCarriers()
+      const first = await startAll({ unreachable: policy })
+      await sleep(300)
+      for (const m of members) await etcd.kill(m)
+      const downAt = Date.now()
+      try {
+        await first.next('the address removed', (l) => l.t === 'removed', TTL_S * 1000 + 1000)
+        const dropped = carriers.spans.find((s) => s.node === first.node.name)!.to!
+        const fenceAt = first.lines.findLast((l) => l.t === 'view' && l.fenceAt != null)!.fenceAt!
+        console.log(
+          `etcd down, ${policy}: dropped ${dropped - downAt} ms after the last member died (fence at +${Math.round(fenceAt - downAt)} ms)`,
+        )
+        if (policy === 'hold') expect(dropped).toBeGreaterThanOrEqual(Math.floor(fenceAt))
+        else expect(dropped).toBeLessThan(fenceAt)
+        await sleep(500)
+        expect(await carriersNow()).toEqual([])
+      } finally {
+        await Promise.all(members.map((m) => etcd.start(m)))
+      }
+      // etcd back within twice the TTL: the lease lived on (etcd extends leases when it elects a raft leader).
+      const back = await leader(4 * TTL_S * 1000)
+      expect(back.node.name).toBe(first.node.name)
+      expect(longestOverlap()).toBe(0)
+    })
+  }
 }, [...ETCD_TOOLS, 'nft'])
 
 function tail(lines: Line[]): string {

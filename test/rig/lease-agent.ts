@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline'
 import { LinuxDriver } from '../../src/alias/linux.js'
 import { now } from '../../src/probes/probe.js'
 import { parseIp } from '../../src/validate.js'
-import { EtcdLeadership, type EtcdSettings, type LeaseView } from '../../src/watch/sources/etcd.js'
+import { EtcdLeadership, type EtcdSettings, type LeaseView, shouldHold } from '../../src/watch/sources/etcd.js'
 
 interface Request {
   settings: EtcdSettings
@@ -28,10 +28,10 @@ const driver = new LinuxDriver()
 
 let carrying = false
 let applying: Promise<void> = Promise.resolve()
-/** Carry the address while leading; the same order of adds and removes as views came. */
+/** Carry the address while the leadership says so; adds and removes in the order views came. */
 function apply(view: LeaseView): void {
   applying = applying.then(async () => {
-    const want = view.leader
+    const want = shouldHold(view, request.settings.unreachable)
     if (want === carrying) return
     carrying = want
     if (want) await driver.add({ ip, iface: request.iface, nodad: true })

@@ -73,6 +73,15 @@ export interface LeaseView {
   lastContactAt: number | null
 }
 
+/**
+ * Whether this node should carry the address: it leads (its fence is ahead),
+ * and etcd answers or the policy is `hold`. A node that does not lead never
+ * carries it, whatever etcd's state: only the lease holder may.
+ */
+export function shouldHold(view: LeaseView, unreachable: EtcdSettings['unreachable']): boolean {
+  return view.leader && (view.reachable || unreachable === 'hold')
+}
+
 /** Bounds on the settings, checked when the config is read. */
 export const LEASE_TTL_MAX_S = 3600
 
