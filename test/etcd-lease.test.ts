@@ -78,6 +78,7 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
     ttlS: TTL_S,
     renewMarginMs: MARGIN_MS,
     unreachable: 'hold',
+    health: [],
     ...extra,
   })
 

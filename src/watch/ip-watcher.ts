@@ -218,6 +218,7 @@ export class IpWatcher {
       wish: this.answer?.wish ?? 'unknown',
       why: this.answer?.why ?? null,
       at: this.answer?.at ?? null,
+      status: this.source.status?.() ?? null,
     }
   }
 

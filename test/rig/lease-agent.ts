@@ -12,7 +12,12 @@ import { createInterface } from 'node:readline'
 import { LinuxDriver } from '../../src/alias/linux.js'
 import { now } from '../../src/probes/probe.js'
 import { parseIp } from '../../src/validate.js'
-import { EtcdLeadership, type EtcdSettings, type LeaseView, shouldHold } from '../../src/watch/sources/etcd.js'
+import {
+  EtcdLeadership,
+  type EtcdSettings,
+  type LeaseView,
+  shouldHold,
+} from '../../src/watch/sources/etcd.js'
 
 interface Request {
   settings: EtcdSettings

@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { describe, it } from 'vitest'
-import { etcdProto } from '../../scripts/etcd-proto.mjs'
+import { etcdClient } from '../../scripts/etcd-proto.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
@@ -165,7 +165,7 @@ export async function buildAgent(entry = join(HERE, 'agent.ts')): Promise<string
     logLevel: 'warning',
     // As in scripts/build.mjs: the native keyring loads only for `credentials`, oclif's TypeScript tooling never.
     external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
-    plugins: [etcdProto],
+    plugins: [etcdClient],
     // Bundled CommonJS dependencies (oclif) still call require().
     banner: {
       js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",

@@ -29,27 +29,14 @@
 import { readFileSync } from 'node:fs'
 import { type Campaign, type Election, Etcd3, EtcdLeaseInvalidError, type IKeyValue } from 'etcd3'
 import { usageError } from '../../errors.js'
+import { Check, HEALTH_DEFAULTS, PROBE_DEFAULTS, runCheck } from '../../health.js'
 import type { Logger } from '../../output.js'
+import { createProbe } from '../../probes/index.js'
 import { now } from '../../probes/probe.js'
+import { checkEtcdSettings, type EtcdSettings, renewEveryMs } from './etcd-settings.js'
+import type { HoldSource, SourceContext, SourceSettings, SourceStatus } from './source.js'
 
-export interface EtcdSettings {
-  /** https://HOST:2379 or http://HOST:2379 (one scheme for all). */
-  endpoints: readonly string[]
-  /** PEM files: the CA that signed the members, and this node's client certificate and key. */
-  ca?: string
-  cert?: string
-  key?: string
-  /** The election's name: candidates' keys are `election/<name>/<lease id>` (one election per IP). */
-  election: string
-  /** This node, as the other candidates and `ipmove status` see it. */
-  identity: string
-  /** The lease's time to live, in whole seconds (etcd's unit). */
-  ttlS: number
-  /** The leader stops holding this long before its lease can expire anywhere. */
-  renewMarginMs: number
-  /** What the leader does while etcd does not answer, within its lease. */
-  unreachable: 'hold' | 'release'
-}
+export type { EtcdSettings } from './etcd-settings.js'
 
 /** What this node knows of the lease, for the daemon and `ipmove status`. */
 export interface LeaseView {
@@ -80,31 +67,6 @@ export interface LeaseView {
  */
 export function shouldHold(view: LeaseView, unreachable: EtcdSettings['unreachable']): boolean {
   return view.leader && (view.reachable || unreachable === 'hold')
-}
-
-/** Bounds on the settings, checked when the config is read. */
-export const LEASE_TTL_MAX_S = 3600
-
-export function checkEtcdSettings(s: Pick<EtcdSettings, 'ttlS' | 'renewMarginMs' | 'endpoints'>): void {
-  if (!Number.isInteger(s.ttlS) || s.ttlS < 1 || s.ttlS > LEASE_TTL_MAX_S) {
-    throw usageError(`the lease TTL must be a whole number of seconds from 1 to ${LEASE_TTL_MAX_S}`)
-  }
-  if (s.renewMarginMs <= 0 || s.renewMarginMs * 2 > s.ttlS * 1000) {
-    throw usageError(
-      `the renew margin must be above 0 and at most half the lease TTL (${s.ttlS * 500} ms), got ${s.renewMarginMs} ms`,
-    )
-  }
-  if (s.endpoints.length === 0) throw usageError('etcd needs at least one endpoint')
-  const schemes = new Set(s.endpoints.map((e) => /^(https?):\/\/[^/\s]+$/.exec(e)?.[1]))
-  if (schemes.has(undefined)) {
-    throw usageError('expected etcd endpoints as https://HOST:PORT or http://HOST:PORT, separated by commas')
-  }
-  if (schemes.size > 1) throw usageError('etcd endpoints must all be https:// or all http://')
-}
-
-/** How often the leader renews (three tries before the fence, as etcd's Go client does) . */
-export function renewEveryMs(s: Pick<EtcdSettings, 'ttlS' | 'renewMarginMs'>): number {
-  return (s.ttlS * 1000 - s.renewMarginMs) / 3
 }
 
 /** A candidate's value in its key: who it is. */
@@ -392,4 +354,91 @@ function candidateId(value: Buffer): string {
 /** One line, no stack: gRPC errors carry their code and details in the message. */
 function describe(error: Error): string {
   return error.message.split('\n')[0]!.slice(0, 300)
+}
+
+/**
+ * `source = etcd`: the leadership above, campaigning while this node's own
+ * health is up (the watched interface's link, and `etcd-health` when set).
+ * It answers hold while shouldHold says so, release otherwise: a node that
+ * does not hold the lease must not carry the address, whatever etcd's state.
+ */
+export function etcdSource(raw: SourceSettings, context: SourceContext): HoldSource {
+  const settings = raw as unknown as EtcdSettings
+  const probes = [
+    createProbe({ kind: 'link', interface: context.interface, ...PROBE_DEFAULTS.link }),
+    ...(settings.health.length > 0
+      ? [createProbe({ kind: 'command', argv: settings.health, ...PROBE_DEFAULTS.command })]
+      : []),
+  ]
+  const check = new Check('self', probes, HEALTH_DEFAULTS.self)
+  let leadership: EtcdLeadership | undefined
+  let health: { stop(): Promise<void> } | undefined
+  return {
+    start(report) {
+      const lead = new EtcdLeadership(settings, context.log, (view) =>
+        report({ ...answerOf(view, settings, check.state), at: now() }),
+      )
+      leadership = lead
+      health = runCheck(check, probes, (event) => {
+        if (event.type !== 'check') return
+        context.log.info(`own health ${event.state}${event.state === 'up' ? '' : ': not campaigning'}`)
+        lead.setHealthy(event.state === 'up')
+      })
+      lead.start()
+    },
+    async stop() {
+      await health?.stop()
+      await leadership?.stop()
+    },
+    status: () => statusOf(leadership?.view(), settings),
+  }
+}
+
+function answerOf(
+  view: LeaseView,
+  settings: EtcdSettings,
+  health: string,
+): { wish: 'hold' | 'release'; why: string } {
+  if (shouldHold(view, settings.unreachable)) {
+    const why = view.reachable
+      ? 'etcd: this node holds the lease'
+      : 'etcd: this node holds the lease; etcd does not answer (policy hold: until the fence)'
+    return { wish: 'hold', why }
+  }
+  let why: string
+  if (view.fenceAt !== null && !view.leader) why = 'etcd: fenced, no renewal of the lease got through in time'
+  else if (view.leader) why = 'etcd: etcd does not answer (policy release)'
+  else if (!view.campaigning) why = `etcd: not campaigning (own health ${health})`
+  else if (!view.reachable) why = 'etcd: etcd does not answer'
+  else why = `etcd: ${view.holder ?? 'nobody'} holds the lease`
+  return { wish: 'release', why }
+}
+
+function statusOf(view: LeaseView | undefined, settings: EtcdSettings): SourceStatus {
+  const holder = view?.holder ?? null
+  const self = holder !== null && holder === settings.identity
+  const seconds = (ms: number | null) => (ms === null ? 'unknown' : `${(ms / 1000).toFixed(1)} s`)
+  const fenceInMs = view?.fenceAt == null ? null : Math.max(0, Math.round(view.fenceAt - now()))
+  const parts = [
+    `lease holder ${holder ?? (view?.holder === null ? 'none' : 'unknown')}${self ? ' (this node)' : ''}`,
+    `revision ${view?.revision ?? 'unknown'}`,
+    `TTL left ${seconds(view?.ttlLeftMs ?? null)}`,
+    ...(fenceInMs === null ? [] : [`fence in ${seconds(fenceInMs)}`]),
+    ...(view && !view.reachable ? [`etcd does not answer: ${view.error}`] : []),
+  ]
+  return {
+    line: parts.join(', '),
+    fields: {
+      election: settings.election,
+      identity: settings.identity,
+      holder,
+      holderIsSelf: self,
+      revision: view?.revision ?? null,
+      ttlLeftMs: view?.ttlLeftMs == null ? null : Math.round(view.ttlLeftMs),
+      fenceInMs,
+      campaigning: view?.campaigning ?? false,
+      reachable: view?.reachable ?? false,
+      error: view?.error ?? null,
+    },
+  }
 }

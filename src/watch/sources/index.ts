@@ -7,6 +7,7 @@
  */
 import { checkTiming } from '../../probes/probe.js'
 import type { SectionReader } from '../section.js'
+import { ETCD_KEYS, parseEtcdSettings } from './etcd-settings.js'
 import type { SourceDescriptor } from './source.js'
 
 export type { HoldSource, SourceAnswer, SourceContext, SourceSettings, Wish } from './source.js'
@@ -30,6 +31,12 @@ export const SOURCES: readonly SourceDescriptor[] = [
       return { argv: r.argv('command'), ...timing }
     },
     load: async () => (await import('./command.js')).commandSource,
+  },
+  {
+    kind: 'etcd',
+    keys: ETCD_KEYS,
+    parse: (r: SectionReader) => ({ ...parseEtcdSettings(r) }),
+    load: async () => (await import('./etcd.js')).etcdSource,
   },
 ]
 

@@ -55,6 +55,14 @@ export interface HoldSource {
   start(report: (answer: SourceAnswer) => void): void
   /** Stop: once this resolves, no report follows and nothing the source opened is left. Bounded. */
   stop(): Promise<void>
+  /** What `ipmove status` shows of the source beyond its answer, as of now (a lease's holder and TTL left). */
+  status?(): SourceStatus
+}
+
+/** A source's own state for status: one line for people, the same as fields for --json. */
+export interface SourceStatus {
+  line: string
+  fields: Readonly<Record<string, string | number | boolean | null>>
 }
 
 /** Settings a source parsed from its keys: plain data (a reload compares them deeply). */
