@@ -1,0 +1,244 @@
+/**
+ * `ipmove watch` with `source = etcd`, end to end: three nodes running the
+ * built CLI's daemon, a real three-member etcd (test/rig/etcd.ts), the OVH
+ * emulator and a client in the observer's namespace. The lease holder must
+ * end up holding the IP at the API and on its interface, alone; the tests
+ * read the emulator's requests, the kernels' addresses and the client's
+ * neighbour entry. A 2 s lease keeps it short. Run `npm run build` first.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { OVH_IDS } from '../emulator/ovh/fixture.js'
+import { ipmoveArgv, requireBuild } from './helpers/cli.js'
+import { type NamespacedEmulator, startNamespacedEmulator } from './rig/emulator.js'
+import { ETCD_TOOLS, type EtcdCluster, startEtcd } from './rig/etcd.js'
+import { createRig, describeRoot, exec, type Rig, type RigNode, waitFor } from './rig/netns.js'
+import { ping } from './rig/observe.js'
+
+const IP = '203.0.113.10'
+const TTL_S = 2
+/** The three candidates' instances in the emulator's fixture (one region: an IP moves only within it). */
+const INSTANCES: Record<string, string> = {
+  a: 'bi-edge-sbg-1',
+  b: 'bi-edge-sbg-2',
+  c: OVH_IDS.instances.twinA,
+}
+
+interface Daemon {
+  node: RigNode
+  lines(): string[]
+  waitFor(pattern: RegExp, ms?: number): Promise<string>
+  stop(signal?: NodeJS.Signals): Promise<void>
+}
+
+describeRoot('ipmove watch following an etcd lease, three nodes, a real etcd and the OVH emulator', () => {
+  let rig: Rig
+  let dir: string
+  let etcd: EtcdCluster
+  let emulator: NamespacedEmulator
+  let nodes: RigNode[]
+  const daemons: Daemon[] = []
+
+  beforeAll(async () => {
+    requireBuild()
+    rig = await createRig('ee', ['c', 'e1', 'e2', 'e3'])
+    dir = mkdtempSync(join(tmpdir(), 'ipmove-ee-'))
+    chmodSync(dir, 0o755)
+    const [c, ...members] = rig.extra as [RigNode, ...RigNode[]]
+    nodes = [rig.a, rig.b, c]
+    ;[etcd, emulator] = await Promise.all([
+      startEtcd(rig, members, dir),
+      startNamespacedEmulator(rig.obs, dir, ['--host', rig.obs.ipv4]),
+    ])
+    // The failover IP is outside the LAN's subnet, as on OVH: the client reaches it on-link.
+    const route = await rig.run(rig.obs, ['ip', 'route', 'add', `${IP}/32`, 'dev', 'eth0'])
+    expect(route.code, route.stderr).toBe(0)
+  })
+  afterEach(async () => {
+    for (const d of daemons.splice(0)) await d.stop('SIGKILL')
+    for (const node of nodes) {
+      await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${node.name}`, 'up'])
+      await exec(['ip', '-n', node.ns, 'addr', 'del', `${IP}/32`, 'dev', 'eth0'])
+    }
+  })
+  afterAll(async () => {
+    await emulator?.stop()
+    await etcd?.stop()
+    await rig?.destroy()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  /** One election per test: the candidates of a test campaign together, never with an earlier test's. */
+  let election = ''
+
+  function config(node: RigNode, extra = ''): string {
+    const path = join(dir, `${node.name}.conf`)
+    writeFileSync(
+      path,
+      `[ip.web]
+ip = ${IP}
+provider = ovh
+project = t18s
+instance = ${INSTANCES[node.name]}
+interface = eth0
+
+[watch.web]
+source = etcd
+etcd-endpoints = ${etcd.endpoints.join(',')}
+etcd-ca = ${etcd.tls.ca}
+etcd-cert = ${etcd.tls.cert}
+etcd-key = ${etcd.tls.key}
+etcd-election = ${election}
+etcd-name = ${node.name}
+etcd-ttl = ${TTL_S}
+etcd-renew-margin = 0.7
+api-interval = 1
+dwell = 1
+${extra}`,
+      { mode: 0o600 },
+    )
+    return path
+  }
+
+  function daemon(node: RigNode, path: string): Daemon {
+    const child: ChildProcessWithoutNullStreams = spawn(
+      'ip',
+      ['netns', 'exec', node.ns, ...ipmoveArgv(['watch', '--config', path])],
+      {
+        env: {
+          ...process.env,
+          ...emulator.env,
+          IPMOVE_CACHE_DIR: join(dir, `cache-${node.name}`),
+          IPMOVE_LOCK_DIR: join(dir, `run-${node.name}`),
+        },
+      },
+    )
+    let out = ''
+    const keep = (c: Buffer) => {
+      out += c.toString()
+    }
+    child.stdout.on('data', keep)
+    child.stderr.on('data', keep)
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
+    const d: Daemon = {
+      node,
+      lines: () => out.split('\n').filter(Boolean),
+      waitFor: (pattern, ms = 10_000) =>
+        waitFor(
+          `${node.name} to log ${pattern} (so far:\n${out.slice(-3000)})`,
+          async () => d.lines().find((l) => pattern.test(l)),
+          ms,
+          20,
+        ),
+      stop: async (signal = 'SIGTERM') => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+        await exited
+      },
+    }
+    daemons.push(d)
+    return d
+  }
+
+  const carriers = async () => {
+    const out: string[] = []
+    for (const node of nodes) if (await rig.address(node, IP)) out.push(node.name)
+    return out
+  }
+  const attaches = () => emulator.requests().filter((l) => /POST \S+\/attach -> 200/.test(l)).length
+
+  async function apiHolder(): Promise<string> {
+    const run = await rig.run(rig.obs, ipmoveArgv(['status', '--project', 't18s', '--ip', IP, '--json']), {
+      env: {
+        ...emulator.env,
+        IPMOVE_CACHE_DIR: join(dir, 'cache-obs'),
+        IPMOVE_CONFIG: join(dir, 'empty.conf'),
+      },
+    })
+    expect(run.code, run.stderr).toBe(0)
+    const holder = JSON.parse(run.stdout).holder as { name: string; id: string }
+    return Object.keys(INSTANCES).find((n) => [holder.name, holder.id].includes(INSTANCES[n]!)) ?? holder.name
+  }
+
+  /** Which node the client's pings reach, by the MAC in its neighbour entry. */
+  async function answeredBy(): Promise<string> {
+    const run = await ping(rig, rig.obs, IP, 2)
+    expect(run.code, run.stdout).toBe(0)
+    const mac = (await rig.neigh(rig.obs, IP))?.lladdr
+    return nodes.find((n) => n.mac === mac)?.name ?? `unknown MAC ${mac}`
+  }
+
+  /** The one node that holds the IP everywhere: lease, API, alias and the client's view. */
+  async function holdsAlone(timeoutMs: number, not?: string): Promise<string> {
+    return waitFor(
+      'one node to hold the lease, the API and the alias',
+      async () => {
+        const now = await carriers()
+        if (now.length !== 1 || now[0] === not) return undefined
+        return (await apiHolder()) === now[0] ? now[0] : undefined
+      },
+      timeoutMs,
+      20,
+    )
+  }
+
+  it("the leader's link dies: another node holds the lease, the API and the alias within TTL + one converge, with one API write; nothing moves when it returns", async () => {
+    writeFileSync(join(dir, 'empty.conf'), '', { mode: 0o600 })
+    election = 'ipmove/e2e-link'
+    const ds = nodes.map((n) => daemon(n, config(n)))
+    const first = await holdsAlone(10_000)
+    const leader = ds.find((d) => d.node.name === first)!
+    await leader.waitFor(/source: hold: etcd: this node holds the lease/)
+    expect(await answeredBy()).toBe(first)
+    const before = attaches()
+
+    const died = Date.now()
+    await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${first}`, 'down'])
+    const next = await holdsAlone(TTL_S * 1000 + 8000, first)
+    const answered = await waitFor(
+      'the client to reach the new holder',
+      async () => ((await answeredBy()) === next ? Date.now() : undefined),
+      5000,
+      50,
+    )
+    console.log(
+      `etcd source, OVH emulator: the leader's link died; ${next} holds lease, API and alias, and answers pings, ${answered - died} ms later (TTL ${TTL_S} s)`,
+    )
+    expect(attaches() - before).toBe(1)
+    // TTL + one converge: the lease runs out (etcd looks for expired leases every 500 ms), then the claim.
+    const holder = ds.find((d) => d.node.name === next)!
+    const claimMs = Number(/claimed \S+ in (\d+) ms/.exec(await holder.waitFor(/claimed \S+ in \d+ ms/))![1])
+    expect(answered - died).toBeLessThan(TTL_S * 1000 + 500 + claimMs + 1000)
+
+    // ipmove status --watch on the new holder: the lease's holder, its revision, the TTL left.
+    const status = await rig.run(
+      nodes.find((n) => n.name === next)!,
+      ipmoveArgv(['status', '--watch', '--json']),
+      { env: { IPMOVE_LOCK_DIR: join(dir, `run-${next}`) } },
+    )
+    expect(status.code, status.stderr).toBe(0)
+    const [web] = JSON.parse(status.stdout).watch.ips
+    expect(web.source).toMatchObject({ kind: 'etcd', wish: 'hold' })
+    expect(web.source.status.fields).toMatchObject({ holder: next, holderIsSelf: true, reachable: true })
+    expect(Number(web.source.status.fields.revision)).toBeGreaterThan(0)
+    expect(web.source.status.fields.ttlLeftMs).toBeGreaterThan(0)
+    expect(web.source.status.fields.ttlLeftMs).toBeLessThanOrEqual(TTL_S * 1000)
+    const text = await rig.run(nodes.find((n) => n.name === next)!, ipmoveArgv(['status', '--watch']), {
+      env: { IPMOVE_LOCK_DIR: join(dir, `run-${next}`) },
+    })
+    expect(text.stdout).toMatch(
+      new RegExp(`lease holder ${next} \\(this node\\), revision \\d+, TTL left \\d\\.\\d s`),
+    )
+
+    // The old leader comes back: it queues behind the new holder; nothing moves.
+    await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${first}`, 'up'])
+    await leader.waitFor(new RegExp(`source: release: etcd: ${next} holds the lease`), 10_000)
+    await sleep(2 * TTL_S * 1000)
+    expect(await carriers()).toEqual([next])
+    expect(await apiHolder()).toBe(next)
+    expect(attaches() - before).toBe(1)
+  })
+}, [...ETCD_TOOLS, 'nft'])
