@@ -10,6 +10,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import { OVH_IDS } from '../emulator/ovh/fixture.js'
@@ -75,15 +76,24 @@ describeRoot('ipmove watch following an etcd lease, three nodes, a real etcd and
   /** One election per test: the candidates of a test campaign together, never with an earlier test's. */
   let election = ''
 
-  function config(node: RigNode, extra = ''): string {
+  interface Setting {
+    provider: 'ovh' | 'local'
+    ttlS: number
+    marginS: number
+  }
+  const FAST: Setting = { provider: 'ovh', ttlS: TTL_S, marginS: 0.7 }
+
+  function config(node: RigNode, setting: Setting = FAST): string {
     const path = join(dir, `${node.name}.conf`)
+    const ip =
+      setting.provider === 'ovh'
+        ? `provider = ovh\nproject = t18s\ninstance = ${INSTANCES[node.name]}`
+        : 'provider = local'
     writeFileSync(
       path,
       `[ip.web]
 ip = ${IP}
-provider = ovh
-project = t18s
-instance = ${INSTANCES[node.name]}
+${ip}
 interface = eth0
 
 [watch.web]
@@ -94,11 +104,11 @@ etcd-cert = ${etcd.tls.cert}
 etcd-key = ${etcd.tls.key}
 etcd-election = ${election}
 etcd-name = ${node.name}
-etcd-ttl = ${TTL_S}
-etcd-renew-margin = 0.7
+etcd-ttl = ${setting.ttlS}
+etcd-renew-margin = ${setting.marginS}
 api-interval = 1
 dwell = 1
-${extra}`,
+`,
       { mode: 0o600 },
     )
     return path
@@ -240,5 +250,78 @@ ${extra}`,
     expect(await carriers()).toEqual([next])
     expect(await apiHolder()).toBe(next)
     expect(attaches() - before).toBe(1)
+  })
+
+  /** Pings from the client every 20 ms, with their arrival times. */
+  function pingLoop(): { replies: () => number[]; stop: () => Promise<void> } {
+    const child = spawn('ip', ['netns', 'exec', rig.obs.ns, 'ping', '-D', '-n', '-i', '0.02', '-W', '1', IP])
+    const replies: number[] = []
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const at = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(line)?.[1]
+      if (at) replies.push(Number(at) * 1000)
+    })
+    const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
+    return {
+      replies: () => replies,
+      stop: async () => {
+        child.kill('SIGTERM')
+        await exited
+      },
+    }
+  }
+
+  /** Local provider: the leader's link dies; how long until the client's pings are answered again (by the new holder). */
+  async function localFailover(setting: Setting, round: number): Promise<number> {
+    election = `ipmove/e2e-local-${setting.ttlS}-${round}`
+    const ds = nodes.map((n) => daemon(n, config(n, setting)))
+    const first = await waitFor(
+      'one node to carry the address',
+      async () => {
+        const now = await carriers()
+        return now.length === 1 ? now[0] : undefined
+      },
+      setting.ttlS * 3000 + 5000,
+      20,
+    )
+    const pings = pingLoop()
+    try {
+      await waitFor(
+        'the client to get answers',
+        async () => (pings.replies().length > 3 ? true : undefined),
+        5000,
+      )
+      const died = Date.now()
+      await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${first}`, 'down'])
+      const back = await waitFor(
+        'the client to get answers from the new holder',
+        async () => pings.replies().find((t) => t > died + 50),
+        setting.ttlS * 1000 + 10_000,
+        20,
+      )
+      const next = await answeredBy()
+      expect(next).not.toBe(first)
+      expect(await carriers()).toEqual([next])
+      return back - died
+    } finally {
+      await pings.stop()
+      for (const d of ds.splice(0)) await d.stop('SIGKILL')
+      await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${first}`, 'up'])
+      for (const node of nodes) await exec(['ip', '-n', node.ns, 'addr', 'del', `${IP}/32`, 'dev', 'eth0'])
+    }
+  }
+
+  it("LAN only, the local provider: failover time when the leader's link dies (fast setting; IPMOVE_ETCD_FIGURES=1 adds the default)", async () => {
+    const settings: Setting[] = [{ provider: 'local', ttlS: TTL_S, marginS: 0.7 }]
+    if (process.env.IPMOVE_ETCD_FIGURES === '1') settings.push({ provider: 'local', ttlS: 10, marginS: 2 })
+    const rounds = process.env.IPMOVE_ETCD_FIGURES === '1' ? 3 : 1
+    for (const setting of settings) {
+      const times: number[] = []
+      for (let round = 0; round < rounds; round++) times.push(await localFailover(setting, round))
+      console.log(
+        `etcd source, local provider, TTL ${setting.ttlS} s, margin ${setting.marginS} s: pings answered again ${times.map(Math.round).join(', ')} ms after the leader's link died`,
+      )
+      // The lease runs out (TTL after the last renewal, seen within 500 ms), then an election and the alias.
+      for (const t of times) expect(t).toBeLessThan(setting.ttlS * 1000 + 2500)
+    }
   })
 }, [...ETCD_TOOLS, 'nft'])

@@ -69,6 +69,9 @@ export function shouldHold(view: LeaseView, unreachable: EtcdSettings['unreachab
   return view.leader && (view.reachable || unreachable === 'hold')
 }
 
+/** The pause between rounds while etcd does not answer. */
+const RETRY_MS = 100
+
 /** A candidate's value in its key: who it is. */
 interface CandidateValue {
   id: string
@@ -239,7 +242,9 @@ export class EtcdLeadership {
     void this.round.then(() => {
       if (this.stopped) return
       clearTimeout(this.timer)
-      this.timer = setTimeout(() => this.tick(), this.everyMs)
+      // After a failed round, try again soon: etcd electing a new raft leader answers again within a second.
+      const wait = this.reachable ? this.everyMs : Math.min(this.everyMs, RETRY_MS)
+      this.timer = setTimeout(() => this.tick(), wait)
     })
   }
 
