@@ -22,6 +22,8 @@ import { ping } from './rig/observe.js'
 
 const IP = '203.0.113.10'
 const TTL_S = 2
+/** IPMOVE_ETCD_FIGURES=1: the issue's figures (the default TTL too, three rounds each), minutes instead of seconds. */
+const FIGURES = process.env.IPMOVE_ETCD_FIGURES === '1'
 /** The three candidates' instances in the emulator's fixture (one region: an IP moves only within it). */
 const INSTANCES: Record<string, string> = {
   a: 'bi-edge-sbg-1',
@@ -310,18 +312,22 @@ dwell = 1
     }
   }
 
-  it("LAN only, the local provider: failover time when the leader's link dies (fast setting; IPMOVE_ETCD_FIGURES=1 adds the default)", async () => {
-    const settings: Setting[] = [{ provider: 'local', ttlS: TTL_S, marginS: 0.7 }]
-    if (process.env.IPMOVE_ETCD_FIGURES === '1') settings.push({ provider: 'local', ttlS: 10, marginS: 2 })
-    const rounds = process.env.IPMOVE_ETCD_FIGURES === '1' ? 3 : 1
-    for (const setting of settings) {
-      const times: number[] = []
-      for (let round = 0; round < rounds; round++) times.push(await localFailover(setting, round))
-      console.log(
-        `etcd source, local provider, TTL ${setting.ttlS} s, margin ${setting.marginS} s: pings answered again ${times.map(Math.round).join(', ')} ms after the leader's link died`,
-      )
-      // The lease runs out (TTL after the last renewal, seen within 500 ms), then an election and the alias.
-      for (const t of times) expect(t).toBeLessThan(setting.ttlS * 1000 + 2500)
-    }
-  })
+  it(
+    "LAN only, the local provider: failover time when the leader's link dies (fast setting; IPMOVE_ETCD_FIGURES=1 adds the default)",
+    async () => {
+      const settings: Setting[] = [{ provider: 'local', ttlS: TTL_S, marginS: 0.7 }]
+      if (FIGURES) settings.push({ provider: 'local', ttlS: 10, marginS: 2 })
+      const rounds = FIGURES ? 3 : 1
+      for (const setting of settings) {
+        const times: number[] = []
+        for (let round = 0; round < rounds; round++) times.push(await localFailover(setting, round))
+        console.log(
+          `etcd source, local provider, TTL ${setting.ttlS} s, margin ${setting.marginS} s: pings answered again ${times.map(Math.round).join(', ')} ms after the leader's link died`,
+        )
+        // The lease runs out (TTL after the last renewal, seen within 500 ms), then an election and the alias.
+        for (const t of times) expect(t).toBeLessThan(setting.ttlS * 1000 + 2500)
+      }
+    },
+    FIGURES ? 300_000 : 30_000,
+  )
 }, [...ETCD_TOOLS, 'nft'])

@@ -2,10 +2,12 @@
  * `source = etcd`'s keys, read from a real config file: defaults, and one
  * clear error per mistake (file, line, section, key), before anything starts.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config.js'
+import { parseWatchConfig } from '../src/watch/config.js'
 import { renewEveryMs } from '../src/watch/sources/etcd-settings.js'
 import { webWatchConfig } from './helpers/watch-daemon.js'
 
@@ -34,6 +36,9 @@ describe('source = etcd settings', () => {
         renewMarginMs: 2000,
         unreachable: 'hold',
         health: [],
+        priority: 100,
+        preempt: false,
+        preemptDelayMs: 5000,
       },
     })
     // Three renewals fit between two fences: (10 s − 2 s) / 3.
@@ -50,7 +55,10 @@ etcd-name = node-1
 etcd-ttl = 4
 etcd-renew-margin = 1.5
 etcd-unreachable = release
-etcd-health = ["pg_isready", "-q"]`)
+etcd-health = ["pg_isready", "-q"]
+priority = 150
+preempt = yes
+preempt-delay = 1`)
     expect(web!.source.settings).toMatchObject({
       ca: '/etc/ipmove/ca.pem',
       cert: '/etc/ipmove/client.pem',
@@ -61,9 +69,26 @@ etcd-health = ["pg_isready", "-q"]`)
       renewMarginMs: 1500,
       unreachable: 'release',
       health: ['pg_isready', '-q'],
+      priority: 150,
+      preempt: true,
+      preemptDelayMs: 1000,
     })
     // No probes with a source: the etcd source checks its own health (the link, etcd-health).
     expect(web!.probes).toEqual([])
+  })
+
+  it("reads the README's example", () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    const example = /```ini\n(\[ip\.web\][^`]*?source = etcd[^`]*?)```/.exec(readme)?.[1]
+    expect(example).toBeDefined()
+    const path = join(dir, 'readme.conf')
+    writeFileSync(path, example!, { mode: 0o600 })
+    const [web] = parseWatchConfig(loadConfig({ path, env: {}, home: dir, uid: 1000 })).ips
+    expect(web!.source.settings).toMatchObject({
+      endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379', 'https://10.0.0.3:2379'],
+      identity: 'node-a',
+      cert: '/etc/ipmove/etcd-node-a.pem',
+    })
   })
 
   it.each([

@@ -157,9 +157,11 @@ export class IpWatcher {
     clearImmediate(this.kicked)
     clearTimeout(this.deadline)
     clearTimeout(this.apiTimer)
-    await Promise.all([...this.runners.map((r) => r.stop()), this.source?.stop()])
+    await Promise.all(this.runners.map((r) => r.stop()))
     await Promise.all([this.work, this.yielding])
     if (release) await this.yieldAddress('stopping with release-on-stop')
+    // The source last: one that hands its lease over as it stops (etcd) must find the address gone.
+    await this.source?.stop()
     this.context.provider.close()
   }
 

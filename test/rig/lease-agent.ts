@@ -4,7 +4,7 @@
  * it says this node leads: `ip netns exec NS node lease-agent.mjs '<request>'`.
  * It prints one JSON line per view it is given and per address change, so a
  * test can cut links and time what each node did. Lines on stdin:
- * `healthy` / `unhealthy` (own health), `stop` (resign and exit).
+ * `healthy` / `unhealthy` (own health); the tests kill it when done.
  *
  *   request: { settings: EtcdSettings, ip: string, iface: string }
  */
@@ -58,13 +58,7 @@ const leadership = new EtcdLeadership(request.settings, log, (view) => {
 leadership.start()
 say({ t: 'started' })
 
-createInterface({ input: process.stdin }).on('line', async (line) => {
+createInterface({ input: process.stdin }).on('line', (line) => {
   if (line === 'healthy') leadership.setHealthy(true)
   else if (line === 'unhealthy') leadership.setHealthy(false)
-  else if (line === 'stop') {
-    await leadership.stop()
-    await applying
-    say({ t: 'stopped' })
-    process.exit(0)
-  }
 })

@@ -13,6 +13,9 @@
  *   etcd-renew-margin  = 2                            the leader stops holding this long before its lease can expire
  *   etcd-unreachable   = hold | release               while etcd does not answer, within the lease
  *   etcd-health        = ["pg_isready", "-q"]         besides the link: a command that must exit 0 to campaign
+ *
+ * and the IP's own priority, preempt and preempt-delay, which keep their meaning: with preempt, a node
+ * of higher priority takes the lease back once it has campaigned for preempt-delay.
  */
 import { hostname } from 'node:os'
 import { usageError } from '../../errors.js'
@@ -38,6 +41,10 @@ export interface EtcdSettings {
   unreachable: 'hold' | 'release'
   /** A command that must exit 0 (besides the interface's link being up) for this node to campaign; [] for none. */
   health: readonly string[]
+  /** `[watch.NAME]`'s priority, preempt and preempt-delay: a higher priority takes the lease back. */
+  priority: number
+  preempt: boolean
+  preemptDelayMs: number
 }
 
 export const ETCD_KEYS = [
@@ -99,6 +106,10 @@ export function parseEtcdSettings(r: SectionReader): EtcdSettings {
     renewMarginMs: r.seconds('etcd-renew-margin', ETCD_DEFAULTS.renewMarginMs),
     unreachable: r.oneOf('etcd-unreachable', ['hold', 'release'] as const, 'hold'),
     health: r.get('etcd-health') === undefined ? [] : r.argv('etcd-health'),
+    // The IP's own keys (src/watch/config.ts reads them too, with these defaults).
+    priority: r.integer('priority', 1, 255, 100),
+    preempt: r.flag('preempt', false),
+    preemptDelayMs: r.seconds('preempt-delay', 5000),
   }
   r.wrap(undefined, () => checkEtcdSettings(settings))
   if (Boolean(settings.cert) !== Boolean(settings.key)) {

@@ -27,7 +27,8 @@
  * nothing to commands and IPs that do not use it.
  */
 import { readFileSync } from 'node:fs'
-import { type Campaign, type Election, Etcd3, EtcdLeaseInvalidError, type IKeyValue } from 'etcd3'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type Campaign, type Election, Etcd3, EtcdLeaseInvalidError } from 'etcd3'
 import { usageError } from '../../errors.js'
 import { Check, HEALTH_DEFAULTS, PROBE_DEFAULTS, runCheck } from '../../health.js'
 import type { Logger } from '../../output.js'
@@ -75,6 +76,15 @@ const RETRY_MS = 100
 /** A candidate's value in its key: who it is. */
 interface CandidateValue {
   id: string
+  priority: number
+}
+
+/** A candidate's key as read: who, with what priority, since which revision (the queue's order). */
+interface Candidate extends CandidateValue {
+  revision: string
+  lease: string
+  /** Our own key (its lease is ours). */
+  self: boolean
 }
 
 export class EtcdLeadership {
@@ -97,6 +107,8 @@ export class EtcdLeadership {
   private lastContactAt: number | null = null
   private holder: { id: string | null; revision: string | null; ttlS: number | null; at: number } | undefined
   private round: Promise<void> = Promise.resolve()
+  /** The candidate next in line with a higher priority, and since when (preempt). */
+  private preemptor: { key: string; since: number } | undefined
 
   constructor(
     readonly settings: EtcdSettings,
@@ -141,13 +153,17 @@ export class EtcdLeadership {
     else void this.resign('own health is down')
   }
 
-  /** Stop: resign (the next candidate is elected at once), close the client. Bounded by the call deadlines. */
+  /**
+   * Stop: resign at once (the next candidate is elected: the daemon dropped
+   * the address before stopping its source), close the client. Bounded by
+   * the call deadlines.
+   */
   async stop(): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
     clearTimeout(this.fenceTimer)
     clearTimeout(this.retryTimer)
-    await this.resign('stopping')
+    await this.resign('stopping', false)
     await this.round
     this.client.close()
   }
@@ -175,7 +191,7 @@ export class EtcdLeadership {
 
   private campaignNow(): void {
     if (this.stopped || !this.healthy || this.campaign) return
-    const value: CandidateValue = { id: this.settings.identity }
+    const value: CandidateValue = { id: this.settings.identity, priority: this.settings.priority }
     const campaign = this.election.campaign(JSON.stringify(value))
     this.campaign = campaign
     this.log.info(`campaigning for etcd election ${this.settings.election} as ${this.settings.identity}`)
@@ -184,7 +200,7 @@ export class EtcdLeadership {
       void campaign.getCampaignKey().then(
         (key) => {
           if (this.campaign !== campaign) return
-          this.elected = { campaign, leaseId: key.slice(key.lastIndexOf('/') + 1) }
+          this.elected = { campaign, leaseId: leaseIdOf(key) }
           this.log.info(`elected: this node holds the etcd lease ${this.elected.leaseId}`)
           // Hold only once a renewal of our own has set the fence.
           this.tickNow()
@@ -215,13 +231,19 @@ export class EtcdLeadership {
     clearTimeout(this.fenceTimer)
   }
 
-  private async resign(why: string): Promise<void> {
+  /**
+   * Leave the election. A leader stops holding first, and with `handOver`
+   * waits the renew margin (the time the address takes to go, by its
+   * definition) before it revokes the lease and lets the next candidate in.
+   */
+  private async resign(why: string, handOver = true): Promise<void> {
     const campaign = this.campaign
     if (!campaign) return
     const wasLeader = this.elected !== undefined
     this.dropCampaign()
     this.changed()
     this.log.info(`${wasLeader ? 'resigning the etcd lease' : 'leaving the etcd election'}: ${why}`)
+    if (wasLeader && handOver) await sleep(this.settings.renewMarginMs)
     // Revoking lets the next candidate in at once; unreachable etcd lets the lease run out instead.
     await campaign.resign().catch((error: Error) => {
       this.log.warn(
@@ -256,8 +278,9 @@ export class EtcdLeadership {
       try {
         const elected = this.elected
         if (elected) await this.renew(elected)
-        await this.readHolder()
+        const candidates = await this.readCandidates()
         failure = undefined
+        this.preempt(candidates)
         break
       } catch (error) {
         failure = error as Error
@@ -313,26 +336,81 @@ export class EtcdLeadership {
     this.changed()
   }
 
-  private async readHolder(): Promise<void> {
+  /** The election's candidates in their queue's order (the first holds the lease); the holder's TTL left. */
+  private async readCandidates(): Promise<Candidate[]> {
     const result = await this.client
       .namespace(`election/${this.settings.election}/`)
       .getAll()
       .sort('Create', 'Ascend')
-      .limit(1)
       .exec()
     this.contact()
-    const kv: IKeyValue | undefined = result.kvs[0]
+    const own = this.campaign ? await this.ownLeaseId(this.campaign) : undefined
+    const candidates = result.kvs.map((kv) => ({
+      ...candidateValue(kv.value),
+      revision: kv.create_revision,
+      lease: kv.lease,
+      self: own !== undefined && kv.lease === own,
+    }))
+    const first = candidates[0]
     const at = now()
-    if (!kv) {
-      this.holder = { id: null, revision: null, ttlS: null, at }
-      return
-    }
     let ttlS: number | null = null
-    if (kv.lease !== '0') {
-      const lease = await this.client.leaseClient.leaseTimeToLive({ ID: kv.lease })
+    if (first && first.lease !== '0') {
+      const lease = await this.client.leaseClient.leaseTimeToLive({ ID: first.lease })
       ttlS = Number(lease.TTL) >= 0 ? Number(lease.TTL) : null
     }
-    this.holder = { id: candidateId(kv.value), revision: kv.create_revision, ttlS, at }
+    this.holder = first
+      ? { id: first.id, revision: first.revision, ttlS, at }
+      : { id: null, revision: null, ttlS: null, at }
+    return candidates
+  }
+
+  /**
+   * Preempt (`preempt = yes`): the queue is put in priority order, then the
+   * leader hands over to a higher priority. A waiting candidate with a
+   * higher priority behind it goes to the back (it holds nothing: nothing
+   * moves); the leader resigns once the candidate next in line has had a
+   * higher priority than its own for `preempt-delay` (its key exists only
+   * while its node is healthy), so the IP moves once, to that candidate.
+   */
+  private preempt(candidates: Candidate[]): void {
+    if (!this.settings.preempt || !this.campaign) return
+    const mine = candidates.findIndex((c) => c.self)
+    if (mine < 0) return
+    const me = candidates[mine]!
+    if (mine > 0) {
+      const higher = candidates.slice(mine + 1).find((c) => c.priority > me.priority)
+      if (higher) {
+        void this.requeue(`preempt: ${higher.id} (priority ${higher.priority}) goes ahead of this node`)
+      }
+      return
+    }
+    const next = candidates[1]
+    if (!this.elected || !next || next.priority <= me.priority) {
+      this.preemptor = undefined
+      return
+    }
+    const key = `${next.id}@${next.revision}`
+    if (this.preemptor?.key !== key) this.preemptor = { key, since: now() }
+    if (now() - this.preemptor.since >= this.settings.preemptDelayMs) {
+      this.preemptor = undefined
+      void this.requeue(
+        `preempt: handing the lease to ${next.id} (priority ${next.priority} > ${me.priority})`,
+      )
+    }
+  }
+
+  /** Resign and campaign again at the back of the queue. */
+  private async requeue(why: string): Promise<void> {
+    await this.resign(why)
+    this.campaignNow()
+  }
+
+  private async ownLeaseId(campaign: Campaign): Promise<string | undefined> {
+    try {
+      return leaseIdOf(await campaign.getCampaignKey())
+    } catch {
+      return undefined
+    }
   }
 
   private contact(): void {
@@ -348,12 +426,20 @@ function readPem(path: string, key: string): Buffer {
   }
 }
 
-function candidateId(value: Buffer): string {
+/** A candidate's value; a key another program wrote shows as its first 64 characters, priority 0. */
+function candidateValue(value: Buffer): CandidateValue {
   try {
     const parsed = JSON.parse(value.toString()) as Partial<CandidateValue>
-    if (typeof parsed.id === 'string') return parsed.id
+    if (typeof parsed.id === 'string') {
+      return { id: parsed.id, priority: typeof parsed.priority === 'number' ? parsed.priority : 0 }
+    }
   } catch {}
-  return value.toString().slice(0, 64)
+  return { id: value.toString().slice(0, 64), priority: 0 }
+}
+
+/** A candidate's key is the election's prefix and its lease id (decimal). */
+function leaseIdOf(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1)
 }
 
 /** One line, no stack: gRPC errors carry their code and details in the message. */
