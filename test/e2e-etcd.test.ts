@@ -254,6 +254,43 @@ dwell = 1
     expect(attaches() - before).toBe(1)
   })
 
+  it('the leader stops (SIGTERM): its address goes first, then its lease; the next node holds the IP well within the TTL', async () => {
+    election = 'ipmove/e2e-stop'
+    const ds = nodes.map((n) => daemon(n, config(n, { provider: 'local', ttlS: 10, marginS: 2 })))
+    const first = await waitFor(
+      'one node to carry the address',
+      async () => {
+        const now = await carriers()
+        return now.length === 1 ? now[0] : undefined
+      },
+      10_000,
+      20,
+    )
+    const leader = ds.find((d) => d.node.name === first)!
+    await leader.waitFor(/source: hold: etcd: this node holds the lease/)
+    const stopped = Date.now()
+    await leader.stop('SIGTERM')
+    const lines = leader.lines()
+    const dropped = lines.findIndex((l) =>
+      /dropped 203\.0\.113\.10\/32 from eth0: stopping with release-on-stop/.test(l),
+    )
+    const resigned = lines.findIndex((l) => /resigning the etcd lease: stopping/.test(l))
+    expect(dropped, lines.join('\n')).toBeGreaterThanOrEqual(0)
+    expect(resigned, lines.join('\n')).toBeGreaterThan(dropped)
+    const next = await waitFor(
+      'another node to carry the address',
+      async () => {
+        const now = await carriers()
+        return now.length === 1 && now[0] !== first ? now[0] : undefined
+      },
+      10_000,
+      20,
+    )
+    // A 10 s lease: only the revocation explains a takeover within a few seconds.
+    expect(Date.now() - stopped).toBeLessThan(5000)
+    expect(await answeredBy()).toBe(next)
+  })
+
   /** Pings from the client every 20 ms, with their arrival times. */
   function pingLoop(): { replies: () => number[]; stop: () => Promise<void> } {
     const child = spawn('ip', ['netns', 'exec', rig.obs.ns, 'ping', '-D', '-n', '-i', '0.02', '-W', '1', IP])

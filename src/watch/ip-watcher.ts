@@ -161,7 +161,7 @@ export class IpWatcher {
     await Promise.all([this.work, this.yielding])
     if (release) await this.yieldAddress('stopping with release-on-stop')
     // The source last: one that hands its lease over as it stops (etcd) must find the address gone.
-    await this.source?.stop()
+    await this.source?.stop(release)
     this.context.provider.close()
   }
 

@@ -154,16 +154,23 @@ export class EtcdLeadership {
   }
 
   /**
-   * Stop: resign at once (the next candidate is elected: the daemon dropped
-   * the address before stopping its source), close the client. Bounded by
-   * the call deadlines.
+   * Stop. `released` (the daemon dropped the address first): resign at
+   * once, the next candidate is elected now. Otherwise this node may still
+   * carry the address (a reload restarting the IP, release-on-stop = no):
+   * the lease is left to run out, so nobody else is elected for up to a TTL.
+   * Bounded by the call deadlines.
    */
-  async stop(): Promise<void> {
+  async stop(released: boolean): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
     clearTimeout(this.fenceTimer)
     clearTimeout(this.retryTimer)
-    await this.resign('stopping', false)
+    if (released) await this.resign('stopping', false)
+    else if (this.campaign) {
+      if (this.elected) this.log.info(`stopping: the etcd lease runs out within ${this.settings.ttlS} s`)
+      stopRenewing(this.campaign)
+      this.dropCampaign()
+    }
     await this.round
     this.client.close()
   }
@@ -437,6 +444,17 @@ function candidateValue(value: Buffer): CandidateValue {
   return { id: value.toString().slice(0, 64), priority: 0 }
 }
 
+/**
+ * Stop the library's own renewals of a campaign's lease without revoking it
+ * (its `Lease.release()`, "let it expire"). The campaign keeps its lease
+ * private; without this its keep-alive would retry every 100 ms for two
+ * TTLs on a closed client.
+ */
+function stopRenewing(campaign: Campaign): void {
+  const { lease } = campaign as unknown as { lease?: { release?: () => void } }
+  lease?.release?.()
+}
+
 /** A candidate's key is the election's prefix and its lease id (decimal). */
 function leaseIdOf(key: string): string {
   return key.slice(key.lastIndexOf('/') + 1)
@@ -477,9 +495,9 @@ export function etcdSource(raw: SourceSettings, context: SourceContext): HoldSou
       })
       lead.start()
     },
-    async stop() {
+    async stop(released = false) {
       await health?.stop()
-      await leadership?.stop()
+      await leadership?.stop(released)
     },
     status: () => statusOf(leadership?.view(), settings),
   }

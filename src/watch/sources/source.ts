@@ -53,8 +53,11 @@ export interface HoldSource {
    * unknown. Called once.
    */
   start(report: (answer: SourceAnswer) => void): void
-  /** Stop: once this resolves, no report follows and nothing the source opened is left. Bounded. */
-  stop(): Promise<void>
+  /**
+   * Stop: once this resolves, no report follows and nothing the source opened is left. Bounded.
+   * `released`: the daemon dropped the address first (a lease may then be handed over at once).
+   */
+  stop(released?: boolean): Promise<void>
   /** What `ipmove status` shows of the source beyond its answer, as of now (a lease's holder and TTL left). */
   status?(): SourceStatus
 }
