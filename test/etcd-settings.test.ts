@@ -46,10 +46,11 @@ describe('source = etcd settings', () => {
   })
 
   it('reads every key', () => {
+    for (const name of ['ca.pem', 'client.pem', 'client.key']) writeFileSync(join(dir, name), 'PEM')
     const [web] = parse(`${ENDPOINTS}
-etcd-ca = /etc/ipmove/ca.pem
-etcd-cert = /etc/ipmove/client.pem
-etcd-key = /etc/ipmove/client.key
+etcd-ca = ${dir}/ca.pem
+etcd-cert = ${dir}/client.pem
+etcd-key = ${dir}/client.key
 etcd-election = pg/main/vip
 etcd-name = node-1
 etcd-ttl = 4
@@ -60,9 +61,9 @@ priority = 150
 preempt = yes
 preempt-delay = 1`)
     expect(web!.source.settings).toMatchObject({
-      ca: '/etc/ipmove/ca.pem',
-      cert: '/etc/ipmove/client.pem',
-      key: '/etc/ipmove/client.key',
+      ca: join(dir, 'ca.pem'),
+      cert: join(dir, 'client.pem'),
+      key: join(dir, 'client.key'),
       election: 'pg/main/vip',
       identity: 'node-1',
       ttlS: 4,
@@ -81,13 +82,16 @@ preempt-delay = 1`)
     const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
     const example = /```ini\n(\[ip\.web\][^`]*?source = etcd[^`]*?)```/.exec(readme)?.[1]
     expect(example).toBeDefined()
+    // Its certificate files, here.
+    for (const name of ['etcd-ca.pem', 'etcd-node-a.pem', 'etcd-node-a.key'])
+      writeFileSync(join(dir, name), 'PEM')
     const path = join(dir, 'readme.conf')
-    writeFileSync(path, example!, { mode: 0o600 })
+    writeFileSync(path, example!.replaceAll('/etc/ipmove/', `${dir}/`), { mode: 0o600 })
     const [web] = parseWatchConfig(loadConfig({ path, env: {}, home: dir, uid: 1000 })).ips
     expect(web!.source.settings).toMatchObject({
       endpoints: ['https://10.0.0.1:2379', 'https://10.0.0.2:2379', 'https://10.0.0.3:2379'],
       identity: 'node-a',
-      cert: '/etc/ipmove/etcd-node-a.pem',
+      cert: join(dir, 'etcd-node-a.pem'),
     })
   })
 
@@ -104,7 +108,11 @@ preempt-delay = 1`)
       `${ENDPOINTS}\netcd-ttl = 4\netcd-renew-margin = 3`,
       /renew margin must be at most half the lease TTL \(2000 ms\)/,
     ],
-    [`${ENDPOINTS}\netcd-cert = /c.pem`, /etcd-cert: etcd-cert and etcd-key go together/],
+    [
+      `${ENDPOINTS}\netcd-ca = /nonexistent/ca.pem`,
+      /etcd-ca: cannot read "\/nonexistent\/ca.pem" \(ENOENT\)/,
+    ],
+    [`${ENDPOINTS}\netcd-cert = /dev/null`, /etcd-cert: etcd-cert and etcd-key go together/],
     [`${ENDPOINTS}\netcd-unreachable = keep`, /etcd-unreachable: expected hold or release, got "keep"/],
     [`${ENDPOINTS}\netcd-election = a b`, /etcd-election: expected letters, digits and \. _ \/ -/],
     [`${ENDPOINTS}\netcd-health = pg_isready`, /etcd-health: expected a non-empty JSON array of strings/],

@@ -17,9 +17,10 @@
  * and the IP's own priority, preempt and preempt-delay, which keep their meaning: with preempt, a node
  * of higher priority takes the lease back once it has campaigned for preempt-delay.
  */
+import { accessSync, constants } from 'node:fs'
 import { hostname } from 'node:os'
 import { usageError } from '../../errors.js'
-import { validateName } from '../../validate.js'
+import { shown, validateName } from '../../validate.js'
 import type { SectionReader } from '../section.js'
 
 export interface EtcdSettings {
@@ -94,7 +95,18 @@ export function parseEtcdSettings(r: SectionReader): EtcdSettings {
     .split(',')
     .map((e) => e.trim())
     .filter(Boolean)
-  const file = (key: string) => r.get(key) ?? ''
+  // Read now, so that `ipmove watch --check` and a reload refuse a file the daemon could not read.
+  const file = (key: string) => {
+    const path = r.get(key) ?? ''
+    if (path) {
+      try {
+        accessSync(path, constants.R_OK)
+      } catch (error) {
+        throw r.fail(key, `cannot read ${shown(path)} (${(error as NodeJS.ErrnoException).code ?? 'error'})`)
+      }
+    }
+    return path
+  }
   const settings: EtcdSettings = {
     endpoints,
     ca: file('etcd-ca'),

@@ -20,8 +20,12 @@
  *   drops it at once. Either way the fence wins for the leader, and nobody
  *   claims while etcd cannot elect.
  * - Own health: a node in fault does not campaign, and a leader that turns
- *   unhealthy resigns (revokes its lease, so the next candidate is elected
- *   at once rather than after the TTL).
+ *   unhealthy resigns: it stops holding, waits the renew margin for the
+ *   address to go, then revokes its lease, so the next candidate is elected
+ *   at once rather than after the TTL.
+ * - Preempt (the IP's `preempt`, `priority`, `preempt-delay`): the queue is
+ *   put in priority order and the leader hands over to a higher priority
+ *   next in line, in one move (see `preempt`).
  *
  * Loaded lazily (src/watch/sources/index.ts): the etcd client (gRPC) costs
  * nothing to commands and IPs that do not use it.
