@@ -41,39 +41,36 @@ export async function generateTls(
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     ],
   })
-  const names = [...new Set([...DEFAULT_NAMES, ...extraNames])]
-  const leaf = await generate([{ name: 'commonName', value: 'ipmove emulator' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    notBeforeDate,
-    notAfterDate,
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
-      { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: names.map((name) =>
-          isIP(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name },
-        ),
-      },
-    ],
-  })
-  const material: TlsMaterial = { caCert: ca.cert, cert: leaf.cert, key: leaf.private }
-  if (withClient) {
-    const client = await generate([{ name: 'commonName', value: 'ipmove client' }], {
+  type Extensions = NonNullable<Parameters<typeof generate>[1]>['extensions']
+  /** A leaf certificate the CA signs, with an EC key. */
+  const signed = (commonName: string, extensions: Extensions) =>
+    generate([{ name: 'commonName', value: commonName }], {
       keyType: 'ec',
       algorithm: 'sha256',
       notBeforeDate,
       notAfterDate,
       ca: { key: ca.private, cert: ca.cert },
-      extensions: [
-        { name: 'basicConstraints', cA: false, critical: true },
-        { name: 'keyUsage', digitalSignature: true, critical: true },
-        { name: 'extKeyUsage', clientAuth: true },
-      ],
+      extensions,
     })
+  const names = [...new Set([...DEFAULT_NAMES, ...extraNames])]
+  const leaf = await signed('ipmove emulator', [
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    {
+      name: 'subjectAltName',
+      altNames: names.map((name) =>
+        isIP(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name },
+      ),
+    },
+  ])
+  const material: TlsMaterial = { caCert: ca.cert, cert: leaf.cert, key: leaf.private }
+  if (withClient) {
+    const client = await signed('ipmove client', [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ])
     material.client = { cert: client.cert, key: client.private }
   }
   return material
