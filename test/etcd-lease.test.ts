@@ -387,6 +387,29 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
     expect(took).toBeGreaterThanOrEqual(500 + MARGIN_MS)
   })
 
+  it("the leader's key deleted behind its back (etcdctl del): it stops holding within one renewal period", async () => {
+    carriers = watchCarriers()
+    const old = await startAll()
+    const first = await etcd.ctl([
+      'get',
+      '--prefix',
+      'election/ipmove/web/',
+      '--sort-by=CREATE',
+      '--order=ASCEND',
+      '--limit=1',
+      '--keys-only',
+    ])
+    expect(first.code, first.stderr).toBe(0)
+    const deleted = await etcd.ctl(['del', first.stdout.trim()])
+    expect(deleted.stdout.trim()).toBe('1')
+    const at = Date.now()
+    await old.next('the address removed', (l) => l.t === 'removed', 2000)
+    expect(Date.now() - at).toBeLessThan((TTL_S * 1000 - MARGIN_MS) / 3 + 500)
+    expect(old.lines.some((l) => l.m?.includes('no longer first in the election'))).toBe(true)
+    const next = await leader(3000)
+    expect(next.node.name).not.toBe(old.node.name)
+  })
+
   for (const policy of ['hold', 'release'] as const) {
     it(`all of etcd down, policy ${policy}: nobody claims; the leader ${policy === 'hold' ? 'keeps the address until its fence' : 'drops it at once'}`, async () => {
       carriers = watchCarriers()

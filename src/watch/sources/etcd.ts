@@ -291,6 +291,11 @@ export class EtcdLeadership {
         if (elected) await this.renew(elected)
         const candidates = await this.readCandidates()
         failure = undefined
+        if (elected && this.elected === elected && candidates[0]?.lease !== elected.leaseId) {
+          // Our key was deleted behind our back (etcdctl del): another candidate may lead by now.
+          this.lost(elected.campaign, new Error('this node\'s key is no longer first in the election'))
+          break
+        }
         this.preempt(candidates)
         break
       } catch (error) {
