@@ -293,7 +293,7 @@ export class EtcdLeadership {
         failure = undefined
         if (elected && this.elected === elected && candidates[0]?.lease !== elected.leaseId) {
           // Our key was deleted behind our back (etcdctl del): another candidate may lead by now.
-          this.lost(elected.campaign, new Error('this node\'s key is no longer first in the election'))
+          this.lost(elected.campaign, new Error("this node's key is no longer first in the election"))
           break
         }
         this.preempt(candidates)
@@ -520,14 +520,14 @@ function answerOf(
   if (shouldHold(view, settings.unreachable)) {
     const why = view.reachable
       ? 'etcd: this node holds the lease'
-      : 'etcd: this node holds the lease; etcd does not answer (policy hold: until the fence)'
+      : 'etcd: this node holds the lease, etcd does not answer (policy hold: until the fence)'
     return { wish: 'hold', why }
   }
   let why: string
   if (view.fenceAt !== null && !view.leader) why = 'etcd: fenced, no renewal of the lease got through in time'
-  else if (view.leader) why = 'etcd: etcd does not answer (policy release)'
+  else if (view.leader) why = 'etcd: does not answer (policy release)'
   else if (!view.campaigning) why = `etcd: not campaigning (own health ${health})`
-  else if (!view.reachable) why = 'etcd: etcd does not answer'
+  else if (!view.reachable) why = 'etcd: does not answer'
   else why = `etcd: ${view.holder ?? 'nobody'} holds the lease`
   return { wish: 'release', why }
 }
@@ -542,7 +542,11 @@ function statusOf(view: LeaseView | undefined, settings: EtcdSettings): SourceSt
     `revision ${view?.revision ?? 'unknown'}`,
     `TTL left ${seconds(view?.ttlLeftMs ?? null)}`,
     ...(fenceInMs === null ? [] : [`fence in ${seconds(fenceInMs)}`]),
-    ...(view && !view.reachable ? [`etcd does not answer: ${view.error}`] : []),
+    ...(view && !view.reachable
+      ? [
+          `etcd does not answer (last answer ${view.lastContactAt === null ? 'never' : `${seconds(now() - view.lastContactAt)} ago`}): ${view.error}`,
+        ]
+      : []),
   ]
   return {
     line: parts.join(', '),
@@ -557,6 +561,7 @@ function statusOf(view: LeaseView | undefined, settings: EtcdSettings): SourceSt
       campaigning: view?.campaigning ?? false,
       reachable: view?.reachable ?? false,
       error: view?.error ?? null,
+      lastContactAt: view?.lastContactAt == null ? null : Math.round(view.lastContactAt),
     },
   }
 }
