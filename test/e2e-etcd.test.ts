@@ -175,26 +175,41 @@ dwell = 1
     return Object.keys(INSTANCES).find((n) => [holder.name, holder.id].includes(INSTANCES[n]!)) ?? holder.name
   }
 
-  /** Which node the client's pings reach, by the MAC in its neighbour entry. */
-  async function answeredBy(): Promise<string> {
+  /** Which node the client's pings reach now, by the MAC in its neighbour entry; undefined: none answered. */
+  async function reachedNow(): Promise<string | undefined> {
     const run = await ping(rig, rig.obs, IP, 2)
-    expect(run.code, run.stdout).toBe(0)
+    if (run.code !== 0) return undefined
     const mac = (await rig.neigh(rig.obs, IP))?.lladdr
     return nodes.find((n) => n.mac === mac)?.name ?? `unknown MAC ${mac}`
   }
 
+  /** Which node the client's pings reach, once they are answered (its neighbour entry may lag a moment). */
+  const answeredBy = () => waitFor('the client to get answers', reachedNow, 5000, 50)
+
   /** The one node that holds the IP everywhere: lease, API, alias and the client's view. */
   async function holdsAlone(timeoutMs: number, not?: string): Promise<string> {
-    return waitFor(
-      'one node to hold the lease, the API and the alias',
-      async () => {
-        const now = await carriers()
-        if (now.length !== 1 || now[0] === not) return undefined
-        return (await apiHolder()) === now[0] ? now[0] : undefined
-      },
-      timeoutMs,
-      20,
+    return withLogs(() =>
+      waitFor(
+        'one node to hold the lease, the API and the alias',
+        async () => {
+          const now = await carriers()
+          if (now.length !== 1 || now[0] === not) return undefined
+          return (await apiHolder()) === now[0] ? now[0] : undefined
+        },
+        timeoutMs,
+        20,
+      ),
     )
+  }
+
+  /** `run`, its failure carrying the daemons' last lines. */
+  async function withLogs<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run()
+    } catch (error) {
+      const logs = daemons.map((d) => `${d.node.name}:\n${d.lines().slice(-12).join('\n')}`)
+      throw new Error(`${(error as Error).message}\n${logs.join('\n')}`)
+    }
   }
 
   it("the leader's link dies: another node holds the lease, the API and the alias within TTL + one converge, with one API write; nothing moves when it returns", async () => {
@@ -212,7 +227,7 @@ dwell = 1
     const next = await holdsAlone(TTL_S * 1000 + 8000, first)
     const answered = await waitFor(
       'the client to reach the new holder',
-      async () => ((await answeredBy()) === next ? Date.now() : undefined),
+      async () => ((await reachedNow()) === next ? Date.now() : undefined),
       5000,
       50,
     )
