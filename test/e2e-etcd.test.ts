@@ -219,6 +219,8 @@ dwell = 1
     const first = await holdsAlone(10_000)
     const leader = ds.find((d) => d.node.name === first)!
     await leader.waitFor(/source: hold: etcd: this node holds the lease/)
+    // Its claim ended (the API showed it done): the failover below starts from rest.
+    await leader.waitFor(/\[web\] backup → master/)
     expect(await answeredBy()).toBe(first)
     const before = attaches()
 
