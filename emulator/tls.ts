@@ -7,6 +7,8 @@ export interface TlsMaterial {
   /** The server certificate and its private key. */
   cert: string
   key: string
+  /** With `withClient`: a client certificate the same CA signed (for servers that ask for one). */
+  client?: { cert: string; key: string }
 }
 
 const DEFAULT_NAMES = ['127.0.0.1', 'localhost', '::1']
@@ -18,7 +20,10 @@ const DEFAULT_NAMES = ['127.0.0.1', 'localhost', '::1']
  * keep generation in the milliseconds. The CA key is dropped: nothing else can
  * ever be signed with it.
  */
-export async function generateTls(extraNames: readonly string[] = []): Promise<TlsMaterial> {
+export async function generateTls(
+  extraNames: readonly string[] = [],
+  withClient = false,
+): Promise<TlsMaterial> {
   // Loaded only here: the emulator is the one user of this package. It is
   // CommonJS, so take `default` (module.exports), which Node and the bundle agree on.
   const { generate } = (await import('selfsigned')).default
@@ -36,24 +41,37 @@ export async function generateTls(extraNames: readonly string[] = []): Promise<T
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     ],
   })
+  type Extensions = NonNullable<Parameters<typeof generate>[1]>['extensions']
+  /** A leaf certificate the CA signs, with an EC key. */
+  const signed = (commonName: string, extensions: Extensions) =>
+    generate([{ name: 'commonName', value: commonName }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+      notBeforeDate,
+      notAfterDate,
+      ca: { key: ca.private, cert: ca.cert },
+      extensions,
+    })
   const names = [...new Set([...DEFAULT_NAMES, ...extraNames])]
-  const leaf = await generate([{ name: 'commonName', value: 'ipmove emulator' }], {
-    keyType: 'ec',
-    algorithm: 'sha256',
-    notBeforeDate,
-    notAfterDate,
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
+  const leaf = await signed('ipmove emulator', [
+    { name: 'basicConstraints', cA: false, critical: true },
+    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    {
+      name: 'subjectAltName',
+      altNames: names.map((name) =>
+        isIP(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name },
+      ),
+    },
+  ])
+  const material: TlsMaterial = { caCert: ca.cert, cert: leaf.cert, key: leaf.private }
+  if (withClient) {
+    const client = await signed('ipmove client', [
       { name: 'basicConstraints', cA: false, critical: true },
-      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: names.map((name) =>
-          isIP(name) ? { type: 7 as const, ip: name } : { type: 2 as const, value: name },
-        ),
-      },
-    ],
-  })
-  return { caCert: ca.cert, cert: leaf.cert, key: leaf.private }
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', clientAuth: true },
+    ])
+    material.client = { cert: client.cert, key: client.private }
+  }
+  return material
 }

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { build } from 'esbuild'
+import { etcdClient } from './etcd-proto.mjs'
 import { splitLauncher } from './launcher.mjs'
 
 const root = new URL('..', import.meta.url).pathname
@@ -95,7 +96,7 @@ await build({
   // TypeScript tooling when run from sources, never from this bundle.
   external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
   chunkNames: 'chunks/[name]-[hash]',
-  plugins: [awsSdkEsm, ec2SchemaKeys],
+  plugins: [awsSdkEsm, ec2SchemaKeys, etcdClient],
   banner: { js: requireBanner },
   logLevel: 'warning',
 })

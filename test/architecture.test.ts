@@ -13,6 +13,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ENTRIES = ['src/main.ts', 'commands/move.ts', 'commands/status.ts', 'commands/release.ts']
 
 let graph: Map<string, string[]>
+let metafile: Metafile
 
 beforeAll(async () => {
   const { readdirSync } = await import('node:fs')
@@ -32,7 +33,8 @@ beforeAll(async () => {
     splitting: true,
     logLevel: 'silent',
   })
-  graph = importGraph(result.metafile)
+  metafile = result.metafile
+  graph = importGraph(metafile)
 })
 
 function importGraph(metafile: Metafile): Map<string, string[]> {
@@ -118,6 +120,16 @@ describe('architecture', () => {
         file,
       ).toEqual([])
     }
+  })
+
+  it('loads the etcd client (gRPC) only behind import(), for an IP that follows source = etcd', () => {
+    const inputs = Object.entries(metafile.inputs)
+    const importers = inputs.filter(([, input]) => input.imports.some((i) => i.path === 'etcd3'))
+    expect(importers.map(([file]) => file)).toEqual(['src/watch/sources/etcd.ts'])
+    const reached = inputs.flatMap(([file, input]) =>
+      input.imports.filter((i) => i.path === 'src/watch/sources/etcd.ts').map((i) => `${file} ${i.kind}`),
+    )
+    expect(reached).toEqual(['src/watch/sources/index.ts dynamic-import'])
   })
 
   it('reads no cloud variables (OVH_*, AWS_*) outside providers/', () => {

@@ -279,7 +279,8 @@ function parseOne(
     policy,
     apiIntervalMs: main.seconds('api-interval', WATCH_DEFAULTS.apiIntervalMs),
     convergeTimeoutMs: main.seconds('converge-timeout', WATCH_DEFAULTS.convergeTimeoutMs),
-    releaseOnStop: main.flag('release-on-stop', false),
+    // A lease holder that stops hands the lease over: its address must go with it.
+    releaseOnStop: main.flag('release-on-stop', source.kind === 'etcd'),
     source,
     timings,
     probes: probeSections.map((s) => parseProbe(reader(s), fast, target.interface!)),

@@ -6,7 +6,8 @@
  * rules differ:
  *
  * 1. The source says do not hold → backup; the address is dropped (the API
- *    is never touched: the holder's own daemon moves the IP).
+ *    is never touched: the holder's own daemon moves the IP), even while a
+ *    claim runs: it is dropped again once the claim ends.
  * 2. The API's holder is unknown → as with probes (wait; `api-unreachable`
  *    decides whether a master keeps the address).
  * 3. The source says hold: the API routes the IP here → master (the address
@@ -26,15 +27,17 @@ import { type Action, Decider, type Facts } from './decide.js'
 export class FollowDecider extends Decider {
   protected override rules(facts: Facts, now: number, notes: string[]): Action {
     const s = this.state
-    if (s.claiming) return { do: 'nothing' }
     const source = facts.source ?? { wish: 'unknown', why: 'the source has not answered yet' }
 
+    // Even while a claim runs (it may hang on an API this node no longer reaches): a lease holder
+    // that fenced itself must have dropped the address before another node can be elected.
     if (source.wish === 'release') {
       const wasMaster = s.role !== 'backup'
       s.role = 'backup'
-      if (wasMaster || facts.carried) return { do: 'yield', why: source.why }
+      if (wasMaster || facts.carried || s.claiming) return { do: 'yield', why: source.why }
       return { do: 'nothing' }
     }
+    if (s.claiming) return { do: 'nothing' }
 
     const read = this.apiRead(facts.api)
     if ('do' in read) return read

@@ -160,9 +160,11 @@ export class IpWatcher {
     clearImmediate(this.kicked)
     clearTimeout(this.deadline)
     clearTimeout(this.apiTimer)
-    await Promise.all([...this.runners.map((r) => r.stop()), this.source?.stop()])
+    await Promise.all(this.runners.map((r) => r.stop()))
     await Promise.all([this.work, this.yielding])
     if (release) await this.yieldAddress('stopping with release-on-stop')
+    // The source last: one that hands its lease over as it stops (etcd) must find the address gone.
+    await this.source?.stop(release)
     this.context.provider.close()
   }
 
@@ -232,6 +234,7 @@ export class IpWatcher {
       wish: this.answer?.wish ?? 'unknown',
       why: this.answer?.why ?? null,
       at: this.answer?.at ?? null,
+      status: this.source.status?.() ?? null,
     }
   }
 

@@ -9,7 +9,7 @@
  * Date.now() in another process); `null` means "never" or "not known".
  */
 import type { CheckKind, Health } from '../health.js'
-import type { Wish } from './sources/source.js'
+import type { SourceStatus, Wish } from './sources/source.js'
 
 /** Bump when a field changes meaning or goes away; adding a field keeps the version. */
 export const SNAPSHOT_VERSION = 1
@@ -121,6 +121,8 @@ export interface SourceSnapshot {
   /** The source's last answer in one line, and when it came; null before the first. */
   why: string | null
   at: number | null
+  /** The source's own state as of the snapshot, when it shows one (an etcd lease: holder, revision, TTL left). */
+  status: SourceStatus | null
 }
 
 export interface IpSnapshot {
@@ -211,7 +213,8 @@ function checkLine(check: CheckSnapshot, takenAt: number): string {
 
 function sourceLine(source: SourceSnapshot, takenAt: number): string {
   const said = source.why === null ? 'no answer yet' : `${source.why} (${ago(source.at, takenAt)})`
-  return `  source ${source.kind}: ${source.wish}, ${said}`
+  const line = `  source ${source.kind}: ${source.wish}, ${said}`
+  return source.status ? `${line}\n    ${source.status.line}` : line
 }
 
 function antiFlapLine(name: string, flap: AntiFlapSnapshot, takenAt: number): string | undefined {

@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import { describe, it } from 'vitest'
+import { etcdClient } from '../../scripts/etcd-proto.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const ROOT = join(HERE, '..', '..')
@@ -108,7 +109,8 @@ export function describeRoot(title: string, body: () => void, tools: readonly st
 }
 
 export interface RigNode {
-  name: 'a' | 'b' | 'obs'
+  /** a and b (the failover pair), obs (the observer), or one of the extra nodes a suite asked for. */
+  name: string
   ns: string
   iface: string
   mac: string
@@ -163,6 +165,7 @@ export async function buildAgent(entry = join(HERE, 'agent.ts')): Promise<string
     logLevel: 'warning',
     // As in scripts/build.mjs: the native keyring loads only for `credentials`, oclif's TypeScript tooling never.
     external: ['@napi-rs/keyring', 'typescript', 'ts-node', 'tsx'],
+    plugins: [etcdClient],
     // Bundled CommonJS dependencies (oclif) still call require().
     banner: {
       js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
@@ -213,27 +216,33 @@ export class Rig {
   readonly a: RigNode
   readonly b: RigNode
   readonly obs: RigNode
+  /** The nodes named by the constructor's `extra`, in its order (192.0.2.13 on). */
+  readonly extra: RigNode[]
   readonly bridgeNs: string
   private agentPath = ''
 
-  constructor(readonly tag: string) {
+  constructor(
+    readonly tag: string,
+    extra: readonly string[] = [],
+  ) {
     const prefix = `ipm-${process.pid}-${tag}`
-    const node = (name: RigNode['name'], n: number): RigNode => ({
+    const node = (name: string, n: number): RigNode => ({
       name,
       ns: `${prefix}-${name}`,
       iface: 'eth0',
-      mac: `02:00:00:00:00:0${n.toString(16)}`,
+      mac: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
       ipv4: `192.0.2.${n}`,
       ipv6: `2001:db8::${n}`,
     })
     this.a = node('a', 10)
     this.b = node('b', 11)
     this.obs = node('obs', 12)
+    this.extra = extra.map((name, i) => node(name, 13 + i))
     this.bridgeNs = `${prefix}-br`
   }
 
   get nodes(): RigNode[] {
-    return [this.a, this.b, this.obs]
+    return [this.a, this.b, this.obs, ...this.extra]
   }
 
   async setup(): Promise<void> {
@@ -406,8 +415,8 @@ export function captureTime(line: string): number {
   return Number(line.split(' ')[0]) * 1000
 }
 
-export async function createRig(tag: string): Promise<Rig> {
-  const rig = new Rig(tag)
+export async function createRig(tag: string, extra: readonly string[] = []): Promise<Rig> {
+  const rig = new Rig(tag, extra)
   try {
     await rig.setup()
   } catch (error) {

@@ -8,6 +8,7 @@
 import { checkTiming } from '../../probes/probe.js'
 import { shown, validateInterface } from '../../validate.js'
 import type { SectionReader } from '../section.js'
+import { ETCD_KEYS, parseEtcdSettings } from './etcd-settings.js'
 import type { SourceDescriptor } from './source.js'
 
 export type { HoldSource, SourceAnswer, SourceContext, SourceSettings, Wish } from './source.js'
@@ -84,6 +85,12 @@ export const SOURCES: readonly SourceDescriptor[] = [
       return { fifo, type: instance === undefined ? 'GROUP' : 'INSTANCE', name }
     },
     load: async () => (await import('./keepalived-fifo.js')).keepalivedFifoSource,
+  },
+  {
+    kind: 'etcd',
+    keys: ETCD_KEYS,
+    parse: (r: SectionReader) => ({ ...parseEtcdSettings(r) }),
+    load: async () => (await import('./etcd.js')).etcdSource,
   },
 ]
 

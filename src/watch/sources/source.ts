@@ -53,8 +53,13 @@ export interface HoldSource {
    * unknown. Called once.
    */
   start(report: (answer: SourceAnswer) => void): void
-  /** Stop: once this resolves, no report follows and nothing the source opened is left. Bounded. */
-  stop(): Promise<void>
+  /**
+   * Stop: once this resolves, no report follows and nothing the source opened is left. Bounded.
+   * `released`: the daemon dropped the address first (a lease may then be handed over at once).
+   */
+  stop(released?: boolean): Promise<void>
+  /** What `ipmove status` shows of the source beyond its answer, as of now (a lease's holder and TTL left). */
+  status?(): SourceStatus
   /**
    * Only for a source told from outside (`source = ucarp`): the wish an
    * engine's script sent through the control socket (`ipmove status --watch
@@ -62,6 +67,12 @@ export interface HoldSource {
    * daemon refuses to tell them.
    */
   tell?(wish: ToldWish): void
+}
+
+/** A source's own state for status: one line for people, the same as fields for --json. */
+export interface SourceStatus {
+  line: string
+  fields: Readonly<Record<string, string | number | boolean | null>>
 }
 
 export type ToldWish = Exclude<Wish, 'unknown'>
