@@ -52,22 +52,7 @@ export interface FaultSpec {
   times?: number
 }
 
-const KEYS = [
-  'path',
-  'method',
-  'status',
-  'retry-after',
-  'body',
-  'reset',
-  'reset-after',
-  'hang',
-  'slow',
-  'drip',
-  'size',
-  'task',
-  'pending',
-  'times',
-] as const
+/** What a fault does when it matches. */
 const ACTIONS = [
   'status',
   'body',
@@ -80,6 +65,8 @@ const ACTIONS = [
   'task',
   'pending',
 ] as const
+/** Every item of a fault: what it matches, what it does, and how long it lasts. */
+const KEYS = ['path', 'method', ...ACTIONS, 'retry-after', 'times'] as const
 const FLAGS = new Set(['reset', 'reset-after', 'hang'])
 const MAX_DELAY_MS = 3_600_000
 const MAX_SIZE_MIB = 4096
