@@ -396,6 +396,8 @@ ${probes}`
     try {
       const da = daemon(rig.a, ovhConfig('a', ''))
       await da.waitFor(/\[web\] backup → master/)
+      // The address goes on after the role line: reload only once it is there, or a reload may cut the claim short.
+      await waitFor('A to carry the IP', async () => ((await carries(rig.a)) ? true : undefined), 5000)
       writeConfig(
         'a.conf',
         ovhConfig('a', '', `\n[watch.web.probe.peer6]\ncheck = peer\nkind = icmp\ntarget = ${rig.b.ipv6}\n`),

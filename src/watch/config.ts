@@ -240,7 +240,8 @@ function parseOne(
   const source = parseSource(main)
   const brakes = source.kind === PROBES ? WATCH_DEFAULTS : FOLLOW_DEFAULTS
   if (source.kind !== PROBES) {
-    const probeOnly = PROBE_ONLY_KEYS.find((key) => main.get(key) !== undefined)
+    const shared = sourceNamed(source.kind)?.sharedKeys ?? []
+    const probeOnly = PROBE_ONLY_KEYS.find((key) => !shared.includes(key) && main.get(key) !== undefined)
     if (probeOnly) {
       throw main.fail(probeOnly, `is for source = probes; with source = ${source.kind} the source decides`)
     }

@@ -89,6 +89,8 @@ export const SOURCES: readonly SourceDescriptor[] = [
   {
     kind: 'etcd',
     keys: ETCD_KEYS,
+    // A node of higher priority takes the lease back once it has campaigned for preempt-delay.
+    sharedKeys: ['priority', 'preempt', 'preempt-delay'],
     parse: (r: SectionReader) => ({ ...parseEtcdSettings(r) }),
     load: async () => (await import('./etcd.js')).etcdSource,
   },

@@ -86,6 +86,8 @@ export interface SourceDescriptor {
   kind: string
   /** Keys of `[watch.NAME]` this source reads (others' keys are refused as unknown). */
   keys: readonly string[]
+  /** Keys of the probe decider this source reads too, with the same meaning (refused for other sources). */
+  sharedKeys?: readonly string[]
   /** Read and check its keys; throw `r.fail(key, expected)` on bad input. */
   parse(r: SectionReader): SourceSettings
   /** The implementation, loaded only when an IP uses it (start-up stays flat). */
