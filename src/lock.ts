@@ -26,14 +26,41 @@ export function lockDir(env: NodeJS.ProcessEnv): string {
   return join(tmpdir(), `ipmove-${uid ?? 'user'}`)
 }
 
-function alive(pid: number): boolean {
+/** A lock holder: its pid, and when the process started where the system says (Linux /proc). */
+interface Holder {
+  pid: number
+  started?: string
+}
+
+/**
+ * When process `pid` started, in clock ticks since boot (field 22 of
+ * /proc/PID/stat); undefined without /proc (OpenBSD) or when it is gone.
+ * With the pid it names one process for the whole boot: a pid alone may be
+ * reused by another process after the holder died.
+ */
+function startTime(pid: number): string | undefined {
   try {
-    process.kill(pid, 0)
-    return true
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}
+
+/** What this process writes into a lock generation it holds: `PID [START]`. */
+const ownMark = () => [process.pid, startTime(process.pid)].filter((v) => v !== undefined).join(' ')
+
+function alive(holder: Holder): boolean {
+  try {
+    process.kill(holder.pid, 0)
   } catch (error) {
     // EPERM: the process exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false
   }
+  // The pid lives; it is the holder unless it started at another time (a reused pid).
+  const started = holder.started === undefined ? undefined : startTime(holder.pid)
+  return started === undefined || started === holder.started
 }
 
 /** The lock directory, created if missing; refused (exit 2) when unusable or not private. */
@@ -204,21 +231,21 @@ async function acquire(
     const holder = top === undefined ? undefined : chain.holder(top)
     if (holder !== undefined && holder !== 'gone' && alive(holder)) {
       if (!announced) {
-        options.log.info(`waiting for another ipmove (pid ${holder}) working on ${key}`)
+        options.log.info(`waiting for another ipmove (pid ${holder.pid}) working on ${key}`)
         announced = true
       }
       if (options.newer?.()) return undefined
       try {
         await sleep(RETRY_MS, undefined, { signal: options.signal })
       } catch {
-        throw busy(key, holder)
+        throw busy(key, holder.pid)
       }
       continue
     }
     if (holder !== 'gone') {
       if (holder !== undefined)
-        options.log.debug(`lock: taking over ${key} from pid ${holder}, which is gone`)
-      const held = chain.claim((top ?? 0) + 1, String(process.pid))
+        options.log.debug(`lock: taking over ${key} from pid ${holder.pid}, which is gone`)
+      const held = chain.claim((top ?? 0) + 1, ownMark())
       if (held !== undefined) return held
     }
     // Another process moved the chain on meanwhile (it released, or won the
@@ -270,14 +297,16 @@ class LockChain {
   }
 
   /**
-   * Who holds generation `n`: a pid, undefined when free (or unreadable, as
+   * Who holds generation `n`: a process, undefined when free (or unreadable, as
    * only a bug or a hand-written file leaves one), 'gone' when it was deleted.
    */
-  holder(n: number): number | undefined | 'gone' {
+  holder(n: number): Holder | undefined | 'gone' {
     const text = this.read(n)
     if (text === undefined) return 'gone'
-    const pid = Number(text.split(' ')[0])
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+    const [pidText, started] = text.split(' ')
+    const pid = Number(pidText)
+    if (!Number.isSafeInteger(pid) || pid <= 0) return undefined
+    return started && /^[0-9]{1,20}$/.test(started) ? { pid, started } : { pid }
   }
 
   /** The text of file `n`; undefined when it was deleted. */
@@ -290,9 +319,9 @@ class LockChain {
     }
   }
 
-  /** Try to hold generation `n` for `pid`: n when we do, undefined when another process won or our view was stale. */
-  claim(n: number, pid: string): number | undefined {
-    if (!this.create(n, pid)) return undefined
+  /** Try to hold generation `n`, marked `mark` (ownMark): n when we do, undefined when another process won or our view was stale. */
+  claim(n: number, mark: string): number | undefined {
+    if (!this.create(n, mark)) return undefined
     const numbers = this.numbers()
     if (numbers.some((m) => m > n)) {
       // Our view was stale: n had been used and deleted. Not the lock; undo.

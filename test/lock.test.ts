@@ -24,6 +24,13 @@ import { BIN, requireBuild } from './helpers/cli.js'
 import { failure } from './helpers/errors.js'
 import { describeRoot, exec } from './rig/netns.js'
 
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+function startOf(pid: number): string {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]!
+}
+const ownStart = () => startOf(process.pid)
+
 function setup() {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-lock-'))
   const log = new MemoryLogger()
@@ -75,6 +82,23 @@ describe('withIpLock', () => {
     expect(result).toBe('ran')
   })
 
+  it('takes over a lock whose pid now names another process (a reused pid: its start time differs)', async () => {
+    const { dir, options } = setup()
+    writeFileSync(join(dir, '203.0.113.10_32.lock.1'), `${process.ppid} ${Number(startOf(process.ppid)) + 1}`)
+    const result = await withIpLock('203.0.113.10/32', options(200), async () => 'ran')
+    expect(result).toBe('ran')
+  })
+
+  it('waits for a holder whose pid and start time still match, and for one written without a start time', async () => {
+    const { dir, options } = setup()
+    for (const mark of [`${process.ppid} ${startOf(process.ppid)}`, String(process.ppid)]) {
+      writeFileSync(join(dir, '203.0.113.10_32.lock.1'), mark)
+      expect((await failure(withIpLock('203.0.113.10/32', options(200), async () => 'never'))).kind).toBe(
+        'busy',
+      )
+    }
+  })
+
   it('gives up as busy (exit 6) when the holder outlasts the wait, naming it', async () => {
     const { dir, options } = setup()
     writeFileSync(join(dir, '203.0.113.10_32.lock.1'), String(process.ppid))
@@ -88,7 +112,7 @@ describe('withIpLock', () => {
     const lockFiles = () => readdirSync(dir).map((name) => [name, readFileSync(join(dir, name), 'utf8')])
     await expect(
       withIpLock('203.0.113.10/32', options(), async () => {
-        expect(lockFiles()).toEqual([['203.0.113.10_32.lock.1', String(process.pid)]])
+        expect(lockFiles()).toEqual([['203.0.113.10_32.lock.1', `${process.pid} ${ownStart()}`]])
         throw new Error('boom')
       }),
     ).rejects.toThrow('boom')

@@ -47,7 +47,8 @@ function stillMine(): boolean {
     .filter((name) => name.startsWith(prefix))
     .some((name) => {
       try {
-        return readFileSync(join(lockDir, name), 'utf8').trim() === String(process.pid)
+        // The holder's mark is `PID START` (see ownMark in src/lock.ts).
+        return readFileSync(join(lockDir, name), 'utf8').split(' ')[0] === String(process.pid)
       } catch {
         return false
       }
