@@ -189,14 +189,17 @@ describeRoot('the Pacemaker agent in a two-node corosync + Pacemaker cluster, ag
     // Stopped last: corosync, which pacemakerd does not own, and whatever else is left in the namespaces.
     daemons.push(leftovers(rig))
     const started = Date.now()
+    // Pacemaker may show the resource on A while its start is still running
+    // (pending operations are recorded), so wait for all three to agree.
     await waitFor(
-      'Pacemaker to start the IP on A',
-      async () => ((await location(rig.b)) === 'a' ? true : undefined),
+      'Pacemaker to run the IP on A, routed to A by the API, the address on A',
+      async () =>
+        (await location(rig.b)) === 'a' && (await pair.holder()) === INSTANCE.a && (await carries(rig, rig.a, IP))
+          ? true
+          : undefined,
       60_000,
       250,
     )
-    expect(await pair.holder()).toBe(INSTANCE.a)
-    expect(await carries(rig, rig.a, IP)).toBe(true)
     expect(await carries(rig, rig.b, IP)).toBe(false)
     const startMs = Date.now() - started
 
