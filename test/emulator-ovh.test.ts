@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import type { IncomingHttpHeaders } from 'node:http'
-import { request } from 'node:https'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -15,57 +13,18 @@ import {
   startOvhEmulator,
 } from '../emulator/ovh/server.js'
 import { IpmoveError } from '../src/errors.js'
+import { type HttpAnswer, httpCall } from './helpers/emulator-process.js'
 
 // Real HTTPS on loopback, verified against the emulator's own throw-away CA.
 
-interface Reply {
-  status: number
-  headers: IncomingHttpHeaders
-  text: string
-  // biome-ignore lint/suspicious/noExplicitAny: answers are checked field by field
-  json: any
-  ms: number
-}
-
-interface CallOptions {
-  headers?: Record<string, string>
-  body?: string
-  timeoutMs?: number
-}
-
+/** One request to the emulator, trusting its CA; a 5 s idle limit unless `timeoutMs` says otherwise. */
 function call(
   emu: RunningOvhEmulator,
   method: string,
   url: string,
-  options: CallOptions = {},
-): Promise<Reply> {
-  const ca = readFileSync(emu.caFile)
-  const started = Date.now()
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method, ca, headers: options.headers, timeout: options.timeoutMs ?? 5000 },
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          text += chunk
-        })
-        res.on('end', () => {
-          let json: unknown
-          try {
-            json = JSON.parse(text)
-          } catch {
-            json = undefined
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, ms: Date.now() - started })
-        })
-      },
-    )
-    req.on('timeout', () => req.destroy(new Error('client timeout')))
-    req.on('error', reject)
-    req.end(options.body)
-  })
+  options: { headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
+): Promise<HttpAnswer> {
+  return httpCall(method, url, { caFile: emu.caFile, timeoutMs: 5000, ...options })
 }
 
 interface SignOptions {
@@ -90,7 +49,7 @@ function signed(
   method: string,
   path: string,
   options: SignOptions = {},
-): Promise<Reply> {
+): Promise<HttpAnswer> {
   const ak = options.applicationKey ?? OVH_CREDENTIALS.applicationKey
   const as = options.secret ?? OVH_CREDENTIALS.applicationSecret
   const ck = options.consumerKey ?? OVH_CREDENTIALS.consumerKey

@@ -194,7 +194,9 @@ describeRoot('the Pacemaker agent in a two-node corosync + Pacemaker cluster, ag
     await waitFor(
       'Pacemaker to run the IP on A, routed to A by the API, the address on A',
       async () =>
-        (await location(rig.b)) === 'a' && (await pair.holder()) === INSTANCE.a && (await carries(rig, rig.a, IP))
+        (await location(rig.b)) === 'a' &&
+        (await pair.holder()) === INSTANCE.a &&
+        (await carries(rig, rig.a, IP))
           ? true
           : undefined,
       60_000,

@@ -69,29 +69,35 @@ export interface HttpAnswer {
   text: string
   // biome-ignore lint/suspicious/noExplicitAny: tests read answers of every shape
   json: any
+  /** From the request's start to the answer's end. */
+  ms: number
 }
 
-/** One request to `url`, trusting `caFile` for HTTPS; a JSON body when `body` is an object. */
-export function httpCall(
-  method: string,
-  url: string,
-  options: { caFile?: string; body?: unknown; headers?: Record<string, string> } = {},
-): Promise<HttpAnswer> {
+export interface HttpCallOptions {
+  /** Trusted for HTTPS: the emulator's throw-away CA. */
+  caFile?: string
+  /** An object is sent as JSON; a string is sent as is (set its Content-Type in `headers`). */
+  body?: unknown
+  headers?: Record<string, string>
+  /** Give up with "client timeout" when the socket is idle this long. */
+  timeoutMs?: number
+}
+
+/** One request to `url`, trusting `caFile` for HTTPS. */
+export function httpCall(method: string, url: string, options: HttpCallOptions = {}): Promise<HttpAnswer> {
   const target = new URL(url)
-  const payload =
-    options.body === undefined
-      ? undefined
-      : typeof options.body === 'string'
-        ? options.body
-        : JSON.stringify(options.body)
+  const sendsJson = options.body !== undefined && typeof options.body !== 'string'
+  const payload = sendsJson ? JSON.stringify(options.body) : (options.body as string | undefined)
+  const started = Date.now()
   return new Promise((resolve, reject) => {
     const request = (target.protocol === 'https:' ? httpsRequest : httpRequest)(
       target,
       {
         method,
         ...(options.caFile === undefined ? {} : { ca: readFileSync(options.caFile) }),
+        ...(options.timeoutMs === undefined ? {} : { timeout: options.timeoutMs }),
         headers: {
-          ...(payload === undefined ? {} : { 'Content-Type': 'application/json' }),
+          ...(sendsJson ? { 'Content-Type': 'application/json' } : {}),
           ...options.headers,
         },
       },
@@ -108,10 +114,11 @@ export function httpCall(
           } catch {
             json = undefined
           }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json })
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, ms: Date.now() - started })
         })
       },
     )
+    request.on('timeout', () => request.destroy(new Error('client timeout')))
     request.on('error', reject)
     request.end(payload)
   })
