@@ -170,6 +170,20 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
     return longest
   }
 
+  /**
+   * When `node` first added (`from`) or then removed (`to`) the address, as
+   * `ip monitor` saw it: waited for, since the monitor's line can come after
+   * the agent's own report or `ip addr show` (a busy machine delays it).
+   */
+  function recorded(node: string, edge: 'from' | 'to'): Promise<number> {
+    return waitFor(
+      `ip monitor to report ${node}'s address ${edge === 'from' ? 'added' : 'removed'}`,
+      async () => carriers.spans.find((s) => s.node === node)?.[edge],
+      5000,
+      10,
+    )
+  }
+
   async function carriersNow(): Promise<string[]> {
     const out: string[] = []
     for (const node of candidates) {
@@ -264,6 +278,8 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
     // Resigning revokes the lease: no waiting for the TTL.
     expect(Date.now() - resigned).toBeLessThan(TTL_S * 1000)
     expect(second.node.name).not.toBe(first.node.name)
+    await recorded(first.node.name, 'to')
+    await recorded(second.node.name, 'from')
     expect(longestOverlap()).toBe(0)
   })
 
@@ -290,8 +306,8 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
           TTL_S * 1000 + 3000,
           10,
         )
-        const dropped = carriers.spans.find((s) => s.node === old.node.name)!.to!
-        const added = carriers.spans.find((s) => s.node === next)!.from
+        const dropped = await recorded(old.node.name, 'to')
+        const added = await recorded(next, 'from')
         const fenceAt = old.lines.findLast((l) => l.t === 'view' && l.fenceAt != null)!.fenceAt!
         expect(dropped).toBeLessThan(added)
         // The lease rule: the fence is TTL − margin after the last renewal that got through.
@@ -344,6 +360,8 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
     const took = Date.now() - returned
     await sleep(1000)
     expect(await carriersNow()).toEqual([high.name])
+    await recorded(first.node.name, 'to')
+    await recorded(high.name, 'from')
     // One move, from the first leader straight to the returning node: the third never carried it.
     expect(carriers.spans.map((s) => s.node)).toEqual([first.node.name, high.name])
     expect(longestOverlap()).toBe(0)
@@ -383,7 +401,7 @@ describeRoot('leadership through an etcd lease (real etcd in network namespaces)
       const downAt = Date.now()
       try {
         await first.next('the address removed', (l) => l.t === 'removed', TTL_S * 1000 + 1000)
-        const dropped = carriers.spans.find((s) => s.node === first.node.name)!.to!
+        const dropped = await recorded(first.node.name, 'to')
         const fenceAt = first.lines.findLast((l) => l.t === 'view' && l.fenceAt != null)!.fenceAt!
         console.log(
           `etcd down, ${policy}: dropped ${dropped - downAt} ms after the last member died (fence at +${Math.round(fenceAt - downAt)} ms)`,

@@ -110,6 +110,9 @@ ${tcp('site', 'witness', witnessPort)}
 check = self
 kind = link
 interval = 0.01
+; Its sysfs reads queue in libuv's thread pool behind the forced collections of heapFloor(): on a busy
+; machine the 0.2 s default timeout failed them for 10 s, and the node went to fault.
+timeout = 2
 `,
     { mode: 0o600 },
   )

@@ -52,9 +52,11 @@ describeRoot('systemd notifications through systemd-notify to a real datagram so
     notifier.ready('web backup')
     notifier.stopping()
     await notifier.close()
+    // The receiver reports each datagram as it reads it: wait for the barriers too, not only the notifications.
+    const barriers = () => socket.messages.filter((m) => m.fields.BARRIER === '1').length
     await waitFor(
-      '4 notifications',
-      async () => (socket.notifications().length >= 4 ? true : undefined),
+      '4 notifications and their 4 barriers',
+      async () => (socket.notifications().length >= 4 && barriers() >= 4 ? true : undefined),
       5000,
     )
     const fields = received()
@@ -79,7 +81,7 @@ describeRoot('systemd notifications through systemd-notify to a real datagram so
     expect(stamp).toBeLessThanOrEqual(Number(before))
     expect(receivedAt - stamp).toBeLessThan(2_000_000)
     // systemd-notify waited for the receiver after each message (BARRIER=1), so none is lost when it exits.
-    expect(socket.messages.filter((m) => m.fields.BARRIER === '1').length).toBe(4)
+    expect(barriers()).toBe(4)
   })
 
   it('takes NOTIFY_SOCKET and WATCHDOG_* out of the environment, so actions cannot speak for the daemon', () => {
