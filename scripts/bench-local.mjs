@@ -49,12 +49,30 @@ export async function problem() {
 }
 
 const made = []
+/** Delete the namespaces, ending first whatever still runs in them (after a signal: daemons, pings). */
 export function destroy() {
-  for (const name of made.splice(0)) spawnSync('ip', ['netns', 'del', ns(name)])
+  for (const name of made.splice(0)) {
+    const pids = spawnSync('ip', ['netns', 'pids', ns(name)], { encoding: 'utf8' }).stdout ?? ''
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    spawnSync('ip', ['netns', 'del', ns(name)])
+  }
 }
 
 export async function setup() {
   process.once('exit', destroy)
+  // 'exit' does not run on a signal: delete the namespaces, then die of that signal as before.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(signal, () => {
+      destroy()
+      process.kill(process.pid, signal)
+    })
+  }
   for (const name of ['br', ...NODES.map((n) => n.name)]) {
     await must(['ip', 'netns', 'add', ns(name)])
     made.push(name)
