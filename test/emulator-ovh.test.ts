@@ -24,7 +24,7 @@ function call(
   url: string,
   options: { headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
 ): Promise<HttpAnswer> {
-  return httpCall(method, url, { caFile: emu.caFile, timeoutMs: 5000, ...options })
+  return httpCall(method, url, { ...options, caFile: emu.caFile, timeoutMs: options.timeoutMs ?? 5000 })
 }
 
 interface SignOptions {
