@@ -8,7 +8,7 @@ export default class Move extends BaseCommand {
   static override summary =
     'Route a failover IP to an instance through the provider API, and wait until it is done.'
   static override description =
-    `The default command: \`ipmove --ip … --instance …\` means \`ipmove move …\`. Reads the current holder first and writes nothing when the IP is already there. ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -instance-id) is accepted. A newer move or release of the same IP on this host makes it stand down (outcome superseded, exit 0): at once while it waits for the lock, at its next poll when it wants something else.`
+    `The default command: \`ipmove --ip … --instance …\` means \`ipmove move …\`. Reads the current holder first and writes nothing when the IP is already there. ipmoveOvh's spelling (-project, -ip, -instance, -project-id, -ip-id, -instance-id) is accepted. A newer move or release of the same IP on this host makes it stand down (outcome superseded, exit 0): at once while it waits for the lock, at its next poll when it wants something else.`
   static override examples = [
     '<%= config.bin %> --project t18s --ip 203.0.113.10 --instance bi-edge-sbg-2',
     '<%= config.bin %> move --ip 198.51.100.7 --instance ns3000002.ip-198-51-100.eu --json',

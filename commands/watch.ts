@@ -3,11 +3,10 @@ import { BaseCommand, configFlag, hookFlags } from '../src/command.js'
 import { runWatch } from '../src/services/watch.js'
 
 export default class Watch extends BaseCommand {
-  static override summary = 'Run the health-probe daemon: move failover IPs by their own probes.'
-  static override description = `Runs in the foreground (systemd, rc.d and containers supervise it) for every
-[watch.NAME] section of the config file (see the README). It probes the peer, this
-node and the service at the IP, reads the API's holder, and claims or yields the IP.
-SIGHUP reloads the config; SIGTERM stops. Nothing starts unless the whole file is valid.`
+  static override summary =
+    'Run the daemon: move failover IPs by its own health probes, or as an election engine it follows says.'
+  static override description =
+    "Runs in the foreground (systemd, rc.d and containers supervise it) for every [watch.NAME] section of the config file (see the README). It probes the peer, this node and the service at the IP, or follows an election engine (source =), reads the API's holder, and claims or yields the IP. SIGHUP reloads the config; SIGTERM stops. Nothing starts unless the whole file is valid."
   static override examples = [
     '<%= config.bin %> watch --check',
     '<%= config.bin %> watch --config /etc/ipmove/ipmove.conf --syslog',

@@ -19,9 +19,11 @@ function removeIsolatedDirs() {
 }
 
 /**
- * An environment that shields a run from this machine's own ipmove config
- * and id cache: an empty config file and a fresh cache directory, both
- * removed when this process exits.
+ * An environment that shields a run from this machine's own ipmove config,
+ * id cache and locks: an empty config file, a fresh cache directory and a
+ * lock directory of its own (so a hook or test on this host that moves or
+ * releases the same IP cannot supersede the demo's moves, nor the demo
+ * theirs), all removed when this process exits.
  */
 export function isolatedEnv(extra = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'ipmove-run-'))
@@ -30,7 +32,13 @@ export function isolatedEnv(extra = {}) {
   isolatedDirs.push(dir)
   const config = join(dir, 'ipmove.conf')
   writeFileSync(config, '', { mode: 0o600 })
-  return { ...process.env, IPMOVE_CONFIG: config, IPMOVE_CACHE_DIR: join(dir, 'cache'), ...extra }
+  return {
+    ...process.env,
+    IPMOVE_CONFIG: config,
+    IPMOVE_CACHE_DIR: join(dir, 'cache'),
+    IPMOVE_LOCK_DIR: join(dir, 'locks'),
+    ...extra,
+  }
 }
 
 /**

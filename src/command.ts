@@ -66,9 +66,9 @@ export function reportFailure(
     message = error.message
     details = error.details
   } else if (error.oclif?.exit !== undefined) {
-    // oclif's own parse errors: unknown flag, missing value…
+    // oclif's own parse errors: unknown flag, missing value, missing required flag…
     kind = 'usage'
-    message = error.message.split('\n')[0] ?? 'invalid usage'
+    message = oclifParseMessage(error.message)
   } else {
     kind = 'internal'
     message = `internal error: ${error.message} (please report this with --debug output)`
@@ -80,4 +80,20 @@ export function reportFailure(
   out.error(message)
   out.result({ ok: false, error: { code, exitCode, message, ...details } })
   return exitCode
+}
+
+/**
+ * The errors in an oclif parse error, on one line. Some carry them on the lines
+ * after a header ("The following error occurred:\n  Missing required flag
+ * interface\nSee more help with --help"): keeping the first line only would
+ * leave the header and lose what went wrong.
+ */
+function oclifParseMessage(text: string): string {
+  const errors = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(
+      (line) => line && !/^The following errors? occurred:$/.test(line) && !line.startsWith('See more help'),
+    )
+  return errors.join('; ') || 'invalid usage'
 }

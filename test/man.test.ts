@@ -1,6 +1,8 @@
 /** dist/ipmove.1, written by the build from the help texts: complete, and clean for groff and man. */
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { PROVIDER_NAMES } from '../providers/index.js'
 
@@ -49,5 +51,38 @@ describe('the man page', () => {
     expect(run.stderr).toBe('')
     expect(run.stdout).toMatch(/^IPMOVE\(1\)/)
     expect(run.stdout).toContain('ipmove list [flags]')
+  })
+
+  it('is linked into share/man/man1 by `npm install -g` of the tarball', () => {
+    // npm (bin-links) links a package's man pages only when package.json's `man` is an array: a single
+    // path as a string installs no page at all. A package with ipmove's own `bin` and `man` fields,
+    // packed and installed into a throw-away prefix (no dependencies, so offline).
+    const { bin, man } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+      bin: Record<string, string>
+      man: unknown
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'ipmove-man-'))
+    try {
+      const pkg = join(dir, 'pkg')
+      const files = [...Object.values(bin), ...(Array.isArray(man) ? man : [man])] as string[]
+      for (const file of files) {
+        mkdirSync(dirname(join(pkg, file)), { recursive: true })
+        writeFileSync(join(pkg, file), file.endsWith('.1') ? '.TH IPMOVE 1\n' : '#!/bin/sh\n')
+      }
+      writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'ipmove', version: '0.0.0', bin, man }))
+      const npm = (args: string[], cwd: string) =>
+        spawnSync('npm', [...args, '--offline', '--no-audit', '--no-fund', '--silent'], {
+          cwd,
+          encoding: 'utf8',
+        })
+      expect(npm(['pack', '--pack-destination', dir], pkg).status).toBe(0)
+      const install = npm(['install', '-g', '--prefix', join(dir, 'prefix'), './ipmove-0.0.0.tgz'], dir)
+      expect(install.stderr).toBe('')
+      expect(install.status).toBe(0)
+      expect(existsSync(join(dir, 'prefix/bin/ipmove'))).toBe(true)
+      expect(existsSync(join(dir, 'prefix/share/man/man1/ipmove.1'))).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
