@@ -1009,4 +1009,4 @@ export const { optionsFromFlags: ovhEmulatorOptionsFromFlags, emulate: emulateOv
   EmulateOvhFlags,
   OvhFixture,
   RunningOvhEmulator
->(parseOvhFixture, startOvhEmulator)
+>(parseOvhFixture, startOvhEmulator, defaultOvhFixture)
