@@ -1,7 +1,7 @@
 /**
  * What `ipmove emulate ovh` and `ipmove emulate aws` share as oclif commands:
  * their flags, and a run until SIGINT or SIGTERM that prints the environment
- * pointing clients at the emulator. Kept apart from emulate.ts so that the
+ * pointing clients at the emulator (or, with --print-fixture, the fixture alone). Kept apart from emulate.ts so that the
  * emulators, which tests import, do not load oclif.
  */
 import { Flags } from '@oclif/core'
@@ -45,6 +45,10 @@ export function emulateCommandFlags<Extra extends object = object>(
     fixture: Flags.string({
       description: 'JSON file with the account to serve (same shape as the default fixture).',
     }),
+    'print-fixture': Flags.boolean({
+      description:
+        'Print the fixture it would serve (the default one, or --fixture’s) as JSON, a start for your own --fixture, and exit.',
+    }),
     ...extra,
     dir: Flags.string({ description: own.dir }),
     'this-host': Flags.string({
@@ -71,6 +75,7 @@ export interface EmulateCommandFlags {
   'clock-skew'?: string
   fault?: string[]
   fixture?: string
+  'print-fixture'?: boolean
   dir?: string
   'this-host'?: string
 }
@@ -90,6 +95,7 @@ export async function runEmulateCommand<Running extends ReadyEmulator>(
     signal: AbortSignal,
     onReady: (emulator: Running) => void,
     log: Logger,
+    onFixture: (fixture: object) => void,
   ) => Promise<void>,
 ): Promise<void> {
   const controller = new AbortController()
@@ -107,6 +113,7 @@ export async function runEmulateCommand<Running extends ReadyEmulator>(
         fixtureFile: flags.fixture,
         dir: flags.dir,
         thisHost: flags['this-host'],
+        printFixture: flags['print-fixture'],
       },
       controller.signal,
       (emulator) => {
@@ -120,6 +127,11 @@ export async function runEmulateCommand<Running extends ReadyEmulator>(
         output.info(`# ipmove ${api} emulator listening on ${emulator.url} (stop with Ctrl-C or SIGTERM)`)
       },
       output,
+      (fixture) => {
+        // The fixture alone, as --fixture reads it: one line with --json, indented without.
+        if (flags.json) output.result(fixture)
+        else for (const line of JSON.stringify(fixture, null, 2).split('\n')) output.info(line)
+      },
     )
   } finally {
     process.off('SIGINT', stop)

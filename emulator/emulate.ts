@@ -22,6 +22,8 @@ export interface EmulateFlags {
   fixtureFile?: string
   dir?: string
   thisHost?: string
+  /** Print the fixture the emulator would serve instead of serving it. */
+  printFixture?: boolean
 }
 
 /** A whole number from min to max; a sign only where the range goes below zero. */
@@ -86,7 +88,9 @@ async function emulatorOptionsFromFlags<Fixture>(
 /**
  * The services behind `ipmove emulate NAME` for one emulator: `optionsFromFlags`,
  * and `emulate`, which starts the emulator, hands it to `onReady` (which prints
- * the env lines), and closes it cleanly once `signal` aborts.
+ * the env lines), and closes it cleanly once `signal` aborts; with `printFixture`
+ * it starts nothing and hands the fixture it would serve (`--fixture`'s, else
+ * `defaultFixture`) to `onFixture`.
  */
 export function emulateServices<
   Flags extends EmulateFlags,
@@ -95,6 +99,7 @@ export function emulateServices<
 >(
   parseFixture: (json: unknown, where: string) => Fixture,
   start: (options: EmulatorOptions<Fixture> & { clockSkewSeconds?: number }) => Promise<Running>,
+  defaultFixture: () => Fixture,
 ) {
   const optionsFromFlags = (flags: Flags) => emulatorOptionsFromFlags(flags, parseFixture)
   const emulate = async (
@@ -102,8 +107,13 @@ export function emulateServices<
     signal: AbortSignal,
     onReady: (emulator: Running) => void,
     log?: Logger,
+    onFixture?: (fixture: Fixture) => void,
   ): Promise<void> => {
     const options = await optionsFromFlags(flags)
+    if (flags.printFixture) {
+      onFixture?.(options.fixture ?? defaultFixture())
+      return
+    }
     if (signal.aborted) return
     const emulator = await start({ ...options, log })
     try {

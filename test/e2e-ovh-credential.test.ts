@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { OVH_CREDENTIALS, OVH_IDS } from '../emulator/ovh/fixture.js'
 import { type RunningOvhEmulator, startOvhEmulator } from '../emulator/ovh/server.js'
 import { ipmove, isolatedEnv, json, type Run, requireBuild } from './helpers/cli.js'
@@ -197,6 +197,62 @@ describe('ipmove ovh credential against the OVH emulator', () => {
     expect(
       answersSince(from).filter((a) => a.status === 200 && !a.path.startsWith('/1.0/ip/198.51.100.7%2F32')),
     ).toEqual([])
+  })
+
+  it('--wait: polls the key while it is pending, exits 0 once it is allowed on the validation page', async () => {
+    const env = hostEnv()
+    const file = join(env.HOME!, '.ovh.conf')
+    const from = emulator.requests.length
+    const running = ipmove(
+      ['ovh', 'credential', '--ip', CLASSIC_IP, '--ovh-conf', file, '--wait', '--json'],
+      withApplication(env),
+    )
+    // The person's side: the URL OVH answered, then Allow once the command has found the key pending.
+    const polls = () =>
+      emulator.requests.slice(from).filter((r) => r.path === '/1.0/auth/currentCredential' && r.status > 0)
+    await vi.waitFor(() => expect(polls().length).toBeGreaterThan(0), { timeout: 10_000, interval: 50 })
+    expect(polls().every((r) => r.status === 403)).toBe(true)
+    const made = emulator.requests.slice(from).find((r) => r.path === '/1.0/auth/credential')!
+    await allow((JSON.parse(made.responseBody) as { validationUrl: string }).validationUrl)
+
+    const done = await running
+    expect(done.code, done.stderr).toBe(0)
+    expect(done.stderr).toBe('')
+    expect(json(done)).toMatchObject({ ok: true, state: 'validated', validated: true, storedIn: file })
+    expect(polls().at(-1)!.status).toBe(200)
+    expect(done.stdout).not.toContain(storedKey(file))
+    const moved = await ipmove(
+      ['move', '--ip', CLASSIC_IP, '--instance', OVH_IDS.dedicatedServers.ns1, '--json'],
+      env,
+    )
+    expect(json(moved)).toMatchObject({ ok: true, kind: 'classic' })
+  })
+
+  it('--wait: exits 5 naming the URL again when the key is not allowed in time', async () => {
+    const env = hostEnv()
+    const started = Date.now()
+    const done = await ipmove(
+      [
+        'ovh',
+        'credential',
+        '--ip',
+        CLASSIC_IP,
+        '--ovh-conf',
+        join(env.HOME!, '.ovh.conf'),
+        '--wait',
+        '--timeout',
+        '1',
+      ],
+      withApplication(env),
+    )
+    expect(done.code, done.stderr).toBe(5)
+    const url = /^ {2}(https:\/\/\S+credentialToken=\S+)$/m.exec(done.stdout)?.[1]
+    expect(url).toBeDefined()
+    expect(done.stdout).toContain('waiting up to 1 s for it to be allowed')
+    expect(done.stderr).toBe(
+      `ipmove: error: the consumer key was not allowed in time; it is stored and works once allowed at ${url}\n`,
+    )
+    expect(Date.now() - started).toBeLessThan(8_000)
   })
 
   it('narrows a Public Cloud key to the failover IPs given by id', async () => {

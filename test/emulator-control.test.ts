@@ -8,9 +8,13 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { WEB1, WEB2 } from '../emulator/aws/fixture.js'
+import { defaultEc2Fixture, WEB1, WEB2 } from '../emulator/aws/fixture.js'
+import { defaultDigitalOceanFixture } from '../emulator/digitalocean/fixture.js'
 import { defaultHetznerFixture } from '../emulator/hetzner/fixture.js'
 import { startHetznerEmulator } from '../emulator/hetzner/server.js'
+import { defaultRobotFixture } from '../emulator/hetzner-robot/fixture.js'
+import { defaultOvhFixture } from '../emulator/ovh/fixture.js'
+import { defaultScalewayFixture } from '../emulator/scaleway/fixture.js'
 import { ipmove, isolatedEnv, json, requireBuild } from './helpers/cli.js'
 import { type EmulatorProcess, httpCall, spawnEmulator } from './helpers/emulator-process.js'
 
@@ -209,6 +213,49 @@ describe('pending=MS and reset on synchronous and eventually consistent APIs', (
       expect(await holder()).toMatchObject({ id: WEB2 })
     } finally {
       await emu.stop()
+    }
+  })
+})
+
+const DEFAULT_FIXTURES: Record<(typeof EMULATORS)[number][0], () => object> = {
+  ovh: defaultOvhFixture,
+  aws: defaultEc2Fixture,
+  hetzner: defaultHetznerFixture,
+  'hetzner-robot': defaultRobotFixture,
+  digitalocean: defaultDigitalOceanFixture,
+  scaleway: defaultScalewayFixture,
+}
+
+describe.each(EMULATORS)('ipmove emulate %s --print-fixture', (name) => {
+  it('prints the default fixture and exits; fed back with --fixture, it serves the default state', async () => {
+    const printed = await ipmove(['emulate', name, '--print-fixture'], isolatedEnv())
+    expect(printed.code, printed.stderr).toBe(0)
+    expect(printed.stderr).toBe('')
+    expect(JSON.parse(printed.stdout)).toEqual(DEFAULT_FIXTURES[name]())
+    // --json: the same fixture on one line, nothing around it.
+    const oneLine = await ipmove(['emulate', name, '--print-fixture', '--json'], isolatedEnv())
+    expect(json(oneLine)).toEqual(JSON.parse(printed.stdout))
+
+    const file = join(dir, `${name}-fixture.json`)
+    writeFileSync(file, printed.stdout)
+    const [fromDefault, fromFile] = await Promise.all([
+      spawnEmulator([name, '--port', '0']),
+      spawnEmulator([name, '--port', '0', '--fixture', file]),
+    ])
+    try {
+      const state = async (emu: EmulatorProcess) => {
+        const answer = await httpCall('GET', `${emu.env.IPMOVE_EMULATOR_URL}/_emulator/state`, {
+          caFile: emu.caFile,
+        })
+        expect(answer.status).toBe(200)
+        // EC2 association ids are drawn at each start, as EC2 draws them: the one part that differs.
+        return JSON.parse(answer.text.replace(/"eipassoc-[0-9a-f]{17}"/g, '"eipassoc-drawn"')) as unknown
+      }
+      const served = await state(fromFile)
+      expect(served).toEqual(await state(fromDefault))
+      expect(JSON.stringify(served).length).toBeGreaterThan(100)
+    } finally {
+      await Promise.all([fromDefault.stop(), fromFile.stop()])
     }
   })
 })

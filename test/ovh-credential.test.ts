@@ -3,6 +3,7 @@
  * POST /auth/credential it sends (nock plays OVH), where it stores the new key,
  * and that the key never reaches a message or the result.
  */
+import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -248,5 +249,117 @@ describe('ipmove ovh credential (nock as OVH)', () => {
   it('refuses a redirection that is not an http(s) URL, before any request', async () => {
     const error = await failure(request({ redirection: 'javascript:alert(1)' }))
     expect(error.kind).toBe('usage')
+  })
+})
+
+describe('ipmove ovh credential --wait (nock as OVH)', () => {
+  const NOT_VALID = {
+    errorCode: 'INVALID_CREDENTIAL',
+    httpCode: '403 Forbidden',
+    message: 'This credential is not valid',
+  }
+  const SERVER_TIME = Math.round(Date.now() / 1000) + 3_600
+
+  type Seen = { made: string[] }
+  const shown = (): Seen => ({ made: [] })
+
+  /** The key's state calls, each checked to be signed with the new key at the API's time. */
+  function ovhKeyStates(answers: [number, object][], seen: Seen) {
+    const scope = nock(ORIGIN).get('/1.0/auth/time').reply(200, String(SERVER_TIME))
+    for (const [status, body] of answers) {
+      scope.get('/1.0/auth/currentCredential').reply(function () {
+        const h = this.req.headers
+        expect(h['x-ovh-consumer']).toBe(NEW_KEY)
+        expect(Math.abs(Number(h['x-ovh-timestamp']) - SERVER_TIME)).toBeLessThanOrEqual(2)
+        const signed = [APP_SECRET, NEW_KEY, 'GET', `${ORIGIN}/1.0/auth/currentCredential`, '']
+        const sha = createHash('sha1')
+          .update([...signed, h['x-ovh-timestamp']].join('+'))
+          .digest('hex')
+        expect(h['x-ovh-signature']).toBe(`$1$${sha}`)
+        // The URL was shown before the first poll.
+        expect(seen.made).toEqual([VALIDATION_URL])
+        return [status, body]
+      })
+    }
+    return scope
+  }
+
+  const waiting = (seen: Seen, signal = AbortSignal.timeout(5_000)) =>
+    request({
+      signal,
+      wait: {
+        made: (key) => seen.made.push(key.validationUrl),
+        intervalMs: 10,
+      },
+    }) as Promise<{ state: string }>
+
+  it('shows the URL, then polls GET /auth/currentCredential signed with the new key until it is validated', async () => {
+    const seen = shown()
+    ovhMakesKey({})
+    const scope = ovhKeyStates(
+      [
+        [403, NOT_VALID],
+        [403, NOT_VALID],
+        [200, { credentialId: 7, applicationId: 1, status: 'validated', rules: [], ovhSupport: false }],
+      ],
+      seen,
+    )
+    const key = await waiting(seen)
+    expect(key.state).toBe('validated')
+    expect(scope.isDone()).toBe(true)
+    expectNoSecret(JSON.stringify(key), ...log.lines)
+  })
+
+  it('takes a 200 answering pendingValidation as pending too, and a refused key as a refusal (exit 3)', async () => {
+    const seen = shown()
+    ovhMakesKey({})
+    ovhKeyStates(
+      [
+        [200, { status: 'pendingValidation' }],
+        [200, { status: 'refused' }],
+      ],
+      seen,
+    )
+    const error = await failure(waiting(seen), SECRETS)
+    expect(error.kind).toBe('auth')
+    expect(error.message).toBe(
+      'OVH says the new consumer key is refused, so it will never work: run the command again for a new one',
+    )
+    // Stored before the wait, as without --wait.
+    expect(readFileSync(join(dir, 'ovh.conf'), 'utf8')).toContain('consumer_key=')
+  })
+
+  it('ends when the time is up, naming the URL again (exit 5)', async () => {
+    ovhMakesKey({})
+    nock(ORIGIN).get('/1.0/auth/time').reply(200, String(SERVER_TIME))
+    nock(ORIGIN).get('/1.0/auth/currentCredential').times(1_000).reply(403, NOT_VALID)
+    const started = Date.now()
+    const error = await failure(waiting(shown(), AbortSignal.timeout(400)), SECRETS)
+    expect(error.kind).toBe('timeout')
+    expect(error.message).toBe(
+      `the consumer key was not allowed in time; it is stored and works once allowed at ${VALIDATION_URL}`,
+    )
+    expect(Date.now() - started).toBeLessThan(2_000)
+    nock.cleanAll()
+  })
+
+  it('stops at any other answer: an unknown key, a state outside the enum', async () => {
+    const seen = shown()
+    ovhMakesKey({})
+    ovhKeyStates(
+      [[403, { errorCode: 'INVALID_CREDENTIAL', message: 'This credential does not exist' }]],
+      seen,
+    )
+    const unknown = await failure(waiting(seen), SECRETS)
+    expect(unknown.kind).toBe('auth')
+    expect(unknown.message).toBe('OVH API GET /auth/currentCredential: This credential does not exist')
+
+    rmSync(join(dir, 'ovh.conf'))
+    const again = shown()
+    ovhMakesKey({})
+    ovhKeyStates([[200, { status: 'allowed' }]], again)
+    const odd = await failure(waiting(again), SECRETS)
+    expect(odd.kind).toBe('unexpected')
+    expect(odd.message).toContain('instead of a credential')
   })
 })

@@ -4,11 +4,14 @@ import { Flags } from '@oclif/core'
 import { providerNamed } from '../../providers/index.js'
 import { BaseCommand, configFlag } from '../../src/command.js'
 import { type IpmoveConfig, loadConfig, resolveTarget } from '../../src/config.js'
+import type { LimitedKey } from '../../src/core/provider.js'
 import { usageError } from '../../src/errors.js'
 import { systemKeyring } from '../../src/keyring.js'
 import { type IpBlock, parseSeconds } from '../../src/validate.js'
 
 const DEFAULT_TIMEOUT_S = 60
+/** With --wait: time for a person to open the URL, log in and allow the key. */
+const DEFAULT_WAIT_TIMEOUT_S = 300
 
 /**
  * The IPs as addresses, each given as such or as the name of an [ip.NAME] entry of
@@ -45,10 +48,11 @@ export default class OvhCredential extends BaseCommand {
 
 The application key and secret come from where ipmove reads OVH credentials (OVH_APPLICATION_KEY and OVH_APPLICATION_SECRET, ipmove's config, ovh.conf, the OS keyring); any consumer key there is ignored. The new key is a secret and is never printed: it is stored with the application key and secret, either in a new ovh.conf-style file (--ovh-conf FILE, created chmod 600, never overwritten) or in the OS keyring (--keyring, the entry "ipmove credentials set ovh" writes).
 
-The key works only once a person opens the printed validation URL, logs in to the OVH account and allows it (choose an unlimited validity for a failover hook). A Public Cloud project must be given by id: a key limited to one project cannot look project names up.`
+The key works only once a person opens the printed validation URL, logs in to the OVH account and allows it (choose an unlimited validity for a failover hook). With --wait the command then waits until that is done (it asks OVH for the key's state every 2 s, GET /auth/currentCredential) and exits 0, or exits 5 when --timeout passes and 3 when the key was refused. A Public Cloud project must be given by id: a key limited to one project cannot look project names up.`
   static override examples = [
     '<%= config.bin %> ovh credential --project 9f3c2a71d4e84b06a5c1e2f3a4b5c6d7 --ip 203.0.113.10 --ovh-conf /etc/ovh.conf',
     '<%= config.bin %> ovh credential --ip 198.51.100.7/32 --keyring',
+    '<%= config.bin %> ovh credential --ip 198.51.100.7/32 --keyring --wait --timeout 600',
   ]
 
   static override flags = {
@@ -72,8 +76,11 @@ The key works only once a person opens the printed validation URL, logs in to th
     redirection: Flags.string({
       description: 'Where the validation page sends the browser once the key is allowed.',
     }),
+    wait: Flags.boolean({
+      description: 'After printing the validation URL, wait until the key is allowed there.',
+    }),
     timeout: Flags.string({
-      description: `Give up after this many seconds [default: ${DEFAULT_TIMEOUT_S}].`,
+      description: `Give up after this many seconds [default: ${DEFAULT_TIMEOUT_S}, with --wait ${DEFAULT_WAIT_TIMEOUT_S}].`,
     }),
   }
 
@@ -88,7 +95,23 @@ The key works only once a person opens the printed validation URL, logs in to th
       )
     }
     const timeoutMs =
-      flags.timeout === undefined ? DEFAULT_TIMEOUT_S * 1000 : parseSeconds('--timeout', flags.timeout)
+      flags.timeout === undefined
+        ? (flags.wait ? DEFAULT_WAIT_TIMEOUT_S : DEFAULT_TIMEOUT_S) * 1000
+        : parseSeconds('--timeout', flags.timeout)
+    const which = ipIds.length > 0 ? ['--ip-id', ipIds[0]] : ['--ip', flags.ip![0]]
+    const named = flags.ip?.[0] !== undefined && Object.hasOwn(config.ips, flags.ip[0])
+    const check = ['ipmove status', ...(project && !named ? ['--project', project] : []), ...which]
+    const made = (key: LimitedKey) => {
+      this.output.info(`OVH (${key.endpoint}) made a consumer key limited to ${key.rules.length} calls:`)
+      for (const rule of key.rules) this.output.info(`  ${rule.method.padEnd(4)} ${rule.path}`)
+      this.output.info(`stored with the application key and secret in ${key.storedIn}`)
+      this.output.info(
+        'it works once allowed: open this URL, log in to the OVH account and allow it (validity: unlimited for a hook):',
+      )
+      this.output.info(`  ${key.validationUrl}`)
+      if (flags.wait) this.output.info(`waiting up to ${timeoutMs / 1000} s for it to be allowed…`)
+      else this.output.info(`then check it (reads only): ${check.join(' ')}`)
+    }
     const key = await providerNamed('ovh').limitedKey!.request({
       ips,
       ipIds,
@@ -100,18 +123,10 @@ The key works only once a person opens the printed validation URL, logs in to th
       config: { path: config.path, values: config.providers.ovh ?? {} },
       log: this.output,
       signal: AbortSignal.timeout(timeoutMs),
+      wait: flags.wait ? { made } : undefined,
     })
-    this.output.info(`OVH (${key.endpoint}) made a consumer key limited to ${key.rules.length} calls:`)
-    for (const rule of key.rules) this.output.info(`  ${rule.method.padEnd(4)} ${rule.path}`)
-    this.output.info(`stored with the application key and secret in ${key.storedIn}`)
-    this.output.info(
-      'it works once allowed: open this URL, log in to the OVH account and allow it (validity: unlimited for a hook):',
-    )
-    this.output.info(`  ${key.validationUrl}`)
-    const which = ipIds.length > 0 ? ['--ip-id', ipIds[0]] : ['--ip', flags.ip![0]]
-    const named = flags.ip?.[0] !== undefined && Object.hasOwn(config.ips, flags.ip[0])
-    const check = ['ipmove status', ...(project && !named ? ['--project', project] : []), ...which]
-    this.output.info(`then check it (reads only): ${check.join(' ')}`)
-    this.output.result({ ok: true, ...key })
+    if (flags.wait) this.output.info(`the key is allowed; check it (reads only): ${check.join(' ')}`)
+    else made(key)
+    this.output.result({ ok: true, ...key, validated: key.state === 'validated' })
   }
 }

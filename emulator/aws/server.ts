@@ -1006,4 +1006,4 @@ export const { optionsFromFlags: ec2EmulatorOptionsFromFlags, emulate: emulateAw
   EmulateAwsFlags,
   Ec2Fixture,
   RunningEc2Emulator
->(parseEc2Fixture, startEc2Emulator)
+>(parseEc2Fixture, startEc2Emulator, defaultEc2Fixture)

@@ -461,4 +461,5 @@ export const { optionsFromFlags: digitalOceanEmulatorOptionsFromFlags, emulate: 
   emulateServices<EmulateDigitalOceanFlags, DigitalOceanFixture, RunningDigitalOceanEmulator>(
     parseDigitalOceanFixture,
     startDigitalOceanEmulator,
+    defaultDigitalOceanFixture,
   )

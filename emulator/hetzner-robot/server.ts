@@ -321,4 +321,4 @@ export const { optionsFromFlags: robotEmulatorOptionsFromFlags, emulate: emulate
   EmulateRobotFlags,
   RobotFixture,
   RunningRobotEmulator
->(parseRobotFixture, startRobotEmulator)
+>(parseRobotFixture, startRobotEmulator, defaultRobotFixture)

@@ -490,4 +490,4 @@ export const { optionsFromFlags: hetznerEmulatorOptionsFromFlags, emulate: emula
   EmulateHetznerFlags,
   HetznerFixture,
   RunningHetznerEmulator
->(parseHetznerFixture, startHetznerEmulator)
+>(parseHetznerFixture, startHetznerEmulator, defaultHetznerFixture)

@@ -17,6 +17,12 @@
  *   {consumerKey, state, validationUrl}; auth.CredentialStateEnum); the validation URL
  *   `https://HOST/auth/?credentialToken=…` and a call with a key not yet allowed being
  *   refused 403 INVALID_CREDENTIAL "This credential is not valid": public reports;
+ * - GET /auth/currentCredential (signed; answer api.Credential {credentialId,
+ *   applicationId, status, rules, creation, expiration, lastUse, ovhSupport,
+ *   allowedIPs}): the auth.json schema; that a validated key reads it whatever its
+ *   access rules, and a key not allowed yet is refused there too with 403
+ *   "This credential is not valid": ovh/node-ovh#20 and public client code that
+ *   polls this call for validation;
  * - OAuth2 client credentials: the `/auth/oauth2/token` flow of python-ovh/go-ovh;
  * - "Got an invalid (or empty) URL" for unknown routes and for unencoded blocks
  *   (`/ip/1.2.3.4/32`): quoted from real answers in php-ovh issues.
@@ -34,6 +40,9 @@
  * - moves take `pendingMs` and never fail; a Public Cloud attach refuses other
  *   regions (the real API also refuses other zones and sometimes fresh instances);
  * - OAuth2 tokens carry access rules like consumer keys instead of IAM policies;
+ * - whether a refused or expired key gets that same 403 or a 200 with its `status`
+ *   is unconfirmed: here every key not validated gets the 403; currentCredential's
+ *   `creation` is the time of the answer, and its ids are list positions;
  * - the validation page asks for no login and no validity: GET shows the rules, a
  *   POST of its form (credentialToken, action=validate|refuse) allows or refuses the
  *   key, as the person clicking the URL would; allowedIPs is refused as not emulated;
@@ -58,6 +67,7 @@ import {
   type OvhAccessRule,
   type OvhFixture,
   type OvhFixtureClassicIp,
+  type OvhFixtureConsumer,
   type OvhFixtureFailoverIp,
   type OvhFixtureInstance,
   type OvhFixtureProject,
@@ -473,6 +483,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     }
     if (path === 'auth/time' && method === 'GET') return Math.floor(this.nowMs() / 1000)
     if (path === 'auth/credential' && method === 'POST') return this.newCredential(req, body)
+    if (path === 'auth/currentCredential' && method === 'GET') return this.currentCredential(req, rawTarget)
 
     let found: { route: Route; params: Record<string, string> } | undefined
     for (const route of this.routes) {
@@ -509,19 +520,24 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
     return found.route.handle({ params: found.params, query, body: parsed, taskEnd })
   }
 
-  /** The checks of the real API, in its order: key, credential, time and signature, rules. */
+  /**
+   * The checks of the real API, in its order: key, credential, time and signature,
+   * rules (`path` undefined: a call any valid key may make, whatever its rules).
+   * Gives the consumer key's entry, none for an OAuth2 token.
+   */
   private authorize(
     req: IncomingMessage,
     method: string,
     rawTarget: string,
-    path: string,
+    path: string | undefined,
     body: string,
-  ): void {
+  ): OvhFixtureConsumer | undefined {
     const header = (name: string) => {
       const value = req.headers[name]
       return Array.isArray(value) ? value[0] : value
     }
     let rules: OvhAccessRule[]
+    let consumer: OvhFixtureConsumer | undefined
     const authorization = header('authorization')
     if (authorization?.startsWith('Bearer ')) {
       const grant = this.state.tokens[authorization.slice(7).trim()]
@@ -534,7 +550,7 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       const application = this.state.applications.find((a) => a.key === header('x-ovh-application'))
       if (!application) throw new ApiError(403, 'Invalid application key', 'INVALID_KEY')
       const consumerKey = header('x-ovh-consumer')
-      const consumer = this.state.consumers.find(
+      consumer = this.state.consumers.find(
         (c) => c.key === consumerKey && c.applicationKey === application.key,
       )
       if (!consumer) throw new ApiError(403, 'This credential does not exist', 'INVALID_CREDENTIAL')
@@ -556,8 +572,29 @@ class OvhEmulator extends EmulatorServer<OvhEmulatorState, RecordedRequest> {
       }
       rules = consumer.rules
     }
-    if (!rules.some((rule) => ruleMatches(rule, method, path))) {
+    if (path !== undefined && !rules.some((rule) => ruleMatches(rule, method, path))) {
       throw new ApiError(403, 'This call has not been granted', 'NOT_GRANTED_CALL')
+    }
+    return consumer
+  }
+
+  /**
+   * GET /auth/currentCredential: the calling key's api.Credential, whatever its
+   * access rules. A key not allowed yet never gets here: authorize refuses it.
+   */
+  private currentCredential(req: IncomingMessage, rawTarget: string): unknown {
+    const consumer = this.authorize(req, 'GET', rawTarget, undefined, '')
+    if (!consumer) throw new ApiError(400, 'GET /auth/currentCredential is not emulated for OAuth2 tokens')
+    return {
+      credentialId: this.state.consumers.indexOf(consumer) + 1,
+      applicationId: this.state.applications.findIndex((a) => a.key === consumer.applicationKey) + 1,
+      status: consumer.state ?? 'validated',
+      rules: consumer.rules,
+      creation: new Date(this.nowMs()).toISOString(),
+      expiration: null,
+      lastUse: null,
+      ovhSupport: false,
+      allowedIPs: null,
     }
   }
 
@@ -972,4 +1009,4 @@ export const { optionsFromFlags: ovhEmulatorOptionsFromFlags, emulate: emulateOv
   EmulateOvhFlags,
   OvhFixture,
   RunningOvhEmulator
->(parseOvhFixture, startOvhEmulator)
+>(parseOvhFixture, startOvhEmulator, defaultOvhFixture)

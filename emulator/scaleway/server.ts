@@ -353,4 +353,5 @@ export const { optionsFromFlags: scalewayEmulatorOptionsFromFlags, emulate: emul
   emulateServices<EmulateScalewayFlags, ScalewayFixture, RunningScalewayEmulator>(
     parseScalewayFixture,
     startScalewayEmulator,
+    defaultScalewayFixture,
   )

@@ -3,10 +3,13 @@
  * makes for some IPs (POST /auth/credential, which needs only the application key),
  * store it with the application key and secret where ipmove reads credentials,
  * and hand back the URL where a person allows it. The key is never printed.
+ * With `wait`, it then polls the key's own state (GET /auth/currentCredential,
+ * signed with it) until the person has allowed it.
  */
 import { closeSync, constants, openSync, rmSync, writeSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { LimitedKey, LimitedKeyRequest } from '../../src/core/provider.js'
 import { IpmoveError, usageError } from '../../src/errors.js'
 import { registerSecret } from '../../src/output.js'
@@ -19,7 +22,12 @@ import {
   ovhConfPaths,
   resolveOvhApplication,
 } from './credentials.js'
-import { apiError, describeAnswer, errorBody } from './provider.js'
+import { apiError, describeAnswer, errorBody, serverClockDelta, signedHeaders } from './provider.js'
+
+/** How often the key's state is asked while waiting for a person to allow it. */
+const POLL_INTERVAL_MS = 2_000
+/** What the API answers a signed call with a key not allowed yet (errorCode INVALID_CREDENTIAL). */
+const NOT_VALID_YET = 'This credential is not valid'
 
 /** auth.CredentialStateEnum of the OVH API. */
 const CREDENTIAL_STATES = ['expired', 'pendingValidation', 'refused', 'validated']
@@ -161,6 +169,89 @@ async function askOvh(
   return answer
 }
 
+/**
+ * The key's state, from GET /auth/currentCredential signed with it (api.Credential's
+ * `status`). The API refuses a key not allowed yet with 403 INVALID_CREDENTIAL "This
+ * credential is not valid", even on this call: that answer means pendingValidation.
+ */
+async function credentialState(
+  http: HttpClient,
+  app: OvhApplication,
+  consumerKey: string,
+  deltaSeconds: number,
+  signal: AbortSignal,
+): Promise<string> {
+  const path = '/auth/currentCredential'
+  const url = new URL(app.baseUrl + path)
+  const headers = signedHeaders({ ...app, consumerKey }, 'GET', url, '', deltaSeconds)
+  const response = await http.send({ method: 'GET', url, headers }, signal)
+  const error = response.status >= 300 ? errorBody(response.text) : undefined
+  if (error) {
+    if (
+      response.status === 403 &&
+      error.errorCode === 'INVALID_CREDENTIAL' &&
+      error.message === NOT_VALID_YET
+    )
+      return 'pendingValidation'
+    throw apiError('GET', path, response, error)
+  }
+  let answer: unknown
+  try {
+    answer = JSON.parse(response.text)
+  } catch {
+    answer = undefined
+  }
+  const status = (answer as { status?: unknown } | null)?.status
+  if (typeof status !== 'string' || !CREDENTIAL_STATES.includes(status)) {
+    throw new IpmoveError(
+      'unexpected',
+      `OVH API GET ${path}: the API answered something unexpected (HTTP ${response.status}, ${describeAnswer(response.text)} instead of a credential)`,
+      { httpStatus: response.status },
+    )
+  }
+  return status
+}
+
+/**
+ * Poll the new key's state until a person allows it on the validation page; a
+ * refused or expired key, or the end of `request.signal`, ends the wait.
+ */
+async function awaitValidation(
+  app: OvhApplication,
+  consumerKey: string,
+  validationUrl: string,
+  request: LimitedKeyRequest,
+): Promise<void> {
+  const http = new HttpClient({ log: request.log })
+  const { signal } = request
+  try {
+    const delta = await serverClockDelta(http, app.baseUrl, signal)
+    for (;;) {
+      const state = await credentialState(http, app, consumerKey, delta, signal)
+      request.log.debug(`ovh: the new consumer key is ${state}`)
+      if (state === 'validated') return
+      if (state !== 'pendingValidation') {
+        throw new IpmoveError(
+          'auth',
+          `OVH says the new consumer key is ${state}, so it will never work: run the command again for a new one`,
+        )
+      }
+      await sleep(request.wait?.intervalMs ?? POLL_INTERVAL_MS, undefined, { signal })
+    }
+  } catch (error) {
+    if (!signal.aborted) {
+      if (error instanceof TransportError) throw unreachable('OVH API', error)
+      throw error
+    }
+    throw new IpmoveError(
+      'timeout',
+      `the consumer key was not allowed in time; it is stored and works once allowed at ${validationUrl}`,
+    )
+  } finally {
+    http.close()
+  }
+}
+
 export async function requestConsumerKey(request: LimitedKeyRequest): Promise<LimitedKey> {
   const scope = { projectId: request.project, ips: request.ips, ipIds: request.ipIds }
   if (request.ips.length === 0 && request.ipIds.length === 0)
@@ -195,11 +286,15 @@ export async function requestConsumerKey(request: LimitedKeyRequest): Promise<Li
   if ('file' in request.store && !read.includes(storedIn)) {
     request.log.warn(`ipmove reads ${read.join(', ')}, not ${storedIn}: move it to one of them (mode 600)`)
   }
-  return {
+  const key = {
     endpoint: app.endpointName,
     state: answer.state,
     validationUrl: answer.validationUrl,
     rules,
     storedIn,
   }
+  if (!request.wait) return key
+  request.wait.made(key)
+  await awaitValidation(app, answer.consumerKey, answer.validationUrl, request)
+  return { ...key, state: 'validated' }
 }

@@ -784,27 +784,7 @@ export class OvhProvider implements Provider {
   }
 
   private async fetchDelta(signal: AbortSignal): Promise<ClockDelta> {
-    const url = new URL(`${this.credentials.baseUrl}/auth/time`)
-    let response: HttpResponse
-    try {
-      response = await this.http.send({ method: 'GET', url }, signal)
-    } catch (error) {
-      if (error instanceof TransportError) throw unreachable('OVH API', error)
-      throw error
-    }
-    if (response.status !== 200) {
-      throw new IpmoveError('unreachable', `OVH API: /auth/time answered HTTP ${response.status}, not a time`)
-    }
-    // Strictly digits: Number('') is 0, which would sign every request 56 years off.
-    if (!/^\d{1,12}$/.test(response.text.trim())) {
-      throw new IpmoveError(
-        'unexpected',
-        `OVH API: /auth/time answered ${describeAnswer(response.text)} instead of a time (HTTP 200)`,
-        { httpStatus: 200 },
-      )
-    }
-    const serverTime = Number(response.text)
-    const seconds = serverTime - Math.round(Date.now() / 1000)
+    const seconds = await serverClockDelta(this.http, this.credentials.baseUrl, signal)
     this.cache.set('time-delta', String(seconds), TIME_DELTA_TTL_MS)
     return { seconds, verified: true }
   }
@@ -906,9 +886,40 @@ function sameIp(ip: IpBlock, candidate: string | undefined): boolean {
   }
 }
 
+/** Seconds to add to the local clock to sign with the API's (GET /auth/time, unsigned). */
+export async function serverClockDelta(
+  http: HttpClient,
+  baseUrl: string,
+  signal: AbortSignal,
+): Promise<number> {
+  const url = new URL(`${baseUrl}/auth/time`)
+  let response: HttpResponse
+  try {
+    response = await http.send({ method: 'GET', url }, signal)
+  } catch (error) {
+    if (error instanceof TransportError) throw unreachable('OVH API', error)
+    throw error
+  }
+  if (response.status !== 200) {
+    throw new IpmoveError('unreachable', `OVH API: /auth/time answered HTTP ${response.status}, not a time`)
+  }
+  // Strictly digits: Number('') is 0, which would sign every request 56 years off.
+  if (!/^\d{1,12}$/.test(response.text.trim())) {
+    throw new IpmoveError(
+      'unexpected',
+      `OVH API: /auth/time answered ${describeAnswer(response.text)} instead of a time (HTTP 200)`,
+      { httpStatus: 200 },
+    )
+  }
+  return Number(response.text) - Math.round(Date.now() / 1000)
+}
+
 /** OVH's request signature: SHA-1 over secret, consumer key, method, full URL, body and timestamp. */
-function signedHeaders(
-  c: Extract<OvhCredentials, { kind: 'application' }>,
+export function signedHeaders(
+  c: Pick<
+    Extract<OvhCredentials, { kind: 'application' }>,
+    'applicationKey' | 'applicationSecret' | 'consumerKey'
+  >,
   method: Method,
   url: URL,
   body: string,

@@ -222,13 +222,19 @@ export interface LimitedKeyRequest {
   /** The provider's section of ipmove's config file, and the file's path. */
   config: { path?: string; values: Record<string, string> }
   log: Logger
+  /** Bounds the whole request, waiting included. */
   signal: AbortSignal
+  /**
+   * Once the key is made and stored, call `made` (to show its validation URL), then
+   * wait until a person allows it; the answer's state is then `validated`.
+   */
+  wait?: { made(key: LimitedKey): void; intervalMs?: number }
 }
 
 export interface LimitedKey {
   /** The endpoint the key is for. */
   endpoint: string
-  /** The key's state when made (OVH: pendingValidation). */
+  /** The key's state when made (OVH: pendingValidation), or `validated` after a wait. */
   state: string
   /** Where a person allows the key; it works only after that. */
   validationUrl: string
