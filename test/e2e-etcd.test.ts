@@ -224,23 +224,26 @@ dwell = 1
     expect(await answeredBy()).toBe(first)
     const before = attaches()
 
-    const died = Date.now()
-    await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${first}`, 'down'])
-    const next = await holdsAlone(TTL_S * 1000 + 8000, first)
-    const answered = await waitFor(
-      'the client to reach the new holder',
-      async () => ((await reachedNow()) === next ? Date.now() : undefined),
-      5000,
-      50,
-    )
+    // The client's own clock: the test's polls below (a CLI started per API read) take seconds on a busy machine.
+    const pings = pingLoop()
+    let answered: number
+    let next: string
+    try {
+      const died = await pullCable(first, pings)
+      next = await holdsAlone(TTL_S * 1000 + 8000, first)
+      answered = (await answeredAgain(pings, died, 5000)) - died
+    } finally {
+      await pings.stop()
+    }
+    expect(await answeredBy()).toBe(next)
     console.log(
-      `etcd source, OVH emulator: the leader's link died; ${next} holds lease, API and alias, and answers pings, ${answered - died} ms later (TTL ${TTL_S} s)`,
+      `etcd source, OVH emulator: the leader's link died; ${next} holds lease, API and alias, and answers pings, ${Math.round(answered)} ms later (TTL ${TTL_S} s)`,
     )
     expect(attaches() - before).toBe(1)
     // TTL + one converge: the lease runs out (etcd looks for expired leases every 500 ms), then the claim.
     const holder = ds.find((d) => d.node.name === next)!
     const claimMs = Number(/claimed \S+ in (\d+) ms/.exec(await holder.waitFor(/claimed \S+ in \d+ ms/))![1])
-    expect(answered - died).toBeLessThan(TTL_S * 1000 + 500 + claimMs + 1000)
+    expect(answered).toBeLessThan(TTL_S * 1000 + 500 + claimMs + 1000)
 
     // ipmove status --watch on the new holder: the lease's holder, its revision, the TTL left.
     const status = await rig.run(
@@ -326,8 +329,40 @@ dwell = 1
     }
   }
 
-  /** Local provider: the leader's link dies; how long until the client's pings are answered again (by the new holder). */
-  async function localFailover(setting: Setting, round: number): Promise<number> {
+  /** Once the client's pings are answered, pull `node`'s cable; resolves with when. */
+  async function pullCable(node: string, pings: ReturnType<typeof pingLoop>): Promise<number> {
+    await waitFor(
+      'the client to get answers',
+      async () => (pings.replies().length > 3 ? true : undefined),
+      5000,
+    )
+    const died = Date.now()
+    await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${node}`, 'down'])
+    return died
+  }
+
+  /**
+   * When the client's first answer after the silence came: answers just after `died` may still be the old
+   * leader's (pulling the cable takes a moment), the new holder's come after a gap of a TTL or so.
+   */
+  function answeredAgain(
+    pings: ReturnType<typeof pingLoop>,
+    died: number,
+    timeoutMs: number,
+  ): Promise<number> {
+    return waitFor(
+      'the client to get answers from the new holder',
+      async () => pings.replies().find((t, i, all) => t > died && t - all[i - 1]! > 500),
+      timeoutMs,
+      20,
+    )
+  }
+
+  /**
+   * Local provider: the leader's link dies; how long until the client's pings are answered again (by the
+   * new holder), and how long the new holder's claim took by its own log.
+   */
+  async function localFailover(setting: Setting, round: number): Promise<{ ms: number; claimMs: number }> {
     election = `ipmove/e2e-local-${setting.ttlS}-${round}`
     const ds = nodes.map((n) => daemon(n, config(n, setting)))
     const first = await waitFor(
@@ -339,27 +374,21 @@ dwell = 1
       setting.ttlS * 3000 + 5000,
       20,
     )
+    // Its claim ended (it announces after the address is on): the failover below starts from rest.
+    const leader = ds.find((d) => d.node.name === first)!
+    await leader.waitFor(/\[web\] backup → master/)
     const pings = pingLoop()
     try {
-      await waitFor(
-        'the client to get answers',
-        async () => (pings.replies().length > 3 ? true : undefined),
-        5000,
-      )
-      const died = Date.now()
-      await exec(['ip', '-n', rig.bridgeNs, 'link', 'set', `p-${first}`, 'down'])
-      // The first answer after the silence: answers just after `died` may still be the old leader's
-      // (pulling the cable takes a moment), the new holder's come after a gap of a TTL or so.
-      const back = await waitFor(
-        'the client to get answers from the new holder',
-        async () => pings.replies().find((t, i, all) => t > died && t - all[i - 1]! > 500),
-        setting.ttlS * 1000 + 10_000,
-        20,
-      )
+      const died = await pullCable(first, pings)
+      const back = await answeredAgain(pings, died, setting.ttlS * 1000 + 10_000)
       const next = await answeredBy()
       expect(next).not.toBe(first)
       expect(await carriers()).toEqual([next])
-      return back - died
+      const holder = ds.find((d) => d.node.name === next)!
+      const claimMs = Number(
+        /claimed \S+ in (\d+) ms/.exec(await holder.waitFor(/claimed \S+ in \d+ ms/))![1],
+      )
+      return { ms: back - died, claimMs }
     } finally {
       await pings.stop()
       for (const d of ds.splice(0)) await d.stop('SIGKILL')
@@ -375,13 +404,16 @@ dwell = 1
       if (FIGURES) settings.push({ provider: 'local', ttlS: 10, marginS: 2 })
       const rounds = FIGURES ? 3 : 1
       for (const setting of settings) {
-        const times: number[] = []
+        const times: Array<{ ms: number; claimMs: number }> = []
         for (let round = 0; round < rounds; round++) times.push(await localFailover(setting, round))
         console.log(
-          `etcd source, local provider, TTL ${setting.ttlS} s, margin ${setting.marginS} s: pings answered again ${times.map(Math.round).join(', ')} ms after the leader's link died`,
+          `etcd source, local provider, TTL ${setting.ttlS} s, margin ${setting.marginS} s: pings answered again ${times.map((t) => Math.round(t.ms)).join(', ')} ms after the leader's link died`,
         )
-        // The lease runs out (TTL after the last renewal, seen within 500 ms), then an election and the alias.
-        for (const t of times) expect(t).toBeLessThan(setting.ttlS * 1000 + 2500)
+        // The lease runs out (TTL after the last renewal, seen within 500 ms), then an election and the claim,
+        // as for the OVH emulator above. The bound was a fixed TTL + 2.5 s: 4.7 s came with TTL 2 s on a busy
+        // machine (e2e-latest-intent's 20 CLIs alongside), where a claim (five announcements 200 ms apart)
+        // takes 2.0-2.2 s instead of about 1 s; the claim's own time now stands for that part.
+        for (const t of times) expect(t.ms).toBeLessThan(setting.ttlS * 1000 + 500 + t.claimMs + 1000)
       }
     },
     FIGURES ? 300_000 : 30_000,

@@ -126,7 +126,10 @@ describeRoot('latest intent wins: 20 concurrent hook calls for one IP, built CLI
 
   it('a release does not wait for a move stuck on a slow OVH operation: the move stands down and takes its address back', async () => {
     const b = rig.b
-    const emulator = await startNamespacedEmulator(b, dir, [], 8_000)
+    // The release must arrive while the operation runs: a CLI took seconds to start on a busy machine, and
+    // with an 8 s operation the move sometimes ended `moved` before the release was there.
+    const OPERATION_MS = 20_000
+    const emulator = await startNamespacedEmulator(b, dir, [], OPERATION_MS)
     const env = {
       ...emulator.env,
       IPMOVE_CONFIG: join(dir, 'ipmove.conf'),
@@ -163,7 +166,9 @@ describeRoot('latest intent wins: 20 concurrent hook calls for one IP, built CLI
       expect(status.code, status.stderr).toBe(0)
       expect(JSON.parse(status.stdout)).toMatchObject({ pending: true })
       expect(attaches()).toHaveLength(1)
-      console.log(`release behind a move stuck on an 8 s operation: done in ${releaseMs} ms`)
+      console.log(
+        `release behind a move stuck on a ${OPERATION_MS / 1000} s operation: done in ${releaseMs} ms`,
+      )
     } finally {
       await emulator.stop()
       await rig.run(b, ['ip', 'addr', 'del', `${IP}/32`, 'dev', 'eth0'])

@@ -41,21 +41,24 @@ describe('periodicProbe, the runner of one-question probes', () => {
     let active = 0
     let most = 0
     const starts: number[] = []
-    const probe = periodicProbe('slow', { intervalMs: 20, timeoutMs: 1000 }, async () => {
+    // An interval longer than a busy machine delays a timer (106 ms was seen with 20 ms here), so that
+    // "at once" and "an interval later" stay apart.
+    const intervalMs = 200
+    const probe = periodicProbe('slow', { intervalMs, timeoutMs: 1000 }, async () => {
       starts.push(Date.now())
       active++
       most = Math.max(most, active)
-      await sleep(starts.length === 2 ? 60 : 1)
+      await sleep(starts.length === 2 ? 3 * intervalMs : 1)
       active--
       return { ok: true, detail: 'fine' }
     })
     const results = await collect(probe, 5)
     expect(most).toBe(1)
     expect(results.every((r) => r.ok)).toBe(true)
-    // After the slow second run (60 ms), the third starts at once rather than 20 ms later.
-    expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(55)
-    expect(starts[2]! - starts[1]!).toBeLessThan(80)
-    expect(starts[4]! - starts[3]!).toBeGreaterThanOrEqual(18)
+    // After the slow second run (600 ms), the third starts at once rather than 200 ms later.
+    expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(3 * intervalMs - 5)
+    expect(starts[2]! - starts[1]!).toBeLessThan(3 * intervalMs + intervalMs * 0.75)
+    expect(starts[4]! - starts[3]!).toBeGreaterThanOrEqual(intervalMs - 2)
   })
 
   it('aborts a run at its timeout and reports it as a failure', async () => {
@@ -388,7 +391,9 @@ describe('ICMP probe reading ping', () => {
       ok: false,
       detail: 'ping stopped: ping not found: install iputils-ping',
     })
-    // 20 ms, then 40, then 80 between starts.
-    expect(calls[2]! - calls[1]!).toBeGreaterThan(calls[1]! - calls[0]!)
+    // 20 ms, then 40, then 80 between starts: the second wait at least doubled. Checked against its
+    // floor, not against the first wait, which a busy machine stretched past it (51 ms, then 50).
+    expect(calls[1]! - calls[0]!).toBeGreaterThanOrEqual(20 - 1)
+    expect(calls[2]! - calls[1]!).toBeGreaterThanOrEqual(2 * 20 - 1)
   })
 })

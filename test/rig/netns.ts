@@ -6,7 +6,16 @@
  * outside the namespaces made here is touched.
  */
 import { execFile, spawn, spawnSync } from 'node:child_process'
-import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -319,6 +328,17 @@ export class Rig {
     return (JSON.parse(out || '[]') as NeighEntry[])[0]
   }
 
+  /**
+   * A node's own lock directory, as each host has its own /run/ipmove. Namespaces share the file system:
+   * without it every node of every rig, and every suite running beside this one, would share the locks of
+   * an IP, and a release on A could end `superseded` by a move in another suite, leaving the address on.
+   */
+  lockDir(node: RigNode): string {
+    const dir = join(dirname(this.agentPath), 'locks', node.name)
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    return dir
+  }
+
   /** Run an ipmove command in a node (as the CLI would), optionally as an unprivileged user. */
   agentCmd(
     node: RigNode,
@@ -329,10 +349,11 @@ export class Rig {
     const [id, ...flags] = argv[0] === 'alias' ? [`alias ${argv[1]}`, ...argv.slice(2)] : argv
     return this.run(node, [...as, process.execPath, this.agentPath, 'cmd', id!, ...flags], {
       ...options,
-      // nobody's home, as on Debian: oclif must not find root's files there.
+      // nobody's home, as on Debian: oclif must not find root's files there. nobody finds its own lock
+      // directory (root's is not its to use).
       env: {
         IPMOVE_AGENT_ROOT: dirname(this.agentPath),
-        ...(options.user ? { HOME: '/nonexistent' } : {}),
+        ...(options.user ? { HOME: '/nonexistent' } : { IPMOVE_LOCK_DIR: this.lockDir(node) }),
         ...options.env,
       },
     })
@@ -348,7 +369,7 @@ export class Rig {
     const result = await this.run(
       node,
       [process.execPath, this.agentPath, 'svc', JSON.stringify({ fn, options })],
-      execOptions,
+      { ...execOptions, env: { IPMOVE_LOCK_DIR: this.lockDir(node), ...execOptions.env } },
     )
     const line = result.stdout.trim().split('\n').pop() ?? ''
     let report: Record<string, unknown>

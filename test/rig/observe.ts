@@ -55,7 +55,11 @@ export async function captureAnnouncements(rig: Rig, node: RigNode, address: str
   }
 }
 
-/** Poll a node's neighbour table until `address` maps to `mac`; resolves with when that was first seen. */
+/**
+ * Poll a node's neighbour table until `address` maps to `mac`; resolves with when the poll that first saw
+ * it began. Each poll is an `ip` process, which takes 5 ms to start on a quiet machine and over 100 ms on
+ * a busy one: timed at its end, a flip would look that much later than it was.
+ */
 export function flipTo(
   rig: Rig,
   node: RigNode,
@@ -65,7 +69,10 @@ export function flipTo(
 ): Promise<number> {
   return waitFor(
     `${node.name}'s entry for ${address} to carry ${mac}`,
-    async () => ((await rig.neigh(node, address))?.lladdr === mac ? Date.now() : undefined),
+    async () => {
+      const polledAt = Date.now()
+      return (await rig.neigh(node, address))?.lladdr === mac ? polledAt : undefined
+    },
     timeoutMs,
     5,
   )
