@@ -1,8 +1,8 @@
 /**
- * What `ipmove emulate ovh` and `ipmove emulate aws` share as oclif commands:
- * their flags, and a run until SIGINT or SIGTERM that prints the environment
- * pointing clients at the emulator (or, with --print-fixture, the fixture alone). Kept apart from emulate.ts so that the
- * emulators, which tests import, do not load oclif.
+ * What the `ipmove emulate NAME` commands share as oclif commands: their flags,
+ * and a run until SIGINT or SIGTERM that prints the environment pointing clients
+ * at the emulator (or, with --print-fixture, the fixture alone). Kept apart from
+ * emulate.ts so that the emulators, which tests import, do not load oclif.
  */
 import { Flags } from '@oclif/core'
 import type { Logger, Output } from '../src/output.js'
