@@ -188,36 +188,32 @@ describeRoot('the Pacemaker agent in a two-node corosync + Pacemaker cluster, ag
     }
     // Stopped last: corosync, which pacemakerd does not own, and whatever else is left in the namespaces.
     daemons.push(leftovers(rig))
+    /**
+     * Wait until Pacemaker (asked on B) runs the IP on `node`, the API routes it there and `node` carries
+     * the address. Pacemaker shows a resource on a node while its start is still running (pending
+     * operations are recorded), so its location alone does not say the address is on.
+     */
+    const runsOn = (node: RigNode) =>
+      waitFor(
+        `Pacemaker to run the IP on ${node.name}, routed there by the API, the address there`,
+        async () =>
+          (await location(rig.b)) === node.name &&
+          (await pair.holder()) === INSTANCE[node.name as 'a' | 'b'] &&
+          (await carries(rig, node, IP))
+            ? true
+            : undefined,
+        60_000,
+        250,
+      )
+
     const started = Date.now()
-    // Pacemaker may show the resource on A while its start is still running
-    // (pending operations are recorded), so wait for all three to agree.
-    await waitFor(
-      'Pacemaker to run the IP on A, routed to A by the API, the address on A',
-      async () =>
-        (await location(rig.b)) === 'a' &&
-        (await pair.holder()) === INSTANCE.a &&
-        (await carries(rig, rig.a, IP))
-          ? true
-          : undefined,
-      60_000,
-      250,
-    )
+    await runsOn(rig.a)
     expect(await carries(rig, rig.b, IP)).toBe(false)
     const startMs = Date.now() - started
 
     const pulled = Date.now()
     await cable(rig, rig.a, 'down')
-    await waitFor(
-      'B to run the IP, routed to B by the API, the address on B',
-      async () =>
-        (await location(rig.b)) === 'b' &&
-        (await pair.holder()) === INSTANCE.b &&
-        (await carries(rig, rig.b, IP))
-          ? true
-          : undefined,
-      60_000,
-      250,
-    )
+    await runsOn(rig.b)
     const failoverMs = Date.now() - pulled
 
     // A comes back: the partitions merge, and the IP must end on one node, the API and the address agreeing.
